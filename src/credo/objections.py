@@ -1,0 +1,97 @@
+"""Objections (spec §5): a resident contests a record; the record's agency must answer.
+
+Every step is a new, attributed, timestamped row of ``objection_events``; the
+state of an objection is derived from its steps, never stored and updated.
+Upholding revokes the record through ``credo.ledger.revoke``, with the
+objection as the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from credo import ids, ledger
+from credo.errors import Conflict, Forbidden, NotFound
+from credo.policy import Policy
+from credo.store import next_id
+from credo.times import Duration, iso
+
+STATE_SQL = """
+SELECT o.objection, o.resident, o.agency, o.record_id, o.text AS reason, o.principal, o.happened_at AS opened_at,
+       c.step AS outcome, c.text AS answer, c.principal AS resolved_by, c.happened_at AS resolved_at
+FROM objection_events o
+LEFT JOIN objection_events c ON c.objection = o.objection AND c.step IN ('upheld', 'rejected')
+WHERE o.step = 'opened'
+"""
+
+
+def open_objection(con: duckdb.DuckDBPyConnection, resident: int, ref: str, reason: str, *,
+                   principal: str, now: datetime) -> int:
+    agency, record_id = ledger.parse_ref(ref)
+    record = ledger.find(con, agency, record_id)
+    if record["resident"] != resident:
+        raise Forbidden(f"record {ref} is not a record of this resident", code="not_your_record")
+    if record["revoked_at"] is not None:
+        raise Conflict(f"record {ref} is already revoked: nothing to contest", code="already_revoked")
+    if not reason.strip():
+        raise Conflict("an objection needs a reason", code="reason_required")
+    open_now = con.execute(f"SELECT objection FROM ({STATE_SQL}) WHERE agency = ? AND record_id = ? "
+                           "AND outcome IS NULL", [agency, record_id]).fetchall()
+    if open_now:
+        raise Conflict(f"objection {open_now[0][0]} against {ref} is still open", code="objection_open")
+    number = next_id(con, "objection_events", "objection")
+    con.execute("INSERT INTO objection_events VALUES (?, 'opened', ?, ?, ?, ?, ?, ?)",
+                [number, resident, agency, record_id, reason, principal, now])
+    return number
+
+
+def resolve(con: duckdb.DuckDBPyConnection, number: int, *, uphold: bool, answer: str, agency: str | None,
+            principal: str, now: datetime) -> int:
+    """Uphold (revoking the record) or reject an open objection; ``agency`` None is the operator."""
+    rows = con.execute(f"SELECT * FROM ({STATE_SQL}) WHERE objection = ?", [number]).fetchall()
+    if not rows:
+        raise NotFound(f"no objection {number}", code="unknown_objection")
+    _, resident, rec_agency, record_id, *_rest, outcome, _a, _b, _c = rows[0]
+    if agency is not None and agency != rec_agency:
+        raise Forbidden(f"objection {number} is against a record of {rec_agency}, not {agency}")
+    if outcome is not None:
+        raise Conflict(f"objection {number} was already {outcome}", code="objection_closed")
+    if not answer.strip():
+        raise Conflict("a resolution needs an answer", code="answer_required")
+    step = "upheld" if uphold else "rejected"
+    con.execute("INSERT INTO objection_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [number, step, resident, rec_agency, record_id, answer, principal, now])
+    if uphold:
+        ledger.revoke(con, rec_agency, record_id, f"objection {number} upheld: {answer}",
+                      principal=principal, now=now, objection=number)
+    return int(resident)
+
+
+def listing(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, resident: int | None = None,
+            agency: str | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
+    """Objections, overdue first, then newest first."""
+    deadline = Duration.parse(policy.doc.objection_deadline)
+    where, params = [], []
+    if resident is not None:
+        where.append("resident = ?")
+        params.append(resident)
+    if agency is not None:
+        where.append("agency = ?")
+        params.append(agency)
+    sql = f"SELECT * FROM ({STATE_SQL}) {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY objection"
+    out = []
+    for row in con.execute(sql, params).fetchall():
+        (number, res, rec_agency, record_id, reason, opener, opened_at, outcome, answer, by, resolved_at) = row
+        due = deadline.add_to(opened_at)
+        status = outcome or ("overdue" if now >= due else "open")
+        if overdue_only and status != "overdue":
+            continue
+        out.append({"id": number, "resident_id": ids.resident_id_from_key(res), "record": f"{rec_agency}:{record_id}",
+                    "agency": rec_agency, "status": status, "reason": reason, "opened_at": iso(opened_at, policy.tz),
+                    "deadline": iso(due, policy.tz), "answer": answer, "resolved_by": by,
+                    "resolved_at": iso(resolved_at, policy.tz), "opened_by": opener})
+    out.sort(key=lambda o: (o["status"] != "overdue", -o["id"]))
+    return out

@@ -1,0 +1,25 @@
+-- The scoring pipeline's inputs, read from the DuckDB store.
+-- A scoped run (the residents of one batch) sees the same relations, filtered.
+
+-- name: residents_all
+SELECT resident FROM residents
+
+-- name: residents_scoped
+SELECT DISTINCT resident FROM scope_in WHERE resident IN (SELECT resident FROM residents)
+
+-- name: ledger_all
+SELECT agency, record_id, type, resident, occurred_at, resolves FROM ledger
+
+-- name: ledger_scoped
+SELECT agency, record_id, type, resident, occurred_at, resolves FROM ledger
+WHERE resident IN (SELECT resident FROM scope_in)
+
+-- name: revocations_all
+SELECT agency, record_id, revoked_at FROM revocations
+
+-- name: disputes_all
+SELECT o.objection, o.agency, o.record_id, o.happened_at AS opened_at, c.closed_at
+FROM objection_events o
+LEFT JOIN (SELECT objection, min(happened_at) AS closed_at FROM objection_events
+           WHERE step IN ('upheld', 'rejected') GROUP BY objection) c ON c.objection = o.objection
+WHERE o.step = 'opened'

@@ -1,0 +1,169 @@
+"""A resident's standing and its explanation, as users see them (spec §4, §7).
+
+A stored standing is served only while it is still true: computed under the
+policy in force, at or before now, and before its ``changes_at``; otherwise the
+resident is rescored first. The explanation comes from the same pipeline run as
+the score, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from credo import ids, scoring
+from credo.errors import NotFound
+from credo.policy import Policy
+from credo.store import transaction
+from credo.times import iso
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One counting record holding a resident on a list, from ``takes_effect`` on."""
+
+    list: str
+    agency: str
+    record_id: str
+    type: str
+    occurred_at: datetime
+    takes_effect: datetime
+    expires_at: datetime | None
+
+
+@dataclass
+class Standing:
+    resident: int
+    score: int
+    grade: str
+    changes_at: datetime | None
+    as_of: datetime
+    policy: str
+    hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def resident_id(self) -> str:
+        return ids.resident_id_from_key(self.resident)
+
+    def in_force(self) -> list[str]:
+        return sorted({h.list for h in self.hits if h.takes_effect <= self.as_of})
+
+    def pending(self) -> list[tuple[str, datetime]]:
+        held = set(self.in_force())
+        first: dict[str, datetime] = {}
+        for h in self.hits:
+            if h.list not in held and (h.list not in first or h.takes_effect < first[h.list]):
+                first[h.list] = h.takes_effect
+        return sorted(first.items())
+
+    def to_json(self, tz: str) -> dict[str, Any]:
+        return {
+            "resident_id": self.resident_id,
+            "score": self.score,
+            "grade": self.grade,
+            "lists": self.in_force(),
+            "pending": [{"list": name, "takes_effect": iso(at, tz)} for name, at in self.pending()],
+            "changes_at": iso(self.changes_at, tz),
+            "as_of": iso(self.as_of, tz),
+            "policy": self.policy,
+        }
+
+
+def require_resident(con: duckdb.DuckDBPyConnection, resident_id: str, now: datetime) -> int:
+    """The key of a registered resident; an invalid ID or an unregistered one is an error."""
+    key = ids.resident_key(ids.normalise_resident_id(resident_id, now.date()))
+    if not con.execute("SELECT 1 FROM residents WHERE resident = ?", [key]).fetchall():
+        raise NotFound(f"resident {resident_id} is not registered", code="unknown_resident")
+    return key
+
+
+def _hits(rows: list[tuple[Any, ...]]) -> list[Hit]:
+    return [Hit(*r) for r in rows]
+
+
+HIT_COLUMNS = "list, agency, record_id, type, occurred_at, takes_effect, expires_at"
+
+
+def stored(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing | None:
+    """The stored standing if it is still true at ``now``."""
+    row = con.execute("SELECT score, grade, changes_at, as_of, policy_version FROM standings WHERE resident = ?",
+                      [resident]).fetchall()
+    if not row:
+        return None
+    score, grade, changes_at, as_of, version = row[0]
+    if version != policy.version or as_of > now or (changes_at is not None and now >= changes_at):
+        return None
+    hits = con.execute(f"SELECT {HIT_COLUMNS} FROM standing_hits WHERE resident = ? ORDER BY list, takes_effect",
+                       [resident]).fetchall()
+    return Standing(resident, score, grade, changes_at, now, policy.label, _hits(hits))
+
+
+def current(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing:
+    """The standing now: stored when still true, else recomputed and stored first."""
+    found = stored(con, policy, resident, now)
+    if found is None:
+        with transaction(con):
+            scoring.rescore(con, policy, now, [resident])
+        found = stored(con, policy, resident, now)
+    assert found is not None
+    return found
+
+
+def from_tables(out: dict[str, pa.Table], resident: int, as_of: datetime, policy: Policy) -> Standing:
+    scored = [r for r in out["scored"].to_pylist() if r["resident"] == resident]
+    if not scored:
+        raise NotFound(f"resident {ids.resident_id_from_key(resident)} is not registered", code="unknown_resident")
+    s = scored[0]
+    hits = [Hit(h["list"], h["agency"], h["record_id"], h["type"], h["occurred_at"], h["takes_effect"],
+                h["expires_at"]) for h in out["hits"].to_pylist() if h["resident"] == resident]
+    return Standing(resident, s["score"], s["grade"], s["changes_at"], as_of, policy.label,
+                    sorted(hits, key=lambda h: (h.list, h.takes_effect)))
+
+
+def at(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime) -> Standing:
+    """The standing at any time, computed and not stored."""
+    return from_tables(scoring.compute(con, policy, as_of, [resident]), resident, as_of, policy)
+
+
+WHY = {
+    "counts": "counts",
+    "not_yet": "not yet occurred",
+    "revoked": "revoked on {revoked_at}",
+    "suspended": "suspended by objection {disputed_by}",
+    "expired": "expired on {expires_at}",
+    "resolved": "resolved by {agency}:{resolved_by} on {resolved_at}",
+    "not_in_policy": "its type is not in the policy in force",
+}
+
+
+def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime) -> dict[str, Any]:
+    """The standing plus every record of the resident, with the points it adds and why."""
+    out = scoring.compute(con, policy, as_of, [resident], records=True)
+    standing = from_tables(out, resident, as_of, policy)
+    reasons = dict(con.execute(
+        "SELECT agency || ':' || record_id, reason FROM revocations WHERE agency || ':' || record_id IN "
+        "(SELECT agency || ':' || record_id FROM ledger WHERE resident = ?)", [resident]).fetchall())
+    lists_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for h in standing.hits:
+        lists_of.setdefault((h.agency, h.record_id), []).append(
+            {"list": h.list, "takes_effect": iso(h.takes_effect, policy.tz)})
+    records = []
+    for r in out["explained"].to_pylist():
+        why = WHY[r["status"]].format(**{k: (iso(v, policy.tz)[:10] if isinstance(v, datetime) else v)
+                                         for k, v in r.items()})
+        if r["status"] == "revoked" and reasons.get(f"{r['agency']}:{r['record_id']}"):
+            why += f": {reasons[r['agency'] + ':' + r['record_id']]}"
+        if r["status"] == "counts" and r["points"] != r["type_points"]:
+            why = f"counts {r['points']:+d} of {r['type_points']:+d} (yearly cap of its type)"
+        records.append({
+            "agency": r["agency"], "record_id": r["record_id"], "type": r["type"],
+            "occurred_at": iso(r["occurred_at"], policy.tz), "points": r["points"],
+            "counts": r["status"] == "counts", "status": r["status"], "why": why,
+            "lists": lists_of.get((r["agency"], r["record_id"]), []),
+            "ends": {"expires_at": iso(r["expires_at"], policy.tz), "resolved_by": policy.resolvers_of(r["type"])},
+        })
+    return {**standing.to_json(policy.tz), "records": records}

@@ -1,0 +1,119 @@
+"""The DuckDB store: one file, numbered migrations applied on open.
+
+The store knows tables, not policy semantics. Residents are keyed by the
+int64 of their ID's first 17 digits (the check character is derived), which
+halves the memory of every join at city scale. Times are naive city time
+(see ``credo.times``). Human decisions (revocations, objection steps) and the
+audit log are append-only tables: rows are added, never updated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from credo import settings
+
+MIGRATIONS: list[str] = [
+    # 1: the foundation
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+    CREATE TABLE policies (version INTEGER, name VARCHAR, document VARCHAR, sha256 VARCHAR,
+        timezone VARCHAR, applied_at TIMESTAMP, applied_by VARCHAR);
+    CREATE TABLE residents (resident BIGINT, name VARCHAR, district VARCHAR, status VARCHAR,
+        status_date TIMESTAMP, updated_at TIMESTAMP, batch INTEGER);
+    CREATE TABLE phone_links (phone BIGINT, resident BIGINT, valid_from TIMESTAMP,
+        valid_until TIMESTAMP, batch INTEGER);
+    CREATE TABLE batches (batch INTEGER, agency VARCHAR, source VARCHAR, principal VARCHAR,
+        received_at TIMESTAMP, accepted BIGINT, duplicates BIGINT, rejected BIGINT);
+    CREATE TABLE ledger (agency VARCHAR, record_id VARCHAR, type VARCHAR, resident BIGINT,
+        subject VARCHAR, occurred_at TIMESTAMP, resolves VARCHAR, attributes VARCHAR, batch INTEGER);
+    CREATE TABLE revocations (agency VARCHAR, record_id VARCHAR, revoked_at TIMESTAMP,
+        reason VARCHAR, principal VARCHAR, objection INTEGER);
+    CREATE TABLE rejects (batch INTEGER, agency VARCHAR, source VARCHAR, line BIGINT, row_text VARCHAR,
+        reason VARCHAR, field VARCHAR, message VARCHAR, received_at TIMESTAMP);
+    CREATE TABLE standings (resident BIGINT, score INTEGER, grade VARCHAR, changes_at TIMESTAMP,
+        as_of TIMESTAMP, policy_version INTEGER);
+    CREATE TABLE standing_hits (resident BIGINT, list VARCHAR, agency VARCHAR, record_id VARCHAR,
+        type VARCHAR, occurred_at TIMESTAMP, takes_effect TIMESTAMP, expires_at TIMESTAMP);
+    CREATE TABLE objection_events (objection INTEGER, step VARCHAR, resident BIGINT, agency VARCHAR,
+        record_id VARCHAR, text VARCHAR, principal VARCHAR, happened_at TIMESTAMP);
+    CREATE TABLE audit (seq BIGINT, logged_at TIMESTAMP, principal VARCHAR, role VARCHAR, event VARCHAR,
+        resident BIGINT, action VARCHAR, decision VARCHAR, decision_id VARCHAR, purpose VARCHAR,
+        policy VARCHAR, detail VARCHAR, prev_hash VARCHAR, hash VARCHAR);
+    CREATE TABLE principals (token_hash VARCHAR, role VARCHAR, agency VARCHAR, provider VARCHAR,
+        resident BIGINT, label VARCHAR, created_at TIMESTAMP);
+    """,
+    # 2: notices, so that a grace period is a real notice before punishment
+    """
+    CREATE TABLE notices (resident BIGINT, created_at TIMESTAMP, kind VARCHAR, detail VARCHAR);
+    """,
+]
+
+
+def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating with mode 0600) the database and bring its schema up to date."""
+    path = Path(path) if path is not None else settings.db_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    old = os.umask(0o077)  # the database and its WAL are readable by the owner only
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    finally:
+        os.umask(old)
+    _configure(con)
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    limit, threads = settings.get("CREDO_MEMORY_LIMIT"), settings.get("CREDO_THREADS")
+    if limit:
+        con.execute("SET memory_limit = ?", [limit])
+    if threads:
+        con.execute("SET threads = ?", [int(threads)])
+    con.execute("SET TimeZone = 'UTC'")
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    return int(row[0][0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> int:
+    """Apply the migrations not yet applied, each in its own transaction."""
+    current = schema_version(con)
+    target = len(MIGRATIONS) if upto is None else upto
+    for number in range(current + 1, target + 1):
+        with transaction(con):
+            con.execute(MIGRATIONS[number - 1])
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(number)])
+    return target
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: a crash or an error inside leaves the database as before."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    """The next number of a sequence kept as max+1 (callers hold the write transaction)."""
+    assert table.isidentifier() and column.isidentifier()
+    return int(con.execute(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}").fetchall()[0][0])
