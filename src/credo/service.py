@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 
-from credo import audit, decisions, feeds, ids, ingest, ledger, objections, principals, scoring, settings, standing
+from credo import (audit, decisions, feeds, ids, ingest, ledger, notices, objections, principals, scoring, settings,
+                   standing)
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError, Forbidden
@@ -61,7 +63,7 @@ class Credo:
         now = settings.now(new.tz)
         with transaction(self.con):
             policies.save(self.con, new, by=who.name, now=now)
-            scoring.rescore(self.con, new, now)
+            self._rescore(now, None, new)
             self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
         self._policy = new
         return new
@@ -76,7 +78,8 @@ class Credo:
         now = self.now()
         with transaction(self.con):
             result = ingest.ingest(self.con, self.policy, agency, feed, principal=who.name, now=now)
-            scoring.rescore(self.con, self.policy, now, result.residents)
+            notices.records_added(self.con, result.batch, now)
+            self._rescore(now, result.residents)
             self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
         return result
 
@@ -105,10 +108,24 @@ class Credo:
         now = self.now()
         with transaction(self.con):
             resident = ledger.revoke(self.con, agency, record_id, reason, principal=who.name, now=now)
-            scoring.rescore(self.con, self.policy, now, [resident])
+            self._rescore(now, [resident])
             self._audit(who, Event.RECORD_REVOKED, resident=resident, detail={"record": f"{agency}:{record_id}",
                                                                                 "reason": reason})
         return resident
+
+    def _rescore(self, now: datetime, residents: Iterable[int] | None, policy: Policy | None = None) -> int:
+        """Rescore (everyone when ``residents`` is None) and tell residents what changed."""
+        scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
+        if scope is not None and len(scope) == 0:
+            return 0
+        notices.snapshot(self.con, scope, now)
+        count = scoring.rescore(self.con, policy or self.policy, now, scope)
+        notices.emit_changes(self.con, now)
+        return count
+
+    def notices(self, resident_id: str, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
+        key = self._may_read(who, resident_id)
+        return notices.for_resident(self.con, key, self.policy.tz)
 
     def rejects(self, agency: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         return ledger.rejects(self.con, agency, limit)
@@ -116,7 +133,7 @@ class Credo:
     # -- scoring and reading ----------------------------------------------------------------
     def score(self, as_of: datetime | None = None) -> int:
         with transaction(self.con):
-            return scoring.rescore(self.con, self.policy, as_of or self.now())
+            return self._rescore(as_of or self.now(), None)
 
     def resident(self, resident_id: str) -> int:
         return standing.require_resident(self.con, resident_id, self.now())
@@ -171,7 +188,8 @@ class Credo:
         now = self.now()
         with transaction(self.con):
             number = objections.open_objection(self.con, key, ref, reason, principal=who.name, now=now)
-            scoring.rescore(self.con, self.policy, now, [key])
+            notices.add(self.con, key, "objection.opened", {"objection": number, "record": ref}, now)
+            self._rescore(now, [key])
             self._audit(who, Event.OBJECTION_OPENED, resident=key, detail={"objection": number, "record": ref})
         return number
 
@@ -181,7 +199,8 @@ class Credo:
         with transaction(self.con):
             key = objections.resolve(self.con, number, uphold=uphold, answer=answer, agency=agency,
                                      principal=who.name, now=now)
-            scoring.rescore(self.con, self.policy, now, [key])
+            notices.add(self.con, key, "objection.resolved", {"objection": number, "upheld": uphold}, now)
+            self._rescore(now, [key])
             self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
                         detail={"objection": number, "upheld": uphold})
 

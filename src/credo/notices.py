@@ -1,0 +1,52 @@
+"""Notices: an outbox per resident, so that a grace period is a real notice before punishment.
+
+Written in the same transaction as the change that causes them: a record
+added, a list pending (with the date it takes effect) or in force, a list
+left, a grade changed, an objection opened or resolved. Standing changes are
+found by comparing the standings just before and after a rescoring, in SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from credo.sql import q
+from credo.times import iso
+
+
+def _run(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> None:
+    for statement in q(ref).split(";"):
+        con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
+
+
+def snapshot(con: duckdb.DuckDBPyConnection, residents: np.ndarray | None, now: datetime) -> None:
+    """Remember the standings about to change (everyone's when ``residents`` is None)."""
+    if residents is None:
+        _run(con, "notices.snapshot_all", {"now": now})
+        return
+    con.register("notice_scope", pa.table({"resident": pa.array(residents, pa.int64())}))
+    _run(con, "notices.snapshot_scoped", {"now": now})
+
+
+def emit_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    _run(con, "notices.emit", {"now": now})
+
+
+def records_added(con: duckdb.DuckDBPyConnection, batch: int, now: datetime) -> None:
+    _run(con, "notices.records_added", {"now": now, "batch": batch})
+
+
+def add(con: duckdb.DuckDBPyConnection, resident: int, kind: str, detail: dict[str, Any], now: datetime) -> None:
+    con.execute("INSERT INTO notices VALUES (?, ?, ?, ?)", [resident, now, kind, orjson.dumps(detail).decode()])
+
+
+def for_resident(con: duckdb.DuckDBPyConnection, resident: int, tz: str, limit: int = 200) -> list[dict[str, Any]]:
+    rows = con.execute("SELECT created_at, kind, detail FROM notices WHERE resident = ? "
+                       "ORDER BY created_at DESC, kind LIMIT ?", [resident, limit]).fetchall()
+    return [{"at": iso(at, tz), "kind": kind, "detail": orjson.loads(detail)} for at, kind, detail in rows]

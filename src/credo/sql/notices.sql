@@ -1,0 +1,40 @@
+-- Notices: what a resident is told, derived by comparing standings before and after a change.
+-- notices_before(resident, grade), hits_before(resident, list, in_force) are snapshots taken
+-- just before the rescoring; $now is the time of the change.
+
+-- name: snapshot_scoped
+CREATE OR REPLACE TEMP TABLE notices_before AS
+SELECT resident, grade FROM standings WHERE resident IN (SELECT resident FROM notice_scope);
+CREATE OR REPLACE TEMP TABLE hits_before AS
+SELECT resident, list, bool_or(takes_effect <= $now) AS in_force FROM standing_hits
+WHERE resident IN (SELECT resident FROM notice_scope) GROUP BY resident, list
+
+-- name: snapshot_all
+CREATE OR REPLACE TEMP TABLE notices_before AS SELECT resident, grade FROM standings;
+CREATE OR REPLACE TEMP TABLE hits_before AS
+SELECT resident, list, bool_or(takes_effect <= $now) AS in_force FROM standing_hits GROUP BY resident, list
+
+-- name: emit
+INSERT INTO notices
+SELECT s.resident, $now, 'grade.changed', json_object('from', b.grade, 'to', s.grade)
+FROM standings s JOIN notices_before b ON b.resident = s.resident
+WHERE b.grade IS DISTINCT FROM s.grade;
+INSERT INTO notices
+SELECT a.resident, $now,
+       CASE WHEN a.in_force THEN 'list.in_force' ELSE 'list.pending' END,
+       json_object('list', a.list, 'takes_effect', strftime(a.takes_effect, '%Y-%m-%dT%H:%M:%S'))
+FROM (SELECT resident, list, bool_or(takes_effect <= $now) AS in_force, min(takes_effect) AS takes_effect
+      FROM standing_hits WHERE resident IN (SELECT resident FROM notices_before) GROUP BY resident, list) a
+LEFT JOIN hits_before b ON b.resident = a.resident AND b.list = a.list
+WHERE b.resident IS NULL OR (a.in_force AND NOT b.in_force);
+INSERT INTO notices
+SELECT b.resident, $now, 'list.left', json_object('list', b.list)
+FROM hits_before b
+WHERE NOT EXISTS (SELECT 1 FROM standing_hits h WHERE h.resident = b.resident AND h.list = b.list)
+
+-- name: records_added
+INSERT INTO notices
+SELECT resident, $now, 'record.added',
+       json_object('record', agency || ':' || record_id, 'type', type,
+                   'occurred_at', strftime(occurred_at, '%Y-%m-%dT%H:%M:%S'))
+FROM ledger WHERE batch = $batch
