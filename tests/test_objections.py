@@ -101,3 +101,10 @@ def test_pending_notice_names_the_date_the_list_takes_effect(city: Credo, tmp_pa
         RECORD_COLUMNS, ("x9", "tax.arrears", WANG, "2024-08-30", "", "")])])
     pending = [n["detail"] for n in city.notices(WANG) if n["kind"] == "list.pending"]
     assert pending == [{"list": "tax_defaulter", "takes_effect": "2024-09-04T00:00:00"}]
+
+
+def test_the_way_out_of_every_penalty(city: Credo) -> None:
+    [way] = city.explain(LI)["ways_out"]
+    assert way["record"] == "tax:x1" and way["resolved_by"] == ["tax.settled"]
+    assert way["expires_at"] == "2027-08-01T00:00:00+08:00"
+    assert way["score_after_expiry"] == 1000 and way["lists"][0]["list"] == "tax_defaulter"

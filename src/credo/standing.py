@@ -19,7 +19,7 @@ from credo import ids, scoring
 from credo.errors import NotFound
 from credo.policy import Policy
 from credo.store import transaction
-from credo.times import iso
+from credo.times import iso, parse_when
 
 
 @dataclass(frozen=True)
@@ -166,4 +166,24 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
             "lists": lists_of.get((r["agency"], r["record_id"]), []),
             "ends": {"expires_at": iso(r["expires_at"], policy.tz), "resolved_by": policy.resolvers_of(r["type"])},
         })
-    return {**standing.to_json(policy.tz), "records": records}
+    return {**standing.to_json(policy.tz), "records": records,
+            "ways_out": ways_out(con, policy, resident, records, as_of)}
+
+
+def ways_out(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, records: list[dict[str, Any]],
+             as_of: datetime) -> list[dict[str, Any]]:
+    """For each counting penalty: what ends it, and the score once it has ended by expiry.
+
+    The score after expiry is the standing recomputed at the expiry instant, so it already
+    accounts for caps, clamping and anything else that changes by then.
+    """
+    out = []
+    for r in records:
+        if not r["counts"] or r["points"] >= 0 and not r["lists"]:
+            continue
+        expires = r["ends"]["expires_at"]
+        after = at(con, policy, resident, parse_when(expires, policy.tz)).score if expires else None
+        out.append({"record": f"{r['agency']}:{r['record_id']}", "type": r["type"], "points": r["points"],
+                    "lists": r["lists"], "expires_at": expires, "resolved_by": r["ends"]["resolved_by"],
+                    "score_after_expiry": after})
+    return out
