@@ -55,7 +55,8 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str | None = None, *, read_only: bool = False,
+            migrate_schema: bool = True) -> duckdb.DuckDBPyConnection:
     """Open (creating with mode 0600) the database and bring its schema up to date."""
     path = Path(path) if path is not None else settings.db_path()
     if not read_only:
@@ -66,7 +67,7 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
     finally:
         os.umask(old)
     _configure(con)
-    if not read_only:
+    if migrate_schema and not read_only:
         migrate(con)
     return con
 
