@@ -23,6 +23,7 @@ chromium:
 	fi
 
 demo: setup
+	rm -f demo.duckdb demo.duckdb.wal
 	$(BIN)/credo --db demo.duckdb demo --residents $${RESIDENTS:-100000}
 
 test: setup

@@ -262,6 +262,163 @@ def token_create(role: Annotated[str, typer.Option()], agency: str | None = None
     err.print(f"token for {who.name} (role {who.role}); it is shown only this once", markup=False)
 
 
+@app.command()
+def whatif(policy_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="proposed policy")],
+           as_of: AsOf = None, as_json: JsonOpt = False,
+           sample: Annotated[int, typer.Option(help="resident IDs shown per list join/leave")] = 5) -> None:
+    """The impact of a proposed policy on the current ledger; nothing is applied or stored."""
+    credo = service()
+    w = credo.whatif(policy_file.read_text(encoding="utf-8"), credo.when(as_of), sample=sample)
+    if as_json:
+        emit(w)
+        return
+    n = "{:,}".format
+    out.print(f"{w['proposed']['policy']} instead of {w['policy']} at {w['as_of']}: {n(w['residents'])} "
+              f"residents, {n(w['residents_changed_grade'])} change grade", markup=False, highlight=False)
+    for warning in w["proposed"]["warnings"]:
+        out.print(f"warn: {warning}", markup=False)
+    after = list(w["grades"]["after"])
+    matrix = Table("before \\ after", *after, title="grade transitions")
+    for g, row in w["matrix"].items():
+        matrix.add_row(g, *[n(row[a]) if row.get(a) else "" for a in after])
+    lists = Table("list", "kind", "before", "after", "joined", "left", "e.g. joined", "e.g. left",
+                  title="lists in force")
+    for name, x in w["lists"].items():
+        lists.add_row(name, x["kind"], *[n(x[k]) for k in ("before", "after", "joined", "left")],
+                      " ".join(x["sample_joined"][:2]), " ".join(x["sample_left"][:2]))
+    measures = Table("action", "denied before", "after", "newly", "no longer", "benefits before->after",
+                     title="residents denied")
+    for action, x in w["measures"].items():
+        benefits = ", ".join(f"{e} {n(b['before'])}->{n(b['after'])}" for e, b in x["benefits"].items())
+        measures.add_row(action, *[n(x[k]) for k in ("denied_before", "denied_after", "newly_denied",
+                                                      "no_longer_denied")], benefits)
+    districts = Table("district", "residents", "change grade", "score up", "score down", "list joins",
+                      "list leaves", "denials before", "after", title="by district")
+    for code, d in w["by_district"].items():
+        lists_, denied = d["lists"].values(), d["denied"].values()
+        districts.add_row(code, *[n(d[k]) for k in ("residents", "changed_grade", "score_up", "score_down")],
+                          n(sum(x["joined"] for x in lists_)), n(sum(x["left"] for x in lists_)),
+                          n(sum(x["before"] for x in denied)), n(sum(x["after"] for x in denied)))
+    for table in (matrix, lists, measures, districts):
+        out.print(table)
+
+
+@app.command()
+def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
+             min_group: Annotated[int, typer.Option(help="smaller groups: shown, not judged")] = 30) -> None:
+    """Outcomes by district, sex and age band, flagging groups below four-fifths of the best."""
+    credo = service()
+    f = credo.fairness(credo.when(as_of), min_group=min_group)
+    if as_json:
+        emit(f)
+        return
+    out.print(f"fairness under {f['policy']} at {f['as_of']}: {f['residents']:,} residents; flagged: a rate "
+              f"below {f['rule']['threshold']:.0%} of the best group's (groups under {min_group} not judged)",
+              markup=False, highlight=False)
+    pct = "{:.1%}".format
+    for dim, groups in f["dimensions"].items():
+        table = Table(dim, "residents", "grades", "black-listed", "denied", "ratio: not listed",
+                      "ratio: not denied", "flag", title=f"by {dim.replace('_', ' ')}")
+        for g in groups:
+            ratios = [g["impact_ratio"].get(o) for o in f["rule"]["outcomes"]]
+            table.add_row(g["group"], f"{g['residents']:,}",
+                          " ".join(f"{k} {pct(v / g['residents'])}" for k, v in g["grades"].items()),
+                          pct(g["black_list_rate"]), pct(g["denial_rate"]),
+                          *["-" if r is None else f"{r:.2f}" for r in ratios],
+                          "small" if g["small"] else ("FLAG" if g["flagged"] else ""))
+        out.print(table)
+    for x in f["flags"]:
+        drivers = "; ".join(f"{d['type']} {pct(d['group_rate'])} vs {pct(d['best_rate'])}"
+                            for d in x["drivers"])
+        out.print(f"FLAG {x['dimension']} {x['group']}: {x['outcome']} {pct(x['rate'])} vs "
+                  f"{pct(x['best_rate'])} in {x['best_group']} (ratio {x['impact_ratio']:.2f}); "
+                  f"driven by: {drivers or '-'}", markup=False, highlight=False)
+
+
+@app.command("backup")
+def backup_cmd(directory: Path) -> None:
+    """A consistent snapshot of the database into DIR (Parquet files and a manifest)."""
+    manifest = service().backup(directory)
+    out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
+              f"{manifest['counts']['audit']:,} audit entries", markup=False)
+
+
+@app.command("restore")
+def restore_cmd(directory: Path) -> None:
+    """Rebuild the database (--db, which must not exist yet) from a backup, verifying it."""
+    from credo import backup, settings
+
+    done = backup.restore(directory, settings.db_path())
+    out.print(f"restored {settings.db_path()}: {done['counts']['ledger']:,} records; audit chain verified "
+              f"({done['audit_entries']:,} entries)", markup=False)
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_HOST, 127.0.0.1)")] = None,
+          port: Annotated[int | None, typer.Option(help="port (default CREDO_PORT, 8700)")] = None,
+          workers: Annotated[int | None, typer.Option(help="worker processes (default CREDO_WORKERS, 1)")] = None
+          ) -> None:
+    """The HTTP API under /v1 (OpenAPI at /docs), holding the database until interrupted."""
+    from credo import settings
+    from credo.api.server import run
+
+    host = host or settings.get("CREDO_HOST")
+    port = port or int(settings.get("CREDO_PORT"))
+    workers = workers or int(settings.get("CREDO_WORKERS"))
+    err.print(f"serving http://{host}:{port}/v1 with {workers} worker(s); OpenAPI at /docs", markup=False)
+    run(host, port, workers)
+
+
+@app.command()
+def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city")] = 100_000,
+         seed: int = 1, city: Annotated[Path, typer.Option("--out", help="where the feed files go")] = Path("demo-city"),
+         host: str | None = None, port: int | None = None,
+         serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the city")] = True) -> None:
+    """Synthetic city -> ingest -> score -> serve, in one command (needs an empty --db)."""
+    import time
+
+    from credo import settings
+    from credo.synth import synth_city
+
+    started = time.perf_counter()
+    err.print(f"writing a synthetic city of {residents:,} residents into {city}/", markup=False)
+    files = synth_city(residents, city, seed=seed)
+    credo = service()
+    if not credo.initialised():
+        credo.apply_policy(policies.shipped("beijing").read_text(encoding="utf-8"))
+    order = ["population", "telecom", *sorted(a for a in files if a not in ("population", "telecom"))]
+    for agency in order:
+        t0 = time.perf_counter()
+        [r] = credo.ingest_files(agency, [city / files[agency]["file"]])
+        err.print(f"  {agency:20} {r.accepted:>10,} accepted {sum(r.rejected.values()):>6,} rejected "
+                  f"({time.perf_counter() - t0:.1f} s)", markup=False)
+    t0 = time.perf_counter()
+    n = credo.score()
+    err.print(f"scored {n:,} residents in {time.perf_counter() - t0:.1f} s under {credo.policy.label}", markup=False)
+    sample = credo.con.execute(
+        "SELECT resident FROM standing_hits WHERE list = 'dishonest_debtor' ORDER BY resident LIMIT 1"
+    ).fetchall() or credo.con.execute("SELECT resident FROM standings ORDER BY resident LIMIT 1").fetchall()
+    from credo.ids import resident_id_from_key
+
+    resident_id = resident_id_from_key(int(sample[0][0]))
+    operator, _ = credo.create_token("operator")
+    resident, _ = credo.create_token("resident", resident_id=resident_id)
+    provider, _ = credo.create_token("provider", provider="airline")
+    credo.close()
+    host = host or settings.get("CREDO_HOST")
+    port = port or int(settings.get("CREDO_PORT"))
+    out.print(f"\nCredo demo ready in {time.perf_counter() - started:.0f} s: {residents:,} residents", markup=False, soft_wrap=True)
+    out.print(f"  dashboard   http://{host}:{port}/  (sign in with the operator token)", markup=False, soft_wrap=True)
+    out.print(f"  operator    {operator}", markup=False, soft_wrap=True)
+    out.print(f"  resident    {resident}  ({resident_id})", markup=False, soft_wrap=True)
+    out.print(f"  provider    {provider}", markup=False, soft_wrap=True)
+    out.print(f"  try: curl -H 'Authorization: Bearer {provider}' "
+              f"'http://{host}:{port}/v1/check?resident_id={resident_id}&action=flight.book&purpose=booking'",
+              markup=False, soft_wrap=True)
+    if serve_it:
+        serve(host=host, port=port, workers=1)
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
@@ -275,3 +432,5 @@ def main() -> None:
             for d in details:
                 err.print(f"  {d}", markup=False)
         sys.exit(2)
+if __name__ == "__main__":
+    main()
