@@ -16,16 +16,20 @@ import duckdb
 from credo import ids, ledger
 from credo.errors import Conflict, Forbidden, NotFound
 from credo.policy import Policy
+from credo.sql import q
 from credo.store import next_id
 from credo.times import Duration, iso
 
-STATE_SQL = """
-SELECT o.objection, o.resident, o.agency, o.record_id, o.text AS reason, o.principal, o.happened_at AS opened_at,
-       c.step AS outcome, c.text AS answer, c.principal AS resolved_by, c.happened_at AS resolved_at
-FROM objection_events o
-LEFT JOIN objection_events c ON c.objection = o.objection AND c.step IN ('upheld', 'rejected')
-WHERE o.step = 'opened'
-"""
+
+
+def _state(con: duckdb.DuckDBPyConnection, **match: Any) -> list[tuple[Any, ...]]:
+    """Objections with their outcome, filtered by objection, resident, agency or record_id."""
+    params = {k: match.get(k) for k in ("objection", "resident", "agency", "record_id")}
+    return con.execute(q("objections.state"), params).fetchall()
+
+
+def _step(con: duckdb.DuckDBPyConnection, **values: Any) -> None:
+    con.execute(q("objections.step"), values)
 
 
 def open_objection(con: duckdb.DuckDBPyConnection, resident: int, ref: str, reason: str, *,
@@ -38,20 +42,19 @@ def open_objection(con: duckdb.DuckDBPyConnection, resident: int, ref: str, reas
         raise Conflict(f"record {ref} is already revoked: nothing to contest", code="already_revoked")
     if not reason.strip():
         raise Conflict("an objection needs a reason", code="reason_required")
-    open_now = con.execute(f"SELECT objection FROM ({STATE_SQL}) WHERE agency = ? AND record_id = ? "
-                           "AND outcome IS NULL", [agency, record_id]).fetchall()
+    open_now = [row[0] for row in _state(con, agency=agency, record_id=record_id) if row[7] is None]
     if open_now:
-        raise Conflict(f"objection {open_now[0][0]} against {ref} is still open", code="objection_open")
+        raise Conflict(f"objection {open_now[0]} against {ref} is still open", code="objection_open")
     number = next_id(con, "objection_events", "objection")
-    con.execute("INSERT INTO objection_events VALUES (?, 'opened', ?, ?, ?, ?, ?, ?)",
-                [number, resident, agency, record_id, reason, principal, now])
+    _step(con, objection=number, step="opened", resident=resident, agency=agency, record_id=record_id,
+          text=reason, principal=principal, now=now)
     return number
 
 
 def resolve(con: duckdb.DuckDBPyConnection, number: int, *, uphold: bool, answer: str, agency: str | None,
             principal: str, now: datetime) -> int:
     """Uphold (revoking the record) or reject an open objection; ``agency`` None is the operator."""
-    rows = con.execute(f"SELECT * FROM ({STATE_SQL}) WHERE objection = ?", [number]).fetchall()
+    rows = _state(con, objection=number)
     if not rows:
         raise NotFound(f"no objection {number}", code="unknown_objection")
     _, resident, rec_agency, record_id, *_rest, outcome, _a, _b, _c = rows[0]
@@ -62,8 +65,8 @@ def resolve(con: duckdb.DuckDBPyConnection, number: int, *, uphold: bool, answer
     if not answer.strip():
         raise Conflict("a resolution needs an answer", code="answer_required")
     step = "upheld" if uphold else "rejected"
-    con.execute("INSERT INTO objection_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [number, step, resident, rec_agency, record_id, answer, principal, now])
+    _step(con, objection=number, step=step, resident=resident, agency=rec_agency, record_id=record_id,
+          text=answer, principal=principal, now=now)
     if uphold:
         ledger.revoke(con, rec_agency, record_id, f"objection {number} upheld: {answer}",
                       principal=principal, now=now, objection=number)
@@ -74,16 +77,8 @@ def listing(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, re
             agency: str | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
     """Objections, overdue first, then newest first."""
     deadline = Duration.parse(policy.doc.objection_deadline)
-    where, params = [], []
-    if resident is not None:
-        where.append("resident = ?")
-        params.append(resident)
-    if agency is not None:
-        where.append("agency = ?")
-        params.append(agency)
-    sql = f"SELECT * FROM ({STATE_SQL}) {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY objection"
     out = []
-    for row in con.execute(sql, params).fetchall():
+    for row in _state(con, resident=resident, agency=agency):
         (number, res, rec_agency, record_id, reason, opener, opened_at, outcome, answer, by, resolved_at) = row
         due = deadline.add_to(opened_at)
         status = outcome or ("overdue" if now >= due else "open")

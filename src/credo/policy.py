@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from credo.errors import PolicyInvalid
+from credo.sql import q
 from credo.times import DEFAULT_TZ, Duration
 
 CODE = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
@@ -346,7 +347,7 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
 
 def current(con: Any) -> Policy:
     """The policy in force: the latest applied version."""
-    rows = con.execute("SELECT version, document FROM policies ORDER BY version DESC LIMIT 1").fetchall()
+    rows = con.execute(q("inputs.policy_current")).fetchall()
     if not rows:
         raise PolicyInvalid("no policy applied yet: run `credo init`", code="no_policy")
     policy = load(rows[0][1])
@@ -356,12 +357,12 @@ def current(con: Any) -> Policy:
 
 def save(con: Any, policy: Policy, *, by: str, now: Any) -> int:
     """Store a new version; the old ones stay, so past decisions still name theirs."""
-    old = con.execute("SELECT timezone FROM policies ORDER BY version DESC LIMIT 1").fetchall()
-    if old and old[0][0] != policy.tz:
-        raise PolicyInvalid(f"timezone: the database keeps city time in {old[0][0]}; it cannot change",
-                            details=[f"timezone: must stay {old[0][0]}"])
-    version = int(con.execute("SELECT coalesce(max(version), 0) + 1 FROM policies").fetchall()[0][0])
-    con.execute("INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [version, policy.name, policy.text, policy.sha256, policy.tz, now, by])
+    old = con.execute(q("inputs.policy_current")).fetchall()
+    if old and old[0][2] != policy.tz:
+        raise PolicyInvalid(f"timezone: the database keeps city time in {old[0][2]}; it cannot change",
+                            details=[f"timezone: must stay {old[0][2]}"])
+    version = int(con.execute(q("inputs.policy_insert"), {
+        "name": policy.name, "document": policy.text, "sha256": policy.sha256, "timezone": policy.tz,
+        "now": now, "by": by}).fetchall()[0][0])
     policy.version = version
     return version

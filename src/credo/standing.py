@@ -18,6 +18,7 @@ import pyarrow as pa
 from credo import ids, scoring
 from credo.errors import NotFound
 from credo.policy import Policy
+from credo.sql import q
 from credo.store import transaction
 from credo.times import iso, parse_when
 
@@ -76,7 +77,7 @@ class Standing:
 def require_resident(con: duckdb.DuckDBPyConnection, resident_id: str, now: datetime) -> int:
     """The key of a registered resident; an invalid ID or an unregistered one is an error."""
     key = ids.resident_key(ids.normalise_resident_id(resident_id, now.date()))
-    if not con.execute("SELECT 1 FROM residents WHERE resident = ?", [key]).fetchall():
+    if not con.execute(q("standing.registered"), {"resident": key}).fetchall():
         raise NotFound(f"resident {resident_id} is not registered", code="unknown_resident")
     return key
 
@@ -85,20 +86,15 @@ def _hits(rows: list[tuple[Any, ...]]) -> list[Hit]:
     return [Hit(*r) for r in rows]
 
 
-HIT_COLUMNS = "list, agency, record_id, type, occurred_at, takes_effect, expires_at"
-
-
 def stored(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing | None:
     """The stored standing if it is still true at ``now``."""
-    row = con.execute("SELECT score, grade, changes_at, as_of, policy_version FROM standings WHERE resident = ?",
-                      [resident]).fetchall()
+    row = con.execute(q("standing.stored"), {"resident": resident}).fetchall()
     if not row:
         return None
     score, grade, changes_at, as_of, version = row[0]
     if version != policy.version or as_of > now or (changes_at is not None and now >= changes_at):
         return None
-    hits = con.execute(f"SELECT {HIT_COLUMNS} FROM standing_hits WHERE resident = ? ORDER BY list, takes_effect",
-                       [resident]).fetchall()
+    hits = con.execute(q("standing.stored_hits"), {"resident": resident}).fetchall()
     return Standing(resident, score, grade, changes_at, now, policy.label, _hits(hits))
 
 
@@ -144,9 +140,7 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
     """The standing plus every record of the resident, with the points it adds and why."""
     out = scoring.compute(con, policy, as_of, [resident], records=True)
     standing = from_tables(out, resident, as_of, policy)
-    reasons = dict(con.execute(
-        "SELECT agency || ':' || record_id, reason FROM revocations WHERE agency || ':' || record_id IN "
-        "(SELECT agency || ':' || record_id FROM ledger WHERE resident = ?)", [resident]).fetchall())
+    reasons = dict(con.execute(q("standing.revocation_reasons"), {"resident": resident}).fetchall())
     lists_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for h in standing.hits:
         lists_of.setdefault((h.agency, h.record_id), []).append(

@@ -23,3 +23,11 @@ FROM objection_events o
 LEFT JOIN (SELECT objection, min(happened_at) AS closed_at FROM objection_events
            WHERE step IN ('upheld', 'rejected') GROUP BY objection) c ON c.objection = o.objection
 WHERE o.step = 'opened'
+
+-- name: policy_current
+SELECT version, document, timezone FROM policies ORDER BY version DESC LIMIT 1
+
+-- name: policy_insert
+INSERT INTO policies
+SELECT coalesce(max(version), 0) + 1, $name, $document, $sha256, $timezone, $now, $by FROM policies
+RETURNING version

@@ -1,0 +1,16 @@
+-- Reading stored standings (credo.standing).
+
+-- name: registered
+SELECT 1 FROM residents WHERE resident = $resident
+
+-- name: stored
+SELECT score, grade, changes_at, as_of, policy_version FROM standings WHERE resident = $resident
+
+-- name: stored_hits
+SELECT list, agency, record_id, type, occurred_at, takes_effect, expires_at
+FROM standing_hits WHERE resident = $resident ORDER BY list, takes_effect
+
+-- name: revocation_reasons
+SELECT r.agency || ':' || r.record_id, r.reason
+FROM revocations r JOIN ledger l ON l.agency = r.agency AND l.record_id = r.record_id
+WHERE l.resident = $resident
