@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,12 +29,12 @@ CODE = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
 NAME = r"^[a-z][a-z0-9-]*$"
 EFFECTS = ("deny", "green_channel", "deposit_waiver", "discount", "fast_track")
 
-PROTECTED = frozenset(
-    """ethnicity ethnic race racial nationality religion religious faith belief beliefs
-    political politics opinion opinions party sex sexual gender orientation health medical
-    illness disease disability disabled pregnancy pregnant union unions genetic biometric
-    speech social_media location""".split()
-)
+PROTECTED = frozenset({
+    "ethnicity", "ethnic", "race", "racial", "nationality", "religion", "religious", "faith", "belief", "beliefs",
+    "political", "politics", "opinion", "opinions", "party", "sex", "sexual", "gender", "orientation", "health",
+    "medical", "illness", "disease", "disability", "disabled", "pregnancy", "pregnant", "union", "unions",
+    "genetic", "biometric", "speech", "social_media", "location",
+})
 """Words that mark a rule keyed on a protected attribute or on data Credo never scores."""
 
 
@@ -266,10 +267,11 @@ def _semantic(doc: PolicyDoc) -> list[Problem]:
 def _check_grades(doc: PolicyDoc) -> list[Problem]:
     out: list[Problem] = []
     mins = [g.min for g in doc.grades]
-    if any(a <= b for a, b in zip(mins, mins[1:], strict=False)):
+    if any(a <= b for a, b in pairwise(mins)):
         out.append(Problem("grades", "bands must be listed highest first, each min strictly below the one before"))
     if mins and mins[-1] > doc.score_bounds[0]:
-        out.append(Problem("grades", f"the lowest band's min must be at most {doc.score_bounds[0]}: some scores get no grade"))
+        lowest = doc.score_bounds[0]
+        out.append(Problem("grades", f"the lowest band's min must be at most {lowest}: some scores get no grade"))
     names = [g.grade for g in doc.grades]
     if len(set(names)) != len(names):
         out.append(Problem("grades", "grade names must be unique"))
@@ -299,51 +301,55 @@ def _check_list(doc: PolicyDoc, name: str, lst: ListDef) -> list[Problem]:
     feeders = [(c, t) for c, t in doc.record_types.items() if name in t.lists]
     if lst.kind != "black":
         return []
-    trapped = [c for c, t in feeders if t.valid_for is None and not any(c in o.resolves for o in doc.record_types.values())]
-    if trapped:
-        return [Problem(f"lists.{name}", f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them", "warn")]
-    return []
+    resolvable = {target for t in doc.record_types.values() for target in t.resolves}
+    trapped = [c for c, t in feeders if t.valid_for is None and c not in resolvable]
+    if not trapped:
+        return []
+    why = f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them"
+    return [Problem(f"lists.{name}", why, "warn")]
+
+
+Row = dict[str, Any]
+
+SCHEMAS = {
+    "p_types": pa.schema([("type", pa.string()), ("agency", pa.string()), ("points", pa.int64()),
+                          ("cap", pa.int64()), ("valid_months", pa.int64()), ("valid_days", pa.int64())]),
+    "p_type_lists": pa.schema([("type", pa.string()), ("list", pa.string()),
+                               ("grace_months", pa.int64()), ("grace_days", pa.int64())]),
+    "p_resolves": pa.schema([("resolver", pa.string()), ("target", pa.string())]),
+    "p_grades": pa.schema([("grade", pa.string()), ("rank", pa.int64()), ("lo", pa.int64()), ("hi", pa.int64())]),
+    "p_measures": pa.schema([("action", pa.string()), ("list", pa.string()), ("grade", pa.string()),
+                             ("effect", pa.string())]),
+    "p_settings": pa.schema([("base", pa.int64()), ("lo", pa.int64()), ("hi", pa.int64()),
+                             ("suspend", pa.bool_())]),
+}
+"""The policy tables the scoring SQL joins against; durations become (months, days) pairs."""
 
 
 def compile_tables(policy: Policy) -> dict[str, pa.Table]:
-    """The policy as relations for SQL. Durations become (months, days) pairs."""
+    """The policy as relations for SQL."""
     doc = policy.doc
-    types, type_lists, resolves = [], [], []
+    rows: dict[str, list[Row]] = {name: [] for name in SCHEMAS}
     for code, t in sorted(doc.record_types.items()):
-        d = policy.duration(t.valid_for)
-        types.append({"type": code, "agency": t.agency, "points": t.points, "cap": t.cap_per_year,
-                      "valid_months": d.months if d else None, "valid_days": d.days if d else None})
+        valid = policy.duration(t.valid_for)
+        rows["p_types"].append({"type": code, "agency": t.agency, "points": t.points, "cap": t.cap_per_year,
+                                "valid_months": valid.months if valid else None,
+                                "valid_days": valid.days if valid else None})
         for name in t.lists:
-            g = policy.duration(doc.lists[name].grace) or Duration()
-            type_lists.append({"type": code, "list": name, "grace_months": g.months, "grace_days": g.days})
-        resolves.extend({"resolver": code, "target": target} for target in t.resolves)
-    grades = []
-    for i, g in enumerate(doc.grades):
-        grades.append({"grade": g.grade, "rank": i, "lo": g.min, "hi": doc.grades[i - 1].min if i else None})
-    measures = []
+            grace = policy.duration(doc.lists[name].grace) or Duration()
+            rows["p_type_lists"].append({"type": code, "list": name, "grace_months": grace.months,
+                                         "grace_days": grace.days})
+        rows["p_resolves"].extend({"resolver": code, "target": target} for target in t.resolves)
+    for rank, band in enumerate(doc.grades):
+        upper = doc.grades[rank - 1].min if rank else None
+        rows["p_grades"].append({"grade": band.grade, "rank": rank, "lo": band.min, "hi": upper})
     for m in doc.measures:
-        for key in [m.list] if m.list else []:
-            measures.append({"action": m.action, "list": key, "grade": None, "effect": m.effect})
-        for g in m.grades or []:
-            measures.append({"action": m.action, "list": None, "grade": g, "effect": m.effect})
-    settings = [{"base": doc.base_score, "lo": doc.score_bounds[0], "hi": doc.score_bounds[1],
-                 "suspend": doc.disputed == "suspend"}]
-    schemas = {
-        "p_types": pa.schema([("type", pa.string()), ("agency", pa.string()), ("points", pa.int64()),
-                              ("cap", pa.int64()), ("valid_months", pa.int64()), ("valid_days", pa.int64())]),
-        "p_type_lists": pa.schema([("type", pa.string()), ("list", pa.string()),
-                                   ("grace_months", pa.int64()), ("grace_days", pa.int64())]),
-        "p_resolves": pa.schema([("resolver", pa.string()), ("target", pa.string())]),
-        "p_grades": pa.schema([("grade", pa.string()), ("rank", pa.int64()), ("lo", pa.int64()), ("hi", pa.int64())]),
-        "p_measures": pa.schema([("action", pa.string()), ("list", pa.string()), ("grade", pa.string()),
-                                 ("effect", pa.string())]),
-        "p_settings": pa.schema([("base", pa.int64()), ("lo", pa.int64()), ("hi", pa.int64()),
-                                 ("suspend", pa.bool_())]),
-    }
-    rows = {"p_types": types, "p_type_lists": type_lists, "p_resolves": resolves, "p_grades": grades,
-            "p_measures": measures, "p_settings": settings}
-    return {name: pa.Table.from_pylist(rows[name], schema=schemas[name]) for name in schemas}
-
+        keys = [(m.list, None)] if m.list else [(None, g) for g in m.grades or []]
+        rows["p_measures"].extend({"action": m.action, "list": lst, "grade": grade, "effect": m.effect}
+                                  for lst, grade in keys)
+    rows["p_settings"].append({"base": doc.base_score, "lo": doc.score_bounds[0], "hi": doc.score_bounds[1],
+                               "suspend": doc.disputed == "suspend"})
+    return {name: pa.Table.from_pylist(rows[name], schema=schema) for name, schema in SCHEMAS.items()}
 
 def current(con: Any) -> Policy:
     """The policy in force: the latest applied version."""

@@ -147,7 +147,7 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
             {"list": h.list, "takes_effect": iso(h.takes_effect, policy.tz)})
     records = []
     for r in out["explained"].to_pylist():
-        why = WHY[r["status"]].format(**{k: (iso(v, policy.tz)[:10] if isinstance(v, datetime) else v)
+        why = WHY[r["status"]].format(**{k: (v.date().isoformat() if isinstance(v, datetime) else v)
                                          for k, v in r.items()})
         if r["status"] == "revoked" and reasons.get(f"{r['agency']}:{r['record_id']}"):
             why += f": {reasons[r['agency'] + ':' + r['record_id']]}"
@@ -173,7 +173,7 @@ def ways_out(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, reco
     """
     out = []
     for r in records:
-        if not r["counts"] or r["points"] >= 0 and not r["lists"]:
+        if not r["counts"] or (r["points"] >= 0 and not r["lists"]):
             continue
         expires = r["ends"]["expires_at"]
         after = at(con, policy, resident, parse_when(expires, policy.tz)).score if expires else None
