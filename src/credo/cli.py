@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from credo import policy as policies
 from credo.errors import CredoError, UnreadableFeed
@@ -103,24 +104,55 @@ def synth(residents: Annotated[int, typer.Option()], out_dir: Annotated[Path, ty
 
 @app.command("ingest")
 def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_json: JsonOpt = False) -> None:
-    """Load feeds: exit 0 all accepted or duplicate, 1 some rejected, 2 a file unreadable."""
+    """Load feeds: exit 0 all accepted or duplicate, 1 some rejected, 2 a file unreadable.
+
+    Each file is one batch (one transaction); an unreadable file is reported and the others still load.
+    """
     credo = service()
-    results = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
-                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
-        task = bar.add_task(f"ingest {agency}", total=len(files))
+    results: list[Any] = []
+    unreadable: list[UnreadableFeed] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:>12,} rows"),
+                  _RateColumn(), TimeElapsedColumn(), console=err, transient=True,
+                  disable=as_json or not err.is_terminal) as bar:
         for path in files:
-            results.append(credo.ingest_files(agency, [path])[0])
-            bar.advance(task)
+            try:
+                results.append(credo.ingest_files(agency, [path], progress=_rows_progress(bar, path))[0])
+            except UnreadableFeed as exc:
+                unreadable.append(exc)
+                err.print(f"error: {exc.message}", markup=False, soft_wrap=True)
     for r in results:
         if as_json:
             continue
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.rejected.items()))
         out.print(f"{r.source}: {r.rows} rows, {r.accepted} accepted, {r.duplicates} duplicates, "
-                  f"{sum(r.rejected.values())} rejected" + (f" ({reasons})" if reasons else ""), markup=False)
+                  f"{sum(r.rejected.values())} rejected" + (f" ({reasons})" if reasons else ""), markup=False,
+                  soft_wrap=True)
     if as_json:
-        emit([r.to_json() for r in results])
-    raise typer.Exit(1 if any(r.rejected for r in results) else 0)
+        emit([r.to_json() for r in results] + [{"error": e.code, "message": e.message} for e in unreadable])
+    raise typer.Exit(2 if unreadable else 1 if any(r.rejected for r in results) else 0)
+
+
+_PHASES = {"read": (0.0, 0.15), "check": (0.15, 0.5), "store": (0.5, 0.7), "score": (0.7, 1.0)}
+"""Share of the bar each phase of one file takes (roughly its share of the time on a large file)."""
+
+
+class _RateColumn(ProgressColumn):
+    """Rows of the file per second so far (recomputed at each refresh, so it moves between updates)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.fields['rows'] / max(task.elapsed or 0.0, 1e-6):>10,.0f} rows/s")
+
+
+def _rows_progress(bar: Progress, path: Path) -> Any:
+    """A progress callback for one file: the bar moves through its phases and shows rows and rows/s."""
+    task = bar.add_task(f"{path.name}: read", total=1.0, rows=0)
+
+    def tick(phase: str, done: int, total: int) -> None:
+        lo, hi = _PHASES.get(phase, (0.0, 1.0))
+        bar.update(task, completed=lo + (hi - lo) * (done / total if total else 1.0),
+                   description=f"{path.name}: {phase}", rows=done if phase == "read" else total)
+
+    return tick
 
 
 @app.command()
@@ -354,9 +386,9 @@ def restore_cmd(directory: Path) -> None:
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_HOST, 127.0.0.1)")] = None,
-          port: Annotated[int | None, typer.Option(help="port (default CREDO_PORT, 8700)")] = None,
-          workers: Annotated[int | None, typer.Option(help="worker processes (default CREDO_WORKERS, 1)")] = None
+def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_HOST)")] = None,
+          port: Annotated[int | None, typer.Option(help="port (default CREDO_PORT)")] = None,
+          workers: Annotated[int | None, typer.Option(help="worker processes (default CREDO_WORKERS)")] = None
           ) -> None:
     """The HTTP API under /v1 (OpenAPI at /docs), holding the database until interrupted."""
     from credo import settings
@@ -371,7 +403,8 @@ def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_
 
 @app.command()
 def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city")] = 100_000,
-         seed: int = 1, city: Annotated[Path, typer.Option("--out", help="where the feed files go")] = Path("demo-city"),
+         seed: int = 1,
+         city: Annotated[Path, typer.Option("--out", help="where the feed files go")] = Path("demo-city"),
          host: str | None = None, port: int | None = None,
          serve_it: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the city")] = True) -> None:
     """Synthetic city -> ingest -> score -> serve, in one command (needs an empty --db)."""
@@ -407,14 +440,15 @@ def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city
     credo.close()
     host = host or settings.get("CREDO_HOST")
     port = port or int(settings.get("CREDO_PORT"))
-    out.print(f"\nCredo demo ready in {time.perf_counter() - started:.0f} s: {residents:,} residents", markup=False, soft_wrap=True)
-    out.print(f"  dashboard   http://{host}:{port}/  (sign in with the operator token)", markup=False, soft_wrap=True)
-    out.print(f"  operator    {operator}", markup=False, soft_wrap=True)
-    out.print(f"  resident    {resident}  ({resident_id})", markup=False, soft_wrap=True)
-    out.print(f"  provider    {provider}", markup=False, soft_wrap=True)
-    out.print(f"  try: curl -H 'Authorization: Bearer {provider}' "
-              f"'http://{host}:{port}/v1/check?resident_id={resident_id}&action=flight.book&purpose=booking'",
-              markup=False, soft_wrap=True)
+    say = [f"\nCredo demo ready in {time.perf_counter() - started:.0f} s: {residents:,} residents",
+           f"  dashboard   http://{host}:{port}/  (sign in with the operator token)",
+           f"  operator    {operator}",
+           f"  resident    {resident}  ({resident_id})",
+           f"  provider    {provider}",
+           f"  try: curl -H 'Authorization: Bearer {provider}' "
+           f"'http://{host}:{port}/v1/check?resident_id={resident_id}&action=flight.book&purpose=booking'"]
+    for line in say:
+        out.print(line, markup=False, soft_wrap=True)
     if serve_it:
         serve(host=host, port=port, workers=1)
 

@@ -3,6 +3,11 @@
 A token is shown once and stored only as its SHA-256; lookups compare hashes
 in constant time. Each token is bound to one role and, for agencies,
 providers and residents, to one of them.
+
+The server authenticates from a ``Directory`` held in memory (a DuckDB point
+query costs about a millisecond, more than a whole decision): while it runs it
+holds the database, so tokens can only change through it, and it reloads the
+directory when they do.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = None, provider: str | None = None,
+def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = None,
+           provider: str | None = None,
            resident: int | None = None, now: datetime) -> tuple[str, Principal]:
     """A new token (returned once) bound to a role and its subject."""
     needs = {"agency": agency, "provider": provider, "resident": resident}
@@ -49,6 +55,41 @@ def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = No
     con.execute("INSERT INTO principals VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [_hash(token), role, agency, provider, resident, name, now])
     return token, Principal(name, role, agency, provider, resident)
+
+
+def _row_principal(row: tuple[object, ...]) -> Principal:
+    _, role, agency, provider, resident, label = row
+    return Principal(str(label), str(role), agency if agency is None else str(agency),
+                     provider if provider is None else str(provider),
+                     resident if resident is None else int(str(resident)))
+
+
+class Directory:
+    """Every principal by token hash, in memory."""
+
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self._by_hash = {str(r[0]): (str(r[0]), _row_principal(r)) for r in rows}
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> Directory:
+        return cls(con.execute("SELECT token_hash, role, agency, provider, resident, label FROM principals")
+                   .fetchall())
+
+    def rows(self) -> list[tuple[object, ...]]:
+        """What ``Directory(rows)`` rebuilds from (sent to worker processes)."""
+        return [(h, p.role, p.agency, p.provider, p.resident, p.name) for h, p in self._by_hash.values()]
+
+    def authenticate(self, token: str) -> Principal:
+        """The hash picks the candidate (an attacker cannot aim at a hash prefix); the final
+        comparison is constant-time all the same."""
+        digest = _hash(token)
+        stored, who = self._by_hash.get(digest, ("", None))
+        if who is None or not hmac.compare_digest(stored, digest):
+            raise Unauthorized("unknown or revoked token")
+        return who
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
 
 def authenticate(con: duckdb.DuckDBPyConnection, token: str) -> Principal:

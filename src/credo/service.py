@@ -17,15 +17,28 @@ import duckdb
 import numpy as np
 import orjson
 
-from credo import (audit, decisions, feeds, ids, ingest, ledger, notices, objections, principals, scoring, settings,
-                   standing)
+from credo import (
+    audit,
+    decisions,
+    feeds,
+    governance,
+    ids,
+    ingest,
+    ledger,
+    notices,
+    objections,
+    principals,
+    scoring,
+    settings,
+    standing,
+)
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError, Forbidden
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
 from credo.store import connect, transaction
-from credo.times import parse_when
+from credo.times import DEFAULT_TZ, parse_when
 
 
 class Credo:
@@ -34,6 +47,7 @@ class Credo:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._policy: Policy | None = None
+        self._listeners: list[Callable[[np.ndarray | None], None]] = []
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Credo:
@@ -50,7 +64,7 @@ class Credo:
         return self._policy
 
     def now(self) -> datetime:
-        tz = self._policy.tz if self._policy else policies.DEFAULT_TZ
+        tz = self._policy.tz if self._policy else DEFAULT_TZ
         return settings.now(tz)
 
     def when(self, text: str | None) -> datetime:
@@ -72,25 +86,31 @@ class Credo:
         return bool(self.con.execute("SELECT count(*) FROM policies").fetchall()[0][0])
 
     # -- ingest -----------------------------------------------------------------------------
-    def ingest_feed(self, agency: str, feed: feeds.Feed, who: Principal = OPERATOR_CLI) -> ingest.BatchResult:
+    def ingest_feed(self, agency: str, feed: feeds.Feed, who: Principal = OPERATOR_CLI,
+                    progress: feeds.Progress | None = None) -> ingest.BatchResult:
         """Validate and append one feed, rescore whom it touches: all of it or none of it."""
         self._require_agency(agency)
         now = self.now()
         with transaction(self.con):
-            result = ingest.ingest(self.con, self.policy, agency, feed, principal=who.name, now=now)
+            result = ingest.ingest(self.con, self.policy, agency, feed, principal=who.name, now=now,
+                                   progress=progress)
+            if progress:
+                progress("score", 0, feed.rows)
             notices.records_added(self.con, result.batch, now)
             self._rescore(now, result.residents)
             self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
+        if progress:
+            progress("score", feed.rows, feed.rows)
         return result
 
     def ingest_files(self, agency: str, paths: Iterable[Path], who: Principal = OPERATOR_CLI,
-                     progress: Callable[[ingest.BatchResult], None] | None = None) -> list[ingest.BatchResult]:
+                     progress: feeds.Progress | None = None) -> list[ingest.BatchResult]:
+        """Each file is its own batch and transaction; ``progress(phase, rows, total)`` follows each."""
+        self._require_agency(agency)
         results = []
         for path in paths:
-            result = self.ingest_feed(agency, feeds.read(path, feeds.columns_for(agency)), who)
-            results.append(result)
-            if progress:
-                progress(result)
+            feed = feeds.read(path, feeds.columns_for(agency), progress)
+            results.append(self.ingest_feed(agency, feed, who, progress))
         return results
 
     def ingest_rows(self, agency: str, rows: list[dict[str, Any]], who: Principal, source: str) -> ingest.BatchResult:
@@ -121,6 +141,7 @@ class Credo:
         notices.snapshot(self.con, scope, now)
         count = scoring.rescore(self.con, policy or self.policy, now, scope)
         notices.emit_changes(self.con, now)
+        self._notify(scope)
         return count
 
     def notices(self, resident_id: str, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
@@ -219,6 +240,11 @@ class Credo:
                       orjson.dumps(detail, default=str).decode() if detail is not None else None)
         audit.append(self.con, [entry])
 
+    def backup(self, directory: Path) -> dict[str, Any]:
+        from credo import backup
+
+        return backup.backup(self.con, directory)
+
     def verify_audit(self) -> audit.Verdict:
         return audit.verify(self.con)
 
@@ -233,3 +259,114 @@ class Credo:
                                            now=self.now())
             self._audit(OPERATOR_CLI, Event.TOKEN_CREATED, detail={"principal": who.name, "role": role})
         return token, who
+
+    # -- governance -------------------------------------------------------------------------
+    def whatif(self, text: str, as_of: datetime | None = None, *, sample: int = 5) -> dict[str, Any]:
+        """The impact of a proposed policy (its YAML text) on the current ledger; nothing is applied."""
+        proposed = policies.load(text)
+        return governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample)
+
+    def fairness(self, as_of: datetime | None = None, *, min_group: int = 30) -> dict[str, Any]:
+        """Outcomes under the policy in force by district, sex and age band, with four-fifths flags."""
+        return governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group)
+
+    # -- change listeners and the HTTP API's reads ---------------------------------------------
+    def listen(self, listener: Callable[[np.ndarray | None], None]) -> None:
+        """Call ``listener`` with the residents whose standing a write rescored (None: everyone).
+
+        It runs inside the write's transaction, so it should only take note; the server's
+        decision index re-reads those residents once the write has returned.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, residents: np.ndarray | None) -> None:
+        for listener in self._listeners:
+            listener(residents)
+
+    def records(self, resident_id: str, who: Principal = OPERATOR_CLI,
+                purpose: str | None = None) -> list[dict[str, Any]]:
+        """A resident's records as stored, with revocations; an agency sees only its own."""
+        key = self._may_read(who, resident_id)
+        rows = ledger.records_of(self.con, key, who.agency if who.role == "agency" else None)
+        with transaction(self.con):
+            self._audit(who, Event.READ_RECORDS, resident=key, purpose=purpose)
+        return rows
+
+    def audit_page(self, who: Principal, *, resident_id: str | None = None, after: int = 0, limit: int = 100,
+                   purpose: str | None = None) -> list[dict[str, Any]]:
+        """Audit entries after ``after``: a resident's own accesses, or (auditor, operator) any."""
+        key = self.resident(resident_id) if resident_id else None
+        if who.role == "resident" and (key is None or key != who.resident):
+            raise Forbidden("a resident lists only the accesses to their own file")
+        if who.role not in ("resident", "auditor", "operator"):
+            raise Forbidden(f"a {who.role} does not read the audit log")
+        rows = audit.page(self.con, resident=key, after=after, limit=limit)
+        event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
+        with transaction(self.con):
+            self._audit(who, event, resident=key, purpose=purpose,
+                        detail={"after": after, "entries": len(rows)})
+        return rows
+
+    def batch_rows(self, result: ingest.BatchResult, record_ids: list[str | None]) -> list[dict[str, Any]]:
+        """Each row of an API batch: accepted, duplicate (already in the ledger) or rejected and why."""
+        rejected = {int(line): (reason, field, message) for line, reason, field, message in self.con.execute(
+            "SELECT line, reason, field, message FROM rejects WHERE batch = ?", [result.batch]).fetchall()}
+        batch_of: dict[str, int] = {}
+        if result.agency not in ("population", "telecom"):
+            wanted = [r for r in record_ids if r]
+            batch_of = dict(self.con.execute(
+                "SELECT record_id, batch FROM ledger "
+                "WHERE agency = ? AND list_contains(?::VARCHAR[], record_id)",
+                [result.agency, wanted]).fetchall())
+        out: list[dict[str, Any]] = []
+        for line, record_id in enumerate(record_ids, start=1):
+            row: dict[str, Any] = {"line": line, "record_id": record_id}
+            if line in rejected:
+                reason, field, message = rejected[line]
+                row.update(status="rejected", reason=reason, field=field, message=message)
+            elif record_id is not None and batch_of.get(record_id, result.batch) != result.batch:
+                row["status"] = "duplicate"
+            else:
+                row["status"] = "accepted"
+            out.append(row)
+        return out
+
+    def freshen(self, residents: np.ndarray | None, now: datetime | None = None) -> int:
+        """Rescore residents whose stored standing stopped being true by itself (its ``changes_at``
+        passed): the path every write takes, so notices are written too."""
+        with transaction(self.con):
+            return self._rescore(now or self.now(), residents)
+
+    # -- the web pages (credo.web) --------------------------------------------------------------
+    def dashboard(self, who: Principal = OPERATOR_CLI, purpose: str = "dashboard", *,
+                  days: int = 30) -> dict[str, Any]:
+        """The operator's dashboard (``credo.dashboard.overview``), audited as a read of aggregates.
+
+        Standings past their ``changes_at`` are rescored first (the way every write goes), so the
+        aggregates count each resident as the API would answer for them now.
+        """
+        from credo import dashboard, index
+
+        if who.role not in ("operator", "auditor"):
+            raise Forbidden(f"a {who.role} does not read the dashboard")
+        now = self.now()
+        stale = index.stale_in_store(self.con, self.policy, now, None)
+        if len(stale):
+            self.freshen(stale, now)
+        out = dashboard.overview(self.con, self.policy, now, days=days)
+        with transaction(self.con):
+            self._audit(who, Event.AUDIT_READ, purpose=purpose, detail={"view": "dashboard"})
+        return out
+
+    def accesses(self, resident_id: str, who: Principal = OPERATOR_CLI, *, limit: int = 100,
+                 purpose: str | None = None) -> dict[str, Any]:
+        """The latest audit entries about a resident's file, newest first (the API pages oldest
+        first), and their total; audited like ``audit_page``."""
+        from credo import dashboard
+
+        key = self._may_read(who, resident_id)
+        out = dashboard.accesses(self.con, key, self.policy.tz, limit)
+        event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
+        with transaction(self.con):
+            self._audit(who, event, resident=key, purpose=purpose, detail={"entries": len(out["entries"])})
+        return out

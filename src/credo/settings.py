@@ -24,6 +24,7 @@ DEFAULTS: dict[str, str] = {
     "CREDO_MEMORY_LIMIT": "",
     "CREDO_THREADS": "",
     "CREDO_SPARK_MASTER": "local[2]",
+    "CREDO_SPARK_LAKE": "",
 }
 """Setting name -> default, documented one by one in docs/operations.md."""
 

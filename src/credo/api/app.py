@@ -1,0 +1,72 @@
+"""The FastAPI application: routes, the error mapping, roles in the OpenAPI schema, metrics.
+
+``create_app`` is also uvicorn's factory: in a worker process of
+``credo serve --workers N`` it finds the hub through ``CREDO_HUB``; otherwise it
+opens the database itself (one process serving alone).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+import credo
+from credo import settings
+from credo.api import errors
+from credo.api.hub import Core, Hub
+from credo.api.metrics import MetricsMiddleware
+from credo.api.remote import ENV, RemoteHub
+from credo.api.routes import auditlog, checks, objections, records, residents, system
+from credo.api.runtime import Runtime
+from credo.web.routes import router as web_router
+
+DESCRIPTION = """Credo's HTTP API (spec §7). Every caller sends `Authorization: Bearer TOKEN`; a token is
+bound to one role (operator, agency, provider, resident, auditor) and, for the last three
+but one, to one agency, provider or resident. Each operation lists the roles it admits
+(`x-roles`). Errors are always `{"error": {"code", "message", "details"}}`."""
+
+
+def hub_from_env() -> Hub:
+    if os.environ.get(ENV):
+        return RemoteHub.from_env()
+    return Core(settings.db_path())
+
+
+def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
+    runtime = Runtime(hub if hub is not None else hub_from_env(), owns_hub=owns_hub)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(title="Credo", version=credo.__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    errors.install(app)
+    routers = [module.router for module in (checks, residents, records, objections, auditlog, system)]
+    document_roles(routers)
+    for router in routers:
+        app.include_router(router)
+    app.include_router(web_router)  # the web pages (credo.web), kept out of the OpenAPI schema
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    return app
+
+
+def document_roles(routers: list[APIRouter]) -> None:
+    """Say in each operation's description which roles may call it (from its ``Allow``); idempotent,
+    since the routers are module-level and every worker process builds an app."""
+    for router in routers:
+        for route in router.routes:
+            if not (isinstance(route, APIRoute) and route.openapi_extra and "x-roles" in route.openapi_extra):
+                continue
+            if "**Roles:**" in (route.description or ""):
+                continue
+            roles = ", ".join(route.openapi_extra["x-roles"])
+            purpose = route.openapi_extra.get("x-purpose-required-for") or []
+            note = f"\n\n**Roles:** {roles}." + (f" A purpose is required from: {', '.join(purpose)}."
+                                                  if purpose else "")
+            route.description = (route.description or "") + note

@@ -1,0 +1,55 @@
+"""Small helpers shared by the routes: JSON bytes out, bounded bodies in, blocking work off the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from credo.api.errors import PayloadTooLarge, Unprocessable
+from credo.times import iso
+
+T = TypeVar("T")
+
+
+def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """orjson bytes: several times cheaper than FastAPI's encoder for big bodies."""
+    body = orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run something that may wait for the database in a worker thread."""
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (CREDO_MAX_BODY) before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(f"the body is not valid JSON: {exc}", code="bad_json") from None
+
+
+def localise(row: dict[str, Any], tz: str) -> dict[str, Any]:
+    """Datetimes as ISO 8601 in city time with its offset, as everywhere else in Credo's output."""
+    return {k: iso(v, tz) if isinstance(v, datetime) else v for k, v in row.items()}

@@ -1,0 +1,171 @@
+"""The hub: the one place that holds the database while the server runs.
+
+DuckDB allows one writing process and its connection is not safe to share
+between threads, so the server opens one connection, guards it with a lock and
+funnels every use through here: service calls (``call``), the audit writer
+(group commit) and the reads that feed the decision index. With several worker
+processes the hub lives in the ``credo serve`` process and the workers reach it
+through ``credo.api.remote``, which offers this same interface.
+
+The hub also keeps a change feed: every write that rescored residents bumps a
+generation number and records whom it touched, so each process's decision
+index can catch up (``changes_since``) before it decides again.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import threading
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from credo import audit, index
+from credo.api.commit import GroupCommit
+from credo.policy import Policy
+from credo.service import Credo
+
+CHECKPOINT_THRESHOLD = "256MB"
+"""WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
+
+PRINCIPALS = "principals"
+"""A change-feed marker: the tokens changed (not any resident)."""
+
+Change = index.Keys | str | None
+"""What one write changed: residents, PRINCIPALS, or None for everyone (a policy, a full rescore)."""
+
+CALLABLE = frozenset(
+    name for name in dir(Credo) if not name.startswith("_") and callable(getattr(Credo, name))
+) - {"open", "close", "listen", "con"}
+
+
+class Hub(Protocol):
+    """What the HTTP front needs of the store, in-process or in another process."""
+
+    def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def generation(self) -> int: ...
+    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]: ...
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows: ...
+    def policy(self) -> Policy: ...
+    def principals(self) -> list[tuple[object, ...]]: ...
+    async def log(self, entries: Sequence[Sequence[Any]]) -> None: ...
+    def stats(self) -> dict[str, float]: ...
+    def close(self) -> None: ...
+
+
+class Core:
+    """The hub proper: owns the connection, the lock, the audit writer and the change feed."""
+
+    def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
+        self.credo = Credo.open(path)
+        # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
+        # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
+        self.credo.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        self.lock = threading.RLock()
+        self._generation = 0
+        self._changes: deque[tuple[int, Change]] = deque(maxlen=4096)
+        self._quiet = False
+        self._map: mmap.mmap | None = None
+        if generation_file is not None:
+            generation_file.write_bytes(b"\0" * 8)
+            with generation_file.open("r+b") as f:
+                self._map = mmap.mmap(f.fileno(), 8)
+        self.credo.listen(self._changed)
+        self.writer: GroupCommit[Sequence[Any]] = GroupCommit(self._write_audit, "audit-writer")
+
+    # -- the service --------------------------------------------------------------------------
+    def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run one ``Credo`` method under the lock."""
+        if name not in CALLABLE:
+            raise AttributeError(f"Credo has no operation {name!r}")
+        with self.lock:
+            result = getattr(self.credo, name)(*args, **kwargs)
+            if name == "create_token":
+                self._changed(PRINCIPALS)
+            return result
+
+    def policy(self) -> Policy:
+        with self.lock:
+            return self.credo.policy
+
+    def principals(self) -> list[tuple[object, ...]]:
+        from credo.principals import Directory
+
+        with self.lock:
+            return Directory.load(self.credo.con).rows()
+
+    # -- the change feed ----------------------------------------------------------------------
+    def _changed(self, residents: Change) -> None:
+        if self._quiet:
+            return
+        self._generation += 1
+        self._changes.append((self._generation, residents))
+        if self._map is not None:
+            struct.pack_into("q", self._map, 0, self._generation)
+
+    def generation(self) -> int:
+        return self._generation
+
+    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
+        """Changes after ``generation``; None when they are no longer all kept (reload everything)."""
+        with self.lock:
+            now = self._generation
+            if generation == now:
+                return now, []
+            if not self._changes or self._changes[0][0] > generation + 1:
+                return now, None
+            return now, [c for g, c in self._changes if g > generation]
+
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
+        """Rows for a decision index: stale standings are rescored first (quietly: every index
+        sees the passing of ``changes_at`` by itself, so this is no change to announce)."""
+        with self.lock:
+            con, policy = self.credo.con, self.credo.policy
+            stale = index.stale_in_store(con, policy, now, scope)
+            if len(stale):
+                self._quiet = True
+                try:
+                    self.credo.freshen(None if scope is None and len(stale) > 100_000 else stale, now)
+                finally:
+                    self._quiet = False
+            return index.read_rows(con, policy, scope)
+
+    # -- the audit log ------------------------------------------------------------------------
+    async def log(self, entries: Sequence[Sequence[Any]]) -> None:
+        """Return once the entries are committed (group commit)."""
+        await self.writer.submit(entries)
+
+    def log_wait(self, entries: Sequence[Sequence[Any]]) -> None:
+        self.writer.submit_wait(entries)
+
+    def _write_audit(self, entries: list[Sequence[Any]]) -> None:
+        with self.lock:
+            audit.append_committed(self.credo.con, entries)
+
+    def stats(self) -> dict[str, float]:
+        return {"audit_commits": self.writer.commits, "audit_entries": self.writer.items,
+                "audit_failures": self.writer.failures, "audit_writer_alive": float(self.writer.alive),
+                "audit_flush_seconds": self.writer.seconds,
+                "generation": self._generation}
+
+    def close(self) -> None:
+        self.writer.close()
+        with self.lock:
+            self.credo.close()
+        if self._map is not None:
+            self._map.close()
+
+
+def scope_of(changes: list[Change]) -> tuple[index.Keys | None, bool]:
+    """(residents to re-read, None for everyone; whether the tokens changed) of a list of changes."""
+    tokens = any(isinstance(c, str) for c in changes)
+    keys = [c for c in changes if not isinstance(c, str)]
+    if any(c is None for c in keys):
+        return None, tokens
+    arrays = [np.asarray(c, np.int64) for c in keys if c is not None]
+    return (np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)), tokens

@@ -1,0 +1,46 @@
+"""The audit log over HTTP (spec §6): a resident's own accesses; everything for auditors and operators.
+
+Reading the log is itself logged. Paging is by sequence number (``after``), so
+a page never shifts while the log grows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from credo.api.auth import Allow, own_resident, runtime
+from credo.api.http import json, localise
+from credo.ids import resident_id_from_key
+from credo.principals import Principal
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+READ = Allow("resident", "auditor", "operator")
+VERIFY = Allow("auditor", "operator")
+After = Annotated[int, Query(ge=0, description="the last seq already seen")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+About = Annotated[str | None, Query(description="only entries about this resident")]
+
+
+@router.get("", openapi_extra=READ.openapi, responses=READ.responses)
+def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: After = 0, limit: Limit = 100,
+            resident_id: About = None, purpose: str | None = None) -> Response:
+    """Entries oldest first: who, role, what, the decision and its id, the purpose, the policy, the chain."""
+    rt = runtime(request)
+    if who.role == "resident":
+        assert who.resident is not None
+        resident_id = resident_id or resident_id_from_key(who.resident)
+        own_resident(who, resident_id)
+    rows = rt.hub.call("audit_page", who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
+    tz = rt.index.policy.tz
+    out = [localise({**r, "resident": r["resident"] and resident_id_from_key(r["resident"])}, tz)
+           for r in rows]
+    return json({"entries": out, "next_after": rows[-1]["seq"] if len(rows) == limit else None})
+
+
+@router.get("/verify", openapi_extra=VERIFY.openapi, responses=VERIFY.responses)
+def verify(request: Request, who: Annotated[Principal, Depends(VERIFY)]) -> Response:
+    """Walk the hash chain; name the first entry that was altered, removed or moved."""
+    return json(runtime(request).hub.call("verify_audit").to_json())

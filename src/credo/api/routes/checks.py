@@ -1,0 +1,147 @@
+"""Decisions for providers (spec §4 "Decision"): one resident, or a manifest of up to 10,000.
+
+The hot path never touches DuckDB: the resident is found in the decision index,
+decided in memory, and the decision's audit entry joins the next group commit;
+the response leaves only once that commit is done. A provider sees the decision,
+its reason codes and how each ends, never the records behind them or a score.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from credo import decisions, ids
+from credo.api.auth import Allow, own_resident, runtime
+from credo.api.errors import Unprocessable
+from credo.api.http import blocking, json, parse_json, read_body
+from credo.api.runtime import Runtime
+from credo.api.schemas import MAX_MANIFEST, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
+from credo.audit import Entry, Event
+from credo.index import micros
+from credo.principals import Principal
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+DECIDE = Allow("provider", "operator", "resident", purpose=("provider", "operator"))
+BATCH = Allow("provider", "operator", purpose=("provider", "operator"))
+DECISION = Event.DECISION.value
+NO_CODES = "[]"
+Decider = Annotated[Principal, Depends(DECIDE)]
+ResidentId = Annotated[str, Query(description="18-character resident ID")]
+Action = Annotated[str, Query(description="an action the policy names")]
+Purpose = Annotated[str | None, Query(description="why you ask; required from providers and operators")]
+
+
+def reasons_for(who: Principal, reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A provider gets each reason's code, effect and how it ends; never the records behind it."""
+    if who.role != "provider" or not reasons:
+        return reasons
+    return [{"code": r["code"], "effect": r["effect"], "ends": r["ends"]} for r in reasons]
+
+
+def codes(reasons: list[dict[str, Any]]) -> str:
+    return orjson.dumps([r["code"] for r in reasons]).decode() if reasons else NO_CODES
+
+
+@router.get("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi, responses=DECIDE.responses)
+async def check(request: Request, who: Decider, resident_id: ResidentId, action: Action,
+                purpose: Purpose = None) -> Response:
+    """May this resident take this action now? One decision, audited before it is answered.
+
+    A resident may ask about themself only.
+    """
+    return await decide_one(runtime(request), who, resident_id, action, purpose)
+
+
+@router.post("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi, responses=DECIDE.responses)
+async def check_post(request: Request, who: Decider, body: CheckIn) -> Response:
+    """The same decision, asked with a JSON body."""
+    return await decide_one(runtime(request), who, body.resident_id, body.action, body.purpose)
+
+
+async def decide_one(rt: Runtime, who: Principal, resident_id: str, action: str,
+                     purpose: str | None) -> Response:
+    DECIDE.need_purpose(who, purpose)
+    own_resident(who, resident_id)
+    decisions.require_action(rt.index.policy, action)
+    if rt.behind():
+        await blocking(rt.sync)
+    now = rt.now()
+    key, due, normalised = rt.index.locate(resident_id, now.date())
+    if due <= micros(now):
+        await blocking(rt.refresh, np.array([key], np.int64))
+    d = rt.index.decide(key, action, now, normalised)
+    await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, action, d.decision, d.decision_id,
+                            purpose, d.policy, codes(d.reasons))])
+    rt.metrics.decisions[d.decision] += 1
+    return json({"decision_id": d.decision_id, "resident_id": d.resident_id, "action": d.action,
+                 "decision": d.decision, "benefits": d.benefits, "reasons": reasons_for(who, d.reasons),
+                 "policy": d.policy})
+
+
+@router.post("/check/batch", response_model=BatchOut, responses=BATCH.responses,
+             openapi_extra={**BATCH.openapi, **body_doc(Manifest)})
+async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)],
+                      purpose: Annotated[str | None, Query(description="or in the body")] = None) -> Response:
+    """A flight manifest: one action for up to 10,000 residents, each decision audited.
+
+    Items come back in the manifest's order; an invalid or unregistered ID gets an
+    ``error`` instead of a decision, and does not fail the others.
+    """
+    rt = runtime(request)
+    action, purpose, resident_ids = _manifest(parse_json(await read_body(request, rt.max_body)), purpose)
+    BATCH.need_purpose(who, purpose)
+    decisions.require_action(rt.index.policy, action)
+    if rt.behind():
+        await blocking(rt.sync)
+    now = rt.now()
+    keys, ok, errors = rt.index.locate_many(resident_ids, now.date())
+    good = keys[ok]
+    stale = rt.index.stale(good, now)
+    if len(stale):
+        await blocking(rt.refresh, stale)
+    made = rt.index.decide_many(good, action, now)
+    label = rt.index.policy.label
+    good_keys = good.tolist()
+    name, role = who.name, who.role
+    await rt.hub.log([(now, name, role, DECISION, k, action, verdict, did, purpose, label, codes(reasons))
+                      for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
+    items: list[dict[str, Any] | None] = [None] * len(resident_ids)
+    denied = 0
+    for i, (did, verdict, benefits, reasons) in zip(np.flatnonzero(ok).tolist(), made, strict=True):
+        denied += verdict == "deny"
+        items[i] = {"resident_id": _normalised(resident_ids[i]), "decision": verdict, "decision_id": did,
+                    "benefits": benefits, "reasons": reasons_for(who, reasons)}
+    for i, error in errors.items():
+        items[i] = {"resident_id": resident_ids[i], "error": error}
+    rt.metrics.batch_requests += 1
+    rt.metrics.decisions["deny"] += denied
+    rt.metrics.decisions["allow"] += len(made) - denied
+    return json({"action": action, "policy": label, "count": len(resident_ids), "allowed": len(made) - denied,
+                 "denied": denied, "errors": len(errors), "decisions": items})
+
+
+def _normalised(valid: str) -> str:
+    """An ID that passed the check: as given when it is exactly 18 characters (an upper-case X is all
+    normalising could change), else normalised again."""
+    return valid if len(valid) == 18 and valid[17] != "x" else ids.normalise_resident_id(valid)
+
+
+def _manifest(body: Any, purpose: str | None) -> tuple[str, str | None, list[str]]:
+    if not isinstance(body, dict):
+        raise Unprocessable("the manifest must be a JSON object with action and resident_ids")
+    action, rids = body.get("action"), body.get("resident_ids")
+    if not isinstance(action, str) or not isinstance(rids, list):
+        raise Unprocessable("the manifest needs action (a string) and resident_ids (a list)",
+                            details={"fields": ["action", "resident_ids"]})
+    if len(rids) > MAX_MANIFEST:
+        raise Unprocessable(f"a manifest holds at most {MAX_MANIFEST} IDs, got {len(rids)}",
+                            code="manifest_too_large", details={"limit": MAX_MANIFEST})
+    if not all(isinstance(r, str) for r in rids):
+        raise Unprocessable("resident_ids must all be strings", details={"field": "resident_ids"})
+    given = body.get("purpose", purpose)
+    return action, given if isinstance(given, str) else purpose, rids

@@ -1,0 +1,66 @@
+"""Objections (spec §5): a resident contests a record; the record's agency upholds or rejects it.
+
+A resident opens and lists their own; an agency lists and answers those
+against its records; an operator sees and may answer all (overdue first).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from credo.api.auth import Allow, own_resident, runtime
+from credo.api.errors import Unprocessable
+from credo.api.http import json
+from credo.api.schemas import ObjectionIn, ResolveIn
+from credo.ids import resident_id_from_key
+from credo.principals import Principal
+
+router = APIRouter(prefix="/v1/objections", tags=["objections"])
+OPEN = Allow("resident", "operator")
+LIST = Allow("resident", "agency", "operator")
+RESOLVE = Allow("agency", "operator")
+
+
+@router.post("", status_code=201, openapi_extra=OPEN.openapi, responses=OPEN.responses)
+def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], body: ObjectionIn) -> Response:
+    """Contest one of your records, with a reason; under ``disputed: suspend`` it stops counting meanwhile."""
+    rt = runtime(request)
+    resident_id = body.resident_id
+    if who.role == "resident":
+        assert who.resident is not None
+        resident_id = resident_id or resident_id_from_key(who.resident)
+        own_resident(who, resident_id)
+    if not resident_id:
+        raise Unprocessable("an operator names the resident (resident_id)", details={"field": "resident_id"})
+    number = rt.hub.call("open_objection", resident_id, body.record, body.reason, who)
+    rt.sync()
+    return json({"id": number, "record": body.record, "status": "open"}, status=201)
+
+
+@router.get("", openapi_extra=LIST.openapi, responses=LIST.responses)
+def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
+                    overdue: Annotated[bool, Query(description="only those past the deadline")] = False,
+                    resident_id: Annotated[str | None, Query(description="operators: one resident's")] = None
+                    ) -> Response:
+    """Objections with every step's time: a resident's own, an agency's, or (operator) all."""
+    rt = runtime(request)
+    agency = who.agency if who.role == "agency" else None
+    if who.role == "resident":
+        assert who.resident is not None
+        resident_id = resident_id or resident_id_from_key(who.resident)
+        own_resident(who, resident_id)
+    rows = rt.hub.call("objections", resident_id=resident_id, agency=agency, overdue=overdue)
+    return json({"objections": rows})
+
+
+@router.post("/{number}/resolve", openapi_extra=RESOLVE.openapi, responses=RESOLVE.responses)
+def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], number: int,
+            body: ResolveIn) -> Response:
+    """Uphold (the record is revoked) or reject (with an answer) an open objection against your record."""
+    rt = runtime(request)
+    rt.hub.call("resolve_objection", number, uphold=body.uphold, answer=body.answer, who=who)
+    rt.sync()
+    return json({"id": number, "status": "upheld" if body.uphold else "rejected"})

@@ -1,0 +1,103 @@
+"""Agencies' records (spec §3): batches through the same path as ``credo ingest``, revocations, rejects.
+
+The agency is always the token's, never the payload's. A batch is a JSON array
+of row objects or NDJSON, one transaction like a file; the answer says what
+became of every row, with the reason for each rejected one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from credo.api.auth import Allow, own_agency, runtime
+from credo.api.errors import Unprocessable
+from credo.api.http import blocking, json, localise, read_body
+from credo.api.runtime import Runtime
+from credo.api.schemas import BatchResultOut, RecordRow, RevokeIn
+from credo.ids import resident_id_from_key
+from credo.principals import Principal
+
+router = APIRouter(prefix="/v1", tags=["records"])
+SUBMIT = Allow("agency")
+AGENCY_OR_OPERATOR = Allow("agency", "operator")
+NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+_ROWS_DOC = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "array", "items": RecordRow.model_json_schema()}} for media in
+    ("application/json", *NDJSON)}}}
+
+
+@router.post("/records", response_model=BatchResultOut, responses=SUBMIT.responses,
+             openapi_extra={**SUBMIT.openapi, **_ROWS_DOC})
+async def submit(request: Request, who: Annotated[Principal, Depends(SUBMIT)]) -> Response:
+    """Submit a batch of records (population and telecom agencies send their own feed's rows).
+
+    One transaction: all of it lands, with the rescoring it causes, or none of it.
+    """
+    rt = runtime(request)
+    rows = _rows(await read_body(request, rt.max_body), request.headers.get("content-type", ""))
+    source = f"api request {secrets.token_hex(6)} by {who.name}"
+    out = await blocking(_ingest, rt, who, rows, source)
+    return json(out, headers={"X-Credo-Source": source})
+
+
+def _ingest(rt: Runtime, who: Principal, rows: list[Any], source: str) -> dict[str, Any]:
+    result = rt.hub.call("ingest_rows", who.agency, rows, who, source)
+    record_ids = [None if not isinstance(r, dict) or r.get("record_id") is None else str(r["record_id"])
+                  for r in rows]
+    results = rt.hub.call("batch_rows", result, record_ids)
+    rt.sync()
+    return {**result.to_json(), "results": results}
+
+
+def _rows(body: bytes, content_type: str) -> list[Any]:
+    """A JSON array, or NDJSON (a line that is not JSON is kept as a malformed row, not dropped)."""
+    text = body.strip()
+    if not text:
+        raise Unprocessable("the batch is empty", code="empty_batch")
+    if text[:1] == b"[" and not content_type.startswith(NDJSON):
+        try:
+            rows = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise Unprocessable(f"the body is not a valid JSON array: {exc}", code="bad_json") from None
+        if not isinstance(rows, list):
+            raise Unprocessable("the body must be a JSON array of rows", code="bad_json")
+        return rows
+    out: list[Any] = []
+    for line in text.split(b"\n"):
+        if line.strip():
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                out.append(line.decode("utf-8", "replace"))
+    return out
+
+
+@router.post("/records/{record_id:path}/revoke", openapi_extra=AGENCY_OR_OPERATOR.openapi,
+             responses=AGENCY_OR_OPERATOR.responses)
+def revoke(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)], record_id: str,
+           body: RevokeIn,
+           agency: Annotated[str | None, Query(description="the record's agency: operators only")] = None
+           ) -> Response:
+    """Revoke a record with a reason: it stops counting at once and stays visible with the reason."""
+    rt = runtime(request)
+    acting = own_agency(who, agency)
+    resident = rt.hub.call("revoke", acting, record_id, body.reason, who)
+    rt.sync()
+    return json({"record": f"{acting}:{record_id}", "revoked": True,
+                 "resident_id": resident_id_from_key(resident)})
+
+
+@router.get("/rejects", openapi_extra=AGENCY_OR_OPERATOR.openapi, responses=AGENCY_OR_OPERATOR.responses)
+def rejects(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)],
+            agency: Annotated[str | None, Query(description="operators: one agency's")] = None,
+            limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> Response:
+    """Rejected rows with their source, the row as received and the reason; an agency sees its own."""
+    rt = runtime(request)
+    scope = own_agency(who, agency) if who.role == "agency" or agency else None
+    rows = rt.hub.call("rejects", scope, limit)
+    return json({"rejects": [localise(r, rt.index.policy.tz) for r in rows]})

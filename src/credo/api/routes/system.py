@@ -1,0 +1,93 @@
+"""The policy in force, tokens, who am I, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import PlainTextResponse, Response
+
+from credo.api.auth import Allow, runtime
+from credo.api.http import blocking, json, read_body
+from credo.api.schemas import TokenIn, TokenOut
+from credo.ids import resident_id_from_key
+from credo.principals import ROLES, Principal
+
+router = APIRouter(tags=["system"])
+ANYONE = Allow(*ROLES)
+OPERATOR = Allow("operator")
+WATCHERS = Allow("operator", "auditor")
+
+
+@router.get("/v1/policy", openapi_extra=ANYONE.openapi, responses=ANYONE.responses)
+def policy(request: Request, who: Annotated[Principal, Depends(ANYONE)]) -> Response:
+    """The policy in force: its version label, its digest and the document (actions, measures, ...)."""
+    p = runtime(request).index.policy
+    return json({"policy": p.label, "name": p.name, "version": p.version, "sha256": p.sha256,
+                 "timezone": p.tz, "document": p.doc.model_dump(mode="json"), "text": p.text})
+
+
+@router.put("/v1/policy", openapi_extra={**OPERATOR.openapi, "requestBody": {
+    "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}},
+    responses=OPERATOR.responses)
+async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERATOR)]) -> Response:
+    """Check, then apply a policy (YAML body) as a new version; everyone is rescored under it."""
+    rt = runtime(request)
+    text = (await read_body(request, rt.max_body)).decode("utf-8", "replace")
+
+    def apply() -> Response:
+        applied = rt.hub.call("apply_policy", text, who)
+        rt.sync()
+        return json({"policy": applied.label, "warnings": [str(w) for w in applied.warnings]})
+
+    return await blocking(apply)
+
+
+@router.post("/v1/tokens", status_code=201, response_model=TokenOut, openapi_extra=OPERATOR.openapi,
+             responses=OPERATOR.responses)
+def create_token(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: TokenIn) -> Response:
+    """A new token bound to a role (and its agency, provider or resident); shown only in this answer."""
+    rt = runtime(request)
+    token, made = rt.hub.call("create_token", body.role, agency=body.agency, provider=body.provider,
+                              resident_id=body.resident_id)
+    rt.sync()
+    return json({"token": token, "principal": made.name, "role": made.role}, status=201)
+
+
+@router.get("/v1/me", openapi_extra=ANYONE.openapi, responses=ANYONE.responses)
+def me(who: Annotated[Principal, Depends(ANYONE)]) -> Response:
+    """The principal the token names."""
+    return json({"principal": who.name, "role": who.role, "agency": who.agency, "provider": who.provider,
+                 "resident_id": None if who.resident is None else resident_id_from_key(who.resident)})
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """The process answers (no token needed)."""
+    return json({"status": "ok"})
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Response:
+    """The database answers, the audit writer runs and the decision index is loaded (no token needed)."""
+    rt = runtime(request)
+    try:
+        stats = rt.hub.stats()
+    except Exception as exc:  # readiness reports, it does not fail
+        return json({"status": "not ready", "why": str(exc)}, status=503)
+    if not stats.get("audit_writer_alive", 0):
+        return json({"status": "not ready", "why": "the audit writer stopped"}, status=503)
+    return json({"status": "ready", "residents": rt.index.registered, "measured": rt.index.measured,
+                 "policy": rt.index.policy.label, "pid": os.getpid()})
+
+
+@router.get("/metrics", response_class=PlainTextResponse, openapi_extra=WATCHERS.openapi,
+            responses=WATCHERS.responses)
+def metrics(request: Request, who: Annotated[Principal, Depends(WATCHERS)]) -> Response:
+    """Prometheus text: requests by route and status, latency, decisions, audit commits, index size."""
+    rt = runtime(request)
+    gauges = {"index_registered": float(rt.index.registered), "index_measured": float(rt.index.measured),
+              "index_generation": float(rt.index.generation)}
+    return PlainTextResponse(rt.metrics.render(gauges, rt.hub.stats()),
+                             media_type="text/plain; version=0.0.4")

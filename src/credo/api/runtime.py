@@ -1,0 +1,105 @@
+"""One server process's state: its hub, its decision index, its token directory, its counters.
+
+The index is brought up to the hub's generation before every decision and
+after every write (``sync``), so a decision never answers from a standing that
+a returned write has changed; residents past their due time are re-read first
+(``refresh``). Both may touch the database, so they run in a worker thread,
+never on the event loop.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from datetime import datetime
+
+import numpy as np
+
+from credo import settings
+from credo.api.hub import Hub, scope_of
+from credo.api.metrics import Metrics
+from credo.index import DecisionIndex, Keys
+from credo.principals import Directory, Principal
+
+
+def _settle() -> None:
+    """Move the freshly loaded index out of the garbage collector's sight: at city scale it holds
+    millions of objects that never form cycles, and a full collection walking them would stall
+    every request in flight for a second."""
+    gc.collect()
+    gc.freeze()
+
+
+class RateLimiter:
+    """A token bucket per principal: ``rate`` requests a second, bursts up to ``rate`` (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, who: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        tokens, last = self._buckets.get(who, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[who] = (tokens, now)
+            return False
+        self._buckets[who] = (tokens - 1, now)
+        return True
+
+
+class Runtime:
+    def __init__(self, hub: Hub, *, owns_hub: bool = True) -> None:
+        self.hub = hub
+        self.owns_hub = owns_hub
+        self.metrics = Metrics()
+        self.limiter = RateLimiter(float(settings.get("CREDO_RATE_LIMIT") or 0))
+        self.max_body = int(settings.get("CREDO_MAX_BODY"))
+        self.directory = Directory(hub.principals())
+        self._sync_lock = threading.Lock()
+        generation = hub.generation()
+        policy = hub.policy()
+        self.index = DecisionIndex(policy, hub.index_rows(None, settings.now(policy.tz)), generation)
+        _settle()
+
+    def now(self) -> datetime:
+        return settings.now(self.index.policy.tz)
+
+    def authenticate(self, token: str) -> Principal:
+        return self.directory.authenticate(token)
+
+    def behind(self) -> bool:
+        return self.hub.generation() != self.index.generation
+
+    def sync(self) -> None:
+        """Catch the index (and the tokens) up with every write the hub has seen."""
+        with self._sync_lock:
+            if not self.behind():
+                return
+            generation, changes = self.hub.changes_since(self.index.generation)
+            scope, tokens = (None, True) if changes is None else scope_of(changes)
+            if tokens:
+                self.directory = Directory(self.hub.principals())
+            if scope is None:
+                policy = self.hub.policy()
+                self.index.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)
+                self.metrics.index_reloads += 1
+                _settle()
+                return
+            if len(scope):
+                self.index.apply(scope, self.hub.index_rows(scope, self.now()))
+                self.metrics.index_refreshed += len(scope)
+            self.index.generation = generation
+
+    def refresh(self, keys: Keys) -> None:
+        """Re-read residents past their due time (the hub rescores them first)."""
+        keys = np.unique(np.asarray(keys, np.int64))
+        self.index.apply(keys, self.hub.index_rows(keys, self.now()))
+        self.metrics.index_refreshed += len(keys)
+
+    def close(self) -> None:
+        if self.owns_hub:
+            self.hub.close()

@@ -1,0 +1,138 @@
+"""Request and response shapes, as pydantic models: they document the API in its OpenAPI schema.
+
+Small bodies are parsed with them. The two large ones are not: a record batch
+and a manifest of 10,000 IDs are parsed with orjson and answered with bytes
+(validating a big body with pydantic cost 6-7x on this machine); their models
+only describe them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+MAX_MANIFEST = 10_000
+
+
+class Ends(BaseModel):
+    resolved_by: list[str] = Field(description="record types whose record would end this reason")
+    expires_at: str | None = Field(description="when the reason ends by itself, ISO 8601")
+
+
+class Reason(BaseModel):
+    code: str = Field(examples=["list:dishonest_debtor", "grade:AAA"])
+    effect: str
+    records: list[dict[str, Any]] | None = Field(
+        None, description="the records behind the reason; never shown to providers")
+    ends: Ends
+
+
+class DecisionOut(BaseModel):
+    decision_id: str
+    resident_id: str
+    action: str
+    decision: Literal["allow", "deny"]
+    benefits: list[str]
+    reasons: list[Reason]
+    policy: str
+
+
+class CheckIn(BaseModel):
+    resident_id: str
+    action: str
+    purpose: str | None = None
+
+
+class Manifest(BaseModel):
+    """A flight manifest: one action for up to 10,000 residents."""
+
+    action: str
+    purpose: str | None = Field(None, description="required from providers and operators (or ?purpose=)")
+    resident_ids: list[str] = Field(max_length=MAX_MANIFEST)
+
+
+class BatchItem(BaseModel):
+    resident_id: str
+    decision: Literal["allow", "deny"] | None = None
+    decision_id: str | None = None
+    benefits: list[str] | None = None
+    reasons: list[Reason] | None = None
+    error: dict[str, Any] | None = Field(None, description="instead of a decision: an invalid or unknown ID")
+
+
+class BatchOut(BaseModel):
+    action: str
+    policy: str
+    count: int
+    allowed: int
+    denied: int
+    errors: int
+    decisions: list[BatchItem] = Field(description="in the manifest's order")
+
+
+class RowResult(BaseModel):
+    line: int
+    record_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = None
+    field: str | None = None
+    message: str | None = None
+
+
+class BatchResultOut(BaseModel):
+    source: str
+    agency: str
+    batch: int
+    rows: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    reasons: dict[str, int]
+    results: list[RowResult]
+
+
+class RecordRow(BaseModel):
+    """One row of a record batch (a JSON array of these, or NDJSON)."""
+
+    record_id: str
+    type: str
+    subject: str = Field(description="resident ID or phone")
+    occurred_at: str
+    resolves: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class ObjectionIn(BaseModel):
+    record: str = Field(description="AGENCY:RECORD_ID", examples=["court:c1"])
+    reason: str = Field(min_length=1)
+    resident_id: str | None = Field(None, description="a resident's own by default; an operator names it")
+
+
+class ResolveIn(BaseModel):
+    uphold: bool
+    answer: str = Field(min_length=1)
+
+
+class TokenIn(BaseModel):
+    role: Literal["operator", "agency", "provider", "resident", "auditor"]
+    agency: str | None = None
+    provider: str | None = None
+    resident_id: str | None = None
+
+
+class TokenOut(BaseModel):
+    token: str = Field(description="shown only this once")
+    principal: str
+    role: str
+
+
+def body_doc(model: type[BaseModel], media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:
+    """An ``openapi_extra`` documenting a request body that the route parses itself."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media}}}

@@ -1,0 +1,190 @@
+"""The audit log: tampering in the DuckDB file is found and named; group commit loses nothing.
+
+Tampering is done the way an intruder with the file would do it — SQL on the
+DuckDB file — and ``credo audit verify`` (the command and the library) must name
+the first entry that no longer fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from credo import audit
+from credo.api.commit import GroupCommit
+from credo.api.hub import Core
+from credo.audit import Entry
+from credo.principals import Principal
+from credo.store import connect
+from tests.conftest import City, rid
+
+PROVIDER = Principal("provider:air", "provider", provider="air")
+
+
+@pytest.fixture
+def logged(city: City) -> Path:
+    """The tiny city plus a few decisions: a log of more than ten entries."""
+    from credo.service import Credo
+
+    credo = Credo.open(city.db)
+    try:
+        for letter in "ABCD":
+            credo.check(rid(letter), "rail.high_speed.book", PROVIDER, "boarding")
+        assert credo.verify_audit().ok
+        assert credo.verify_audit().entries > 10
+    finally:
+        credo.close()
+    return city.db
+
+
+def count(db: Path) -> int:
+    with duckdb.connect(str(db)) as con:
+        return int(con.execute("SELECT count(*) FROM audit").fetchall()[0][0])
+
+
+def verify_command(db: Path) -> subprocess.CompletedProcess[str]:
+    """``credo audit verify`` as a user runs it."""
+    command = [sys.executable, "-c", "from credo.cli import main; main()", "audit", "verify"]
+    return subprocess.run(command, env={**os.environ, "CREDO_DB": str(db)}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def swap(seq_a: int, seq_b: int) -> list[str]:
+    return [f"UPDATE audit SET seq = -1 WHERE seq = {seq_a}",
+            f"UPDATE audit SET seq = {seq_a} WHERE seq = {seq_b}",
+            f"UPDATE audit SET seq = {seq_b} WHERE seq = -1"]
+
+
+def recomputed(con: duckdb.DuckDBPyConnection, seq: int) -> list[str]:
+    """Edit an entry and recompute its own hash, as a careful intruder would: the next link breaks."""
+    row = con.execute(f"SELECT {', '.join(audit.COLUMNS)} FROM audit WHERE seq = ?", [seq]).fetchall()[0]
+    values = list(row[1:-2])
+    values[audit.FIELDS.index("purpose")] = "nothing to see"
+    new_hash = audit.entry_hash(row[-2], values)
+    return [f"UPDATE audit SET purpose = 'nothing to see', hash = '{new_hash}' WHERE seq = {seq}"]
+
+
+# (name, how to tamper given the log's size, the entry named, words of the problem)
+CASES = [
+    ("edit", lambda con, n: ["UPDATE audit SET purpose = 'curiosity' WHERE seq = 5"], 5, "altered"),
+    ("flip a decision", lambda con, n: ["UPDATE audit SET decision = CASE decision WHEN 'allow' THEN 'deny' "
+                                         f"ELSE 'allow' END WHERE seq = {n - 1}"], None, "altered"),
+    ("edit and rehash", lambda con, n: recomputed(con, 4), 5, "does not link"),
+    ("delete", lambda con, n: ["DELETE FROM audit WHERE seq = 3"], 3, "missing"),
+    ("delete the first", lambda con, n: ["DELETE FROM audit WHERE seq = 1"], 1, "missing"),
+    ("delete the last", lambda con, n: [f"DELETE FROM audit WHERE seq = {n}"], None, "removed from the end"),
+    ("reorder", lambda con, n: swap(3, 4), 3, "does not link"),
+    ("reorder far apart", lambda con, n: swap(2, 7), 2, "does not link"),
+    ("duplicate", lambda con, n: ["INSERT INTO audit SELECT * FROM audit WHERE seq = 6"], 6, "twice"),
+]
+
+
+@pytest.mark.parametrize(("name", "tamper", "first_bad", "words"), CASES, ids=[c[0] for c in CASES])
+def test_tampering_is_found_and_named(logged: Path, name: str, tamper: object, first_bad: int | None,
+                                      words: str) -> None:
+    n = count(logged)
+    with duckdb.connect(str(logged)) as con:
+        for sql in tamper(con, n):  # type: ignore[operator]
+            con.execute(sql)
+    expected = first_bad if first_bad is not None else n if name == "delete the last" else n - 1
+    con = connect(logged)
+    try:
+        verdict = audit.verify(con)
+    finally:
+        con.close()
+    assert not verdict.ok
+    assert verdict.first_bad == expected, verdict
+    assert words in (verdict.problem or ""), verdict
+    cli = verify_command(logged)
+    assert cli.returncode == 1
+    assert f"entry {expected}" in cli.stderr
+
+
+def test_an_intact_log_verifies(logged: Path) -> None:
+    cli = verify_command(logged)
+    assert cli.returncode == 0, cli.stderr
+    assert f"{count(logged)} entries" in cli.stdout
+
+
+# -- group commit -----------------------------------------------------------------------------
+def test_group_commit_gathers_concurrent_submitters() -> None:
+    groups: list[list[int]] = []
+    gate = threading.Event()
+
+    def flush(items: list[int]) -> None:
+        gate.wait(5)  # hold the first group until everybody has submitted
+        groups.append(items)
+
+    commit: GroupCommit[int] = GroupCommit(flush)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(commit.submit([i])) for i in range(200)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    commit.close()
+    assert sorted(i for g in groups for i in g) == list(range(200))
+    assert len(groups) <= 3  # the first, perhaps one caught mid-way, the rest together
+
+
+def test_a_failed_flush_fails_its_group_only() -> None:
+    calls = 0
+
+    def flush(items: list[int]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk full")
+
+    commit: GroupCommit[int] = GroupCommit(flush)
+    with pytest.raises(OSError, match="disk full"):
+        commit.submit_wait([1])
+    commit.submit_wait([2])  # the writer lives on
+    assert commit.failures == 1 and commit.commits == 2
+    commit.close()
+
+
+def test_close_flushes_what_is_pending() -> None:
+    seen: list[int] = []
+    commit: GroupCommit[int] = GroupCommit(seen.extend)
+    threads = [threading.Thread(target=commit.submit_wait, args=([i],)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    commit.close()
+    assert sorted(seen) == list(range(20))
+    with pytest.raises(RuntimeError):
+        commit.submit_wait([99])
+
+
+def test_decisions_logged_through_the_hub_are_committed_and_chained(city: City) -> None:
+    core = Core(city.db)
+    now = datetime(2024, 9, 1, 10)
+
+    async def main() -> None:
+        entries = [Entry(now, "provider:air", "provider", "decision", 1, "rail.high_speed.book", "allow",
+                         f"d-{i}", "boarding", "tiny-1@1", "[]") for i in range(100)]
+        await asyncio.gather(*[core.log([e]) for e in entries])
+
+    asyncio.run(main())
+    commits = core.writer.commits
+    core.close()
+    assert commits < 100
+    con = connect(city.db)
+    try:
+        ids = {r[0] for r in con.execute("SELECT decision_id FROM audit WHERE event = 'decision'").fetchall()}
+        assert {f"d-{i}" for i in range(100)} <= ids
+        assert audit.verify(con).ok
+    finally:
+        con.close()
