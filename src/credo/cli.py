@@ -369,8 +369,21 @@ def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
 
 @app.command("backup")
 def backup_cmd(directory: Path) -> None:
-    """A consistent snapshot of the database into DIR (Parquet files and a manifest)."""
-    manifest = service().backup(directory)
+    """A consistent snapshot of the database into DIR (Parquet files and a manifest), also while serving:
+    when `credo serve` holds the database, the server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an
+    operator token)."""
+    import duckdb
+
+    try:
+        credo = service()
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc):
+            raise
+        from credo.api import client
+
+        manifest = client.backup(directory)
+    else:
+        manifest = credo.backup(directory)
     out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
               f"{manifest['counts']['audit']:,} audit entries", markup=False)
 

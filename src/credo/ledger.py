@@ -46,20 +46,28 @@ def revoke(con: duckdb.DuckDBPyConnection, agency: str, record_id: str, reason: 
     return int(record["resident"])
 
 
-def rejects(con: duckdb.DuckDBPyConnection, agency: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    cols = ["batch", "agency", "source", "line", "row_text", "reason", "field", "message", "received_at"]
-    where = "WHERE agency = ?" if agency else ""
-    rows = con.execute(f"SELECT {', '.join(cols)} FROM rejects {where} ORDER BY batch, line LIMIT ?",
-                       [*([agency] if agency else []), limit]).fetchall()
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+REJECT_COLUMNS = ["batch", "agency", "source", "line", "row_text", "reason", "field", "message", "received_at"]
+REJECT_LIST = ", ".join(REJECT_COLUMNS)
+"""The rejects columns as SQL names (a constant, never data)."""
 
 
-def records_of(con: duckdb.DuckDBPyConnection, resident: int, agency: str | None = None) -> list[dict[str, Any]]:
+def rejects(con: duckdb.DuckDBPyConnection, agency: str | None = None,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    """Rejected rows with their source, line, the row as received, reason, field and message."""
+    rows = con.execute(f"SELECT {REJECT_LIST} FROM rejects WHERE (?::VARCHAR IS NULL OR agency = ?) "
+                       "ORDER BY batch, line LIMIT ?", [agency, agency, limit]).fetchall()
+    return [dict(zip(REJECT_COLUMNS, r, strict=True)) for r in rows]
+
+
+def records_of(con: duckdb.DuckDBPyConnection, resident: int,
+               agency: str | None = None) -> list[dict[str, Any]]:
     """A resident's records as stored, with their revocation if any (an agency sees only its own)."""
-    cols = ["agency", "record_id", "type", "occurred_at", "resolves", "attributes", "revoked_at", "revoke_reason"]
+    cols = ["agency", "record_id", "type", "occurred_at", "resolves", "attributes", "revoked_at",
+            "revoke_reason"]
     where = " AND l.agency = ?" if agency else ""
     rows = con.execute(
-        "SELECT l.agency, l.record_id, l.type, l.occurred_at, l.resolves, l.attributes, r.revoked_at, r.reason "
+        "SELECT l.agency, l.record_id, l.type, l.occurred_at, l.resolves, l.attributes, r.revoked_at, "
+        "r.reason "
         "FROM ledger l LEFT JOIN revocations r ON r.agency = l.agency AND r.record_id = l.record_id "
         f"WHERE l.resident = ?{where} ORDER BY l.occurred_at, l.agency, l.record_id",
         [resident, *([agency] if agency else [])]).fetchall()

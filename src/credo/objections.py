@@ -21,7 +21,6 @@ from credo.store import next_id
 from credo.times import Duration, iso
 
 
-
 def _state(con: duckdb.DuckDBPyConnection, **match: Any) -> list[tuple[Any, ...]]:
     """Objections with their outcome, filtered by objection, resident, agency or record_id."""
     params = {k: match.get(k) for k in ("objection", "resident", "agency", "record_id")}

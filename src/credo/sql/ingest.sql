@@ -1,152 +1,134 @@
--- Validation of an agency's record batch, spec §3. Input: batch_in (text columns, _line,
--- key/phone/id_reason from credo.ids), p_types, p_resolves. Parameters: $agency, $latest
--- (now + 1 day). The session TimeZone is the city's, so a bare date is local midnight.
+-- The rules of spec §2 and §3 that need the store, as joins of a batch's candidate rows against it.
+-- Row-alone rules run vectorised in credo.ingest; every input here is an Arrow table registered by
+-- credo.ingest, keyed by `pos` (the row's position in the feed). Parameters: $agency, $batch, $now.
 
--- name: records_parsed
-SELECT b._line, b.key, b.phone, b.id_reason,
-       nullif(trim(b.record_id), '') AS record_id,
-       nullif(trim(b.type), '') AS type,
-       nullif(trim(b.subject), '') AS subject,
-       nullif(trim(b.occurred_at), '') AS occurred_text,
-       CAST(TRY_CAST(nullif(trim(b.occurred_at), '') AS TIMESTAMPTZ) AS TIMESTAMP) AS occurred_at,
-       nullif(trim(b.resolves), '') AS resolves,
-       nullif(trim(b.attributes), '') AS attributes_text,
-       p.agency AS type_agency,
-       json_object('record_id', b.record_id, 'type', b.type, 'subject', b.subject,
-                   'occurred_at', b.occurred_at, 'resolves', b.resolves, 'attributes', b.attributes) AS row_text
-FROM batch_in b LEFT JOIN p_types p ON p.type = trim(b.type)
+-- name: json_not_object
+-- attributes must be a JSON object (CASE, so json_type never sees text that is not JSON).
+SELECT pos FROM json_in
+WHERE NOT CASE WHEN json_valid(value) THEN json_type(value) = 'OBJECT' ELSE false END
 
--- name: records_resolved
-SELECT p.*,
-       CASE WHEN p.attributes_text IS NULL THEN NULL
-            WHEN json_valid(p.attributes_text) AND json_type(p.attributes_text) = 'OBJECT'
-            THEN CAST(json(p.attributes_text) AS VARCHAR) END AS attributes,
-       h.resident AS holder,
-       coalesce(p.key, h.resident) AS resident,
-       EXISTS (SELECT 1 FROM residents r WHERE r.resident = coalesce(p.key, h.resident)) AS known,
-       row_number() OVER (PARTITION BY p.record_id ORDER BY p._line) AS nth
-FROM records_parsed p
-LEFT JOIN (SELECT pl.phone, pl.valid_from, pl.valid_until, pl.resident FROM phone_links pl
-           WHERE pl.phone IN (SELECT phone FROM batch_in WHERE phone IS NOT NULL)) h
-       ON h.phone = p.phone AND h.valid_from <= p.occurred_at
-          AND (h.valid_until IS NULL OR p.occurred_at < h.valid_until)
+-- name: unknown_residents
+SELECT p.pos FROM residents_probe p ANTI JOIN residents r ON r.resident = p.resident
 
--- name: records_targets
--- What a `resolves` may name: a record already in the ledger, or one earlier in this batch.
-SELECT record_id, type, resident, 0 AS _line FROM ledger
-WHERE agency = $agency AND record_id IN (SELECT resolves FROM records_resolved WHERE resolves IS NOT NULL)
-UNION ALL
-SELECT record_id, type, resident, _line FROM records_resolved WHERE nth = 1 AND record_id IS NOT NULL
+-- name: records_holders
+-- A phone resolves to whoever held it at occurred_at (links are [valid_from, valid_until)).
+SELECT c.pos, min(p.resident) AS holder
+FROM phone_in c
+JOIN phone_links p ON p.phone = c.phone AND p.valid_from <= c.occurred_at
+                  AND (p.valid_until IS NULL OR c.occurred_at < p.valid_until)
+GROUP BY c.pos
 
--- name: records_classified
-SELECT r.*, l.type AS old_type,
-       CASE
-         WHEN r.record_id IS NULL THEN 'missing_record_id'
-         WHEN length(r.record_id) > 64 THEN 'record_id_too_long'
-         WHEN r.type IS NULL THEN 'missing_type'
-         WHEN r.type_agency IS NULL THEN 'unknown_type'
-         WHEN r.type_agency <> $agency THEN 'type_not_allowed'
-         WHEN r.subject IS NULL THEN 'missing_subject'
-         WHEN r.id_reason IS NOT NULL THEN r.id_reason
-         WHEN r.occurred_text IS NULL THEN 'missing_date'
-         WHEN r.occurred_at IS NULL THEN 'bad_date'
-         WHEN r.occurred_at < TIMESTAMP '1900-01-01' THEN 'date_too_early'
-         WHEN r.occurred_at > $latest THEN 'future_date'
-         WHEN r.attributes_text IS NOT NULL AND r.attributes IS NULL THEN 'bad_attributes'
-         WHEN octet_length(encode(r.attributes)) > 4096 THEN 'attributes_too_large'
-         WHEN r.phone IS NOT NULL AND r.holder IS NULL THEN 'unresolved_phone'
-         WHEN NOT r.known THEN 'unknown_resident'
-         WHEN l.record_id IS NOT NULL AND l.type = r.type AND l.resident = r.resident
-              AND l.occurred_at = r.occurred_at AND l.resolves IS NOT DISTINCT FROM r.resolves
-              AND l.attributes IS NOT DISTINCT FROM r.attributes THEN 'duplicate'
-         WHEN l.record_id IS NOT NULL THEN 'conflict'
-         WHEN r.nth > 1 AND f.type = r.type AND f.subject = r.subject AND f.occurred_at = r.occurred_at
-              AND f.resolves IS NOT DISTINCT FROM r.resolves
-              AND f.attributes IS NOT DISTINCT FROM r.attributes THEN 'duplicate'
-         WHEN r.nth > 1 THEN 'conflict'
-         WHEN r.resolves IS NOT NULL AND t.record_id IS NULL THEN 'unknown_resolves'
-         WHEN r.resolves IS NOT NULL AND (t.resident <> r.resident OR NOT EXISTS (
-              SELECT 1 FROM p_resolves pr WHERE pr.resolver = r.type AND pr.target = t.type)) THEN 'bad_resolves'
-       END AS reason
-FROM records_resolved r
-LEFT JOIN ledger l ON l.agency = $agency AND l.record_id = r.record_id
-LEFT JOIN records_resolved f ON f.record_id = r.record_id AND f.nth = 1 AND r.nth > 1
-LEFT JOIN (SELECT record_id, min_by(type, _line) AS type, min_by(resident, _line) AS resident,
-                  min(_line) AS _line FROM records_targets GROUP BY record_id) t
-       ON t.record_id = r.resolves AND t._line < r._line
+-- name: ledger_has_agency
+SELECT 1 FROM ledger WHERE agency = $agency LIMIT 1
+
+-- name: records_seen
+-- Keys already in the ledger: the same content again is a duplicate, anything else a conflict.
+SELECT c.pos,
+       coalesce(l.type = c.type AND l.resident = c.resident AND l.occurred_at = c.occurred_at
+                AND l.resolves IS NOT DISTINCT FROM c.resolves
+                AND CAST(json(l.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(c.attributes) AS VARCHAR),
+                false) AS same
+FROM cand_in c
+JOIN ledger l ON l.agency = $agency AND l.record_id = c.record_id
+
+-- name: records_repeated
+-- Keys given more than once in the batch (candidates found by hash, compared exactly here): the
+-- first standing row counts; a later one is a duplicate when identical to it, else a conflict.
+WITH a AS (SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY pos) AS nth FROM again_in)
+SELECT r.pos, f.pos AS first,
+       coalesce(r.type = f.type AND r.resident = f.resident AND r.occurred_at = f.occurred_at
+                AND r.resolves IS NOT DISTINCT FROM f.resolves
+                AND CAST(json(r.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(f.attributes) AS VARCHAR),
+                false) AS same
+FROM a r JOIN a f ON f.record_id = r.record_id AND f.nth = 1
+WHERE r.nth > 1
+
+-- name: records_resolves
+-- `resolves` names a record of the same agency: in the ledger, or standing earlier in this batch;
+-- of a type the resolver's type may resolve (p_resolves), about the same resident. Inputs: asking_in
+-- (the resolving rows) and targets_in (the batch's rows they name). Returns the failures.
+WITH targets AS (
+    SELECT record_id, type, resident, -1 AS pos FROM ledger
+    WHERE agency = $agency AND record_id IN (SELECT resolves FROM asking_in)
+    UNION ALL
+    SELECT record_id, type, resident, pos FROM targets_in
+),
+first AS (SELECT record_id, arg_min(type, pos) AS type, arg_min(resident, pos) AS resident, min(pos) AS pos
+          FROM targets GROUP BY record_id),
+judged AS (
+    SELECT a.pos,
+           CASE WHEN f.record_id IS NULL OR f.pos >= a.pos THEN 'unknown_resolves'
+                WHEN f.resident <> a.resident THEN 'bad_resolves'
+                WHEN NOT EXISTS (SELECT 1 FROM p_resolves p WHERE p.resolver = a.type AND p.target = f.type)
+                  THEN 'bad_resolves'
+           END AS reason
+    FROM asking_in a LEFT JOIN first f ON f.record_id = a.resolves
+)
+SELECT pos, reason FROM judged WHERE reason IS NOT NULL
 
 -- name: records_append
 INSERT INTO ledger
 SELECT $agency, record_id, type, resident, subject, occurred_at, resolves, attributes, $batch
-FROM classified WHERE reason IS NULL
+FROM accepted_in
 
 -- name: rejects_append
+-- $row_text and $got are expressions over the feed's fixed column names, filled in by credo.ingest.
 INSERT INTO rejects
-SELECT $batch, $agency, $source, _line, row_text, reason, field, message, $now FROM rejected_in
+SELECT $batch, $agency, $source, r._line, coalesce(r._raw, CAST($row_text AS VARCHAR)), r.reason, r.field,
+       CASE WHEN r.field = '(row)' THEN r.detail
+            ELSE r.field || ': ' || coalesce(r.detail, m.text, r.reason)
+                 || CASE WHEN nullif(trim($got), '') IS NULL THEN ''
+                         ELSE ' (value ''' || left($got, $shown)
+                              || CASE WHEN length($got) > $shown THEN '...' ELSE '' END || ''')' END
+       END,
+       $now
+FROM rejected_in r LEFT JOIN reasons_in m ON m.reason = r.reason
 
--- name: population_classified
-SELECT b._line, b.key, b.id_reason,
-       nullif(trim(b.name), '') AS name, nullif(trim(b.district), '') AS district,
-       coalesce(nullif(lower(trim(b.status)), ''), 'active') AS status,
-       nullif(trim(b.status_date), '') AS status_text,
-       CAST(TRY_CAST(nullif(trim(b.status_date), '') AS TIMESTAMPTZ) AS TIMESTAMP) AS status_date,
-       json_object('resident_id', b.resident_id, 'name', b.name, 'district', b.district,
-                   'status', b.status, 'status_date', b.status_date) AS row_text,
-       CASE
-         WHEN b.id_reason IS NOT NULL THEN b.id_reason
-         WHEN nullif(trim(b.name), '') IS NULL THEN 'missing_name'
-         WHEN NOT regexp_full_match(coalesce(trim(b.district), ''), '[0-9]{6}') THEN 'bad_district'
-         WHEN coalesce(nullif(lower(trim(b.status)), ''), 'active') NOT IN ('active', 'deceased', 'moved_out')
-           THEN 'bad_status'
-         WHEN nullif(trim(b.status_date), '') IS NOT NULL
-              AND TRY_CAST(nullif(trim(b.status_date), '') AS TIMESTAMPTZ) IS NULL THEN 'bad_date'
-       END AS reason
-FROM batch_in b
+-- name: population_same
+-- A registry row identical to the stored resident changes nothing: a duplicate.
+SELECT p.pos FROM population_in p
+JOIN residents r ON r.resident = p.resident
+WHERE r.name = p.name AND r.district = p.district AND r.status = p.status
+  AND r.status_date IS NOT DISTINCT FROM p.status_date
 
 -- name: population_upsert
--- The registry is current state: the last row of a batch for a resident wins.
-DELETE FROM residents WHERE resident IN (SELECT key FROM population_ok);
+-- The registry is current state: a changed resident's row is replaced.
+DELETE FROM residents WHERE resident IN (SELECT p.resident FROM population_in p SEMI JOIN population_ok o ON o.pos = p.pos);
 INSERT INTO residents
-SELECT key, name, district, status, status_date, $now, $batch FROM population_ok
-
--- name: telecom_classified
-SELECT b._line, b.phone_key AS phone, b.key, b.id_reason, b.phone_reason,
-       CAST(TRY_CAST(nullif(trim(b.valid_from), '') AS TIMESTAMPTZ) AS TIMESTAMP) AS valid_from,
-       CAST(TRY_CAST(nullif(trim(b.valid_to), '') AS TIMESTAMPTZ) AS TIMESTAMP) + INTERVAL 1 DAY AS valid_until,
-       nullif(trim(b.valid_to), '') AS valid_to_text,
-       json_object('phone', b.phone, 'resident_id', b.resident_id, 'valid_from', b.valid_from,
-                   'valid_to', b.valid_to) AS row_text,
-       EXISTS (SELECT 1 FROM residents r WHERE r.resident = b.key) AS known
-FROM batch_in b
+SELECT p.resident, p.name, p.district, p.status, p.status_date, $now, $batch
+FROM population_in p SEMI JOIN population_ok o ON o.pos = p.pos
 
 -- name: telecom_checked
--- A link overlapping another holder's link of the same phone (stored or in this batch) is
--- a data error. A link with the same (phone, resident, valid_from) as a stored one replaces
--- it: that is how the operator closes a link when the number changes hands.
-SELECT c.*,
-       CASE
-         WHEN c.phone_reason IS NOT NULL THEN c.phone_reason
-         WHEN c.id_reason IS NOT NULL THEN c.id_reason
-         WHEN c.valid_from IS NULL THEN 'bad_date'
-         WHEN c.valid_to_text IS NOT NULL AND c.valid_until IS NULL THEN 'bad_date'
-         WHEN c.valid_until IS NOT NULL AND c.valid_until <= c.valid_from THEN 'bad_period'
-         WHEN NOT c.known THEN 'unknown_resident'
-         WHEN EXISTS (SELECT 1 FROM phone_links p WHERE p.phone = c.phone AND p.resident = c.key
-                      AND p.valid_from = c.valid_from
-                      AND p.valid_until IS NOT DISTINCT FROM c.valid_until) THEN 'duplicate'
-         WHEN EXISTS (SELECT 1 FROM phone_links p WHERE p.phone = c.phone
-                      AND NOT (p.resident = c.key AND p.valid_from = c.valid_from)
-                      AND p.valid_from < coalesce(c.valid_until, TIMESTAMP '9999-12-31')
-                      AND c.valid_from < coalesce(p.valid_until, TIMESTAMP '9999-12-31'))
-           THEN 'overlapping_holder'
-         WHEN EXISTS (SELECT 1 FROM telecom_classified o WHERE o.phone = c.phone AND o._line <> c._line
-                      AND o.valid_from < coalesce(c.valid_until, TIMESTAMP '9999-12-31')
-                      AND c.valid_from < coalesce(o.valid_until, TIMESTAMP '9999-12-31'))
-           THEN 'overlapping_holder'
-       END AS reason
-FROM telecom_classified c
+-- Links are [valid_from, valid_until). The same link again is a duplicate (also twice in one batch);
+-- a link overlapping another holder's (stored or in this batch) is a data error, reported on every
+-- row involved. A link with the same (phone, resident, valid_from) as a stored one replaces it: that
+-- is how the operator closes a link when the number changes hands (so the stored links a batch
+-- replaces are left out of the overlap check; the batch's own rows are checked against each other).
+WITH stored AS (SELECT p.* FROM phone_links p WHERE p.phone IN (SELECT phone FROM links_in)),
+kept AS (SELECT s.* FROM stored s ANTI JOIN links_in l
+         ON l.phone = s.phone AND l.resident = s.resident AND l.valid_from = s.valid_from)
+SELECT l.pos, 'duplicate' AS reason FROM links_in l
+JOIN stored s ON s.phone = l.phone AND s.resident = l.resident AND s.valid_from = l.valid_from
+             AND s.valid_until IS NOT DISTINCT FROM l.valid_until
+UNION ALL
+SELECT l.pos, 'duplicate' FROM links_in l
+JOIN links_in e ON e.phone = l.phone AND e.resident = l.resident AND e.valid_from = l.valid_from
+               AND e.valid_until IS NOT DISTINCT FROM l.valid_until AND e.pos < l.pos
+UNION ALL
+SELECT l.pos, 'overlapping_holder' FROM links_in l
+JOIN kept s ON s.phone = l.phone
+             AND s.valid_from < coalesce(l.valid_until, TIMESTAMP '9999-12-31')
+             AND l.valid_from < coalesce(s.valid_until, TIMESTAMP '9999-12-31')
+UNION ALL
+SELECT l.pos, 'overlapping_holder' FROM links_in l
+JOIN links_in o ON o.phone = l.phone AND o.pos <> l.pos
+               AND NOT (o.resident = l.resident AND o.valid_from = l.valid_from
+                        AND o.valid_until IS NOT DISTINCT FROM l.valid_until)
+               AND o.valid_from < coalesce(l.valid_until, TIMESTAMP '9999-12-31')
+               AND l.valid_from < coalesce(o.valid_until, TIMESTAMP '9999-12-31')
 
 -- name: telecom_upsert
-DELETE FROM phone_links WHERE (phone, resident, valid_from) IN
-    (SELECT (phone, key, valid_from) FROM telecom_ok);
-INSERT INTO phone_links SELECT phone, key, valid_from, valid_until, $batch FROM telecom_ok
+DELETE FROM phone_links p USING (SELECT l.* FROM links_in l SEMI JOIN telecom_ok o ON o.pos = l.pos) l
+WHERE p.phone = l.phone AND p.resident = l.resident AND p.valid_from = l.valid_from;
+INSERT INTO phone_links
+SELECT l.phone, l.resident, l.valid_from, l.valid_until, $batch FROM links_in l SEMI JOIN telecom_ok o ON o.pos = l.pos
