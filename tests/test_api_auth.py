@@ -105,6 +105,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "policy_apply": Endpoint("PUT", "/v1/policy", ("operator",),
                              lambda role: ("PUT", "/v1/policy", {"content": POLICY.encode()})),
     "tokens": Endpoint("POST", "/v1/tokens", ("operator",), token, created=True),
+    "backup": Endpoint("POST", "/v1/admin/backup", ("operator",),
+                       lambda role: ("POST", "/v1/admin/backup", {"json": {"dir": f"matrix-{role}"}})),
     "me": Endpoint("GET", "/v1/me", ANY, get("/v1/me")),
     "metrics": Endpoint("GET", "/metrics", ("operator", "auditor"), get("/metrics")),
     "healthz": Endpoint("GET", "/healthz", (), get("/healthz")),

@@ -45,6 +45,7 @@ class Event(StrEnum):
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFIED = "audit.verified"
+    BACKUP_TAKEN = "backup.taken"
 
 
 class Entry(NamedTuple):
@@ -65,6 +66,8 @@ class Entry(NamedTuple):
 
 FIELDS = list(Entry._fields)
 COLUMNS = ["seq", *FIELDS, "prev_hash", "hash"]
+COLUMN_LIST = ", ".join(COLUMNS)
+"""The columns as SQL names, for the statements below (an identifier list from code, never from data)."""
 _SCHEMA = pa.schema([
     ("seq", pa.int64()), ("logged_at", pa.timestamp("us")), ("principal", pa.string()), ("role", pa.string()),
     ("event", pa.string()), ("resident", pa.int64()), ("action", pa.string()), ("decision", pa.string()),
@@ -129,7 +132,7 @@ def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> 
     audit_in, seq, prev = _chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
     # Read through DuckDB's replacement scan of the local variable: registering and
     # unregistering a view costs four times the insert itself.
-    con.execute(f"INSERT INTO audit SELECT {', '.join(COLUMNS)} FROM audit_in")
+    con.execute(f"INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in")
     head_text = f"{seq}:{prev}"
     if not con.execute("UPDATE meta SET value = ? WHERE key = 'audit_head'", [head_text]).fetchall()[0][0]:
         con.execute("INSERT INTO meta VALUES ('audit_head', ?)", [head_text])
@@ -155,10 +158,11 @@ def append_committed(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[
         return done
     first, prev = stored
     audit_in, seq, prev = _chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
-    assert all(c in "0123456789abcdef" for c in prev)  # the head is spliced into the SQL text below
+    # A script of several statements takes no parameters: the new head is read from audit_in itself.
     try:
-        con.execute(f"BEGIN TRANSACTION; INSERT INTO audit SELECT {', '.join(COLUMNS)} FROM audit_in; "
-                    f"UPDATE meta SET value = '{seq}:{prev}' WHERE key = 'audit_head'; COMMIT")
+        con.execute(f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
+                    "UPDATE meta SET value = (SELECT max(seq)::VARCHAR || ':' || arg_max(hash, seq) FROM audit_in) "
+                    "WHERE key = 'audit_head'; COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction already
             con.execute("ROLLBACK")
@@ -179,7 +183,7 @@ class Verdict:
 
 def verify(con: duckdb.DuckDBPyConnection) -> Verdict:
     """Walk the chain in order; name the first entry that does not fit."""
-    cur = con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit ORDER BY seq")
+    cur = con.execute(f"SELECT {COLUMN_LIST} FROM audit ORDER BY seq")
     prev, expected_seq, count = GENESIS, 1, 0
     while batch := cur.fetchmany(10_000):
         for row in batch:
@@ -204,17 +208,13 @@ def verify(con: duckdb.DuckDBPyConnection) -> Verdict:
 
 
 def export(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit ORDER BY seq").fetchall()
+    rows = con.execute(f"SELECT {COLUMN_LIST} FROM audit ORDER BY seq").fetchall()
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
 def page(con: duckdb.DuckDBPyConnection, *, resident: int | None = None, after: int = 0,
          limit: int = 100) -> list[dict[str, Any]]:
     """Entries after ``seq`` ``after``, oldest first; only those about ``resident`` when given."""
-    where, params = "seq > ?", [after]
-    if resident is not None:
-        where += " AND resident = ?"
-        params.append(resident)
-    rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit WHERE {where} ORDER BY seq LIMIT ?",
-                       [*params, limit]).fetchall()
+    rows = con.execute(f"SELECT {COLUMN_LIST} FROM audit WHERE seq > ? AND (?::BIGINT IS NULL OR resident = ?) "
+                       "ORDER BY seq LIMIT ?", [after, resident, resident, limit]).fetchall()
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]

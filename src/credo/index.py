@@ -85,6 +85,10 @@ def measured(policy: Policy) -> tuple[list[str], list[str]]:
     return grades, lists
 
 
+HIT_COLUMNS = ", ".join(f"h.{f.name}" for f in fields(Hit))
+"""The standing_hits columns a ``Hit`` holds, as SQL names (from the dataclass, never from data)."""
+
+
 def stale_in_store(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, scope: Keys | None) -> Keys:
     """Residents of ``scope`` (everyone when None) whose stored standing is not true at ``now``:
     missing, under another policy version, computed for a later time, or past its ``changes_at``."""
@@ -111,7 +115,7 @@ def read_rows(con: duckdb.DuckDBPyConnection, policy: Policy, scope: Keys | None
             "(SELECT resident FROM standing_hits WHERE list_contains(?::VARCHAR[], list)))",
             [grades, lists]).fetchall()
         hits = con.execute(
-            f"SELECT h.resident, {', '.join('h.' + f.name for f in fields(Hit))} "
+            f"SELECT h.resident, {HIT_COLUMNS} "
             "FROM standing_hits h JOIN residents r ON r.resident = h.resident "
             f"WHERE {where} list_contains(?::VARCHAR[], h.list) ORDER BY h.resident, h.list, h.takes_effect",
             [lists]).fetchall()

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, str] = {
     "CREDO_THREADS": "",
     "CREDO_SPARK_MASTER": "local[2]",
     "CREDO_SPARK_LAKE": "",
+    "CREDO_TOKEN": "",
+    "CREDO_BACKUP_DIR": "",
 }
 """Setting name -> default, documented one by one in docs/operations.md."""
 

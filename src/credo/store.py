@@ -61,11 +61,11 @@ def connect(path: Path | str | None = None, *, read_only: bool = False,
     path = Path(path) if path is not None else settings.db_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    old = os.umask(0o077)  # the database and its WAL are readable by the owner only
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    finally:
-        os.umask(old)
+    # The database and its WAL are readable by the owner only. DuckDB creates the WAL at the first
+    # write and again after each checkpoint, at moments no caller sees, so the process's umask is
+    # tightened for good (never loosened): every file of a process holding a database is private.
+    os.umask(os.umask(0o077) | 0o077)
+    con = duckdb.connect(str(path), read_only=read_only)
     _configure(con)
     if migrate_schema and not read_only:
         migrate(con)

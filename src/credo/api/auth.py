@@ -14,7 +14,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credo import ids
-from credo.api.errors import ERROR_SCHEMA, TooManyRequests, Unprocessable
+from credo.api.errors import TooManyRequests, Unprocessable, documented
 from credo.api.runtime import Runtime
 from credo.errors import Forbidden, Unauthorized
 from credo.principals import ROLES, Principal
@@ -56,10 +56,8 @@ class Allow:
 
     @property
     def responses(self) -> dict[int | str, dict[str, Any]]:
-        err = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
-        return {401: {"description": "no or unknown token", **err},
-                403: {"description": "the role may not call this, or not for this subject", **err},
-                422: {"description": "invalid input", **err}}
+        """The errors any call of the route may get; routes add their own (404, 409, 413)."""
+        return documented(401, 403, 422, 429)
 
     def need_purpose(self, who: Principal, purpose: str | None) -> None:
         """Providers and operators say why they read a file or ask for a decision (spec §6)."""

@@ -46,6 +46,25 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error"],
 }
 
+ERROR_STATUSES: dict[int, str] = {
+    401: "no or unknown token",
+    403: "the role may not call this, or not for this subject",
+    404: "an unknown resident, action, record or objection",
+    409: "refused by the current state (already revoked, an objection open or closed)",
+    413: "the body is larger than CREDO_MAX_BODY",
+    422: "invalid input",
+    429: "more requests a second than CREDO_RATE_LIMIT for this token",
+}
+"""Every error status the API answers with, as its OpenAPI schema documents it."""
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each with the one error shape: a client (and
+    the schema fuzzer, tests/test_fuzz_api.py) can rely on every answer being in the schema."""
+    return {s: {"description": ERROR_STATUSES[s], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for s in statuses}
+
+
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
 
 
@@ -56,8 +75,10 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 
 async def _credo(request: Request, exc: Exception) -> Response:
+    """A library refusal without a more precise status (plain ``CredoError``, 400) is the caller's
+    input being refused: 422, the status the API documents for invalid input."""
     assert isinstance(exc, CredoError)
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(422 if exc.status == 400 else exc.status, exc.code, exc.message, exc.details)
 
 
 async def _id(request: Request, exc: Exception) -> Response:
@@ -74,7 +95,10 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 
 async def _http(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors; its 400 (a body that is not JSON, or not UTF-8) is invalid input, 422."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        return error_response(422, "bad_json", f"the body could not be read: {exc.detail}")
     return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
 
 

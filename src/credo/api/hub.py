@@ -65,7 +65,7 @@ class Core:
         self.credo = Credo.open(path)
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
-        self.credo.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
         self.lock = threading.RLock()
         self._generation = 0
         self._changes: deque[tuple[int, Change]] = deque(maxlen=4096)

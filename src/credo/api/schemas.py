@@ -125,6 +125,20 @@ class TokenIn(BaseModel):
     resident_id: str | None = None
 
 
+class BackupIn(BaseModel):
+    dir: str = Field(min_length=1, description="a new or empty folder under the server's CREDO_BACKUP_DIR "
+                     "(a relative path is taken from there)", examples=["2024-09-01"])
+
+
+class BackupOut(BaseModel):
+    format: int
+    schema_version: int
+    tables: list[str]
+    counts: dict[str, int] = Field(description="rows per table in the snapshot")
+    audit_head: list[int | str] = Field(description="[seq, hash] of the last audit entry in the snapshot")
+    dir: str
+
+
 class TokenOut(BaseModel):
     token: str = Field(description="shown only this once")
     principal: str

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_resident, runtime
+from credo.api.errors import documented
 from credo.api.http import json, localise
 from credo.ids import resident_id_from_key
 from credo.principals import Principal
@@ -19,12 +20,13 @@ from credo.principals import Principal
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 READ = Allow("resident", "auditor", "operator")
 VERIFY = Allow("auditor", "operator")
-After = Annotated[int, Query(ge=0, description="the last seq already seen")]
+# bounded to BIGINT, the column it is compared with: a larger number is invalid input, not a crash
+After = Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq already seen")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 About = Annotated[str | None, Query(description="only entries about this resident")]
 
 
-@router.get("", openapi_extra=READ.openapi, responses=READ.responses)
+@router.get("", openapi_extra=READ.openapi, responses={**READ.responses, **documented(404)})
 def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: After = 0, limit: Limit = 100,
             resident_id: About = None, purpose: str | None = None) -> Response:
     """Entries oldest first: who, role, what, the decision and its id, the purpose, the policy, the chain."""

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from credo import decisions, ids
 from credo.api.auth import Allow, own_resident, runtime
-from credo.api.errors import Unprocessable
+from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, parse_json, read_body
 from credo.api.runtime import Runtime
 from credo.api.schemas import MAX_MANIFEST, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
@@ -47,7 +47,8 @@ def codes(reasons: list[dict[str, Any]]) -> str:
     return orjson.dumps([r["code"] for r in reasons]).decode() if reasons else NO_CODES
 
 
-@router.get("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi, responses=DECIDE.responses)
+@router.get("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi,
+             responses={**DECIDE.responses, **documented(404)})
 async def check(request: Request, who: Decider, resident_id: ResidentId, action: Action,
                 purpose: Purpose = None) -> Response:
     """May this resident take this action now? One decision, audited before it is answered.
@@ -57,7 +58,8 @@ async def check(request: Request, who: Decider, resident_id: ResidentId, action:
     return await decide_one(runtime(request), who, resident_id, action, purpose)
 
 
-@router.post("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi, responses=DECIDE.responses)
+@router.post("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi,
+             responses={**DECIDE.responses, **documented(404)})
 async def check_post(request: Request, who: Decider, body: CheckIn) -> Response:
     """The same decision, asked with a JSON body."""
     return await decide_one(runtime(request), who, body.resident_id, body.action, body.purpose)
@@ -83,7 +85,7 @@ async def decide_one(rt: Runtime, who: Principal, resident_id: str, action: str,
                  "policy": d.policy})
 
 
-@router.post("/check/batch", response_model=BatchOut, responses=BATCH.responses,
+@router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
              openapi_extra={**BATCH.openapi, **body_doc(Manifest)})
 async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)],
                       purpose: Annotated[str | None, Query(description="or in the body")] = None) -> Response:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_resident, runtime
-from credo.api.errors import Unprocessable
+from credo.api.errors import Unprocessable, documented
 from credo.api.http import json
 from credo.api.schemas import ObjectionIn, ResolveIn
 from credo.ids import resident_id_from_key
@@ -22,9 +22,12 @@ router = APIRouter(prefix="/v1/objections", tags=["objections"])
 OPEN = Allow("resident", "operator")
 LIST = Allow("resident", "agency", "operator")
 RESOLVE = Allow("agency", "operator")
+# objection numbers are INTEGER in the store: a larger one is invalid input (422), not a crash
+Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="the objection's number")]
 
 
-@router.post("", status_code=201, openapi_extra=OPEN.openapi, responses=OPEN.responses)
+@router.post("", status_code=201, openapi_extra=OPEN.openapi,
+             responses={**OPEN.responses, **documented(404, 409)})
 def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], body: ObjectionIn) -> Response:
     """Contest one of your records, with a reason; under ``disputed: suspend`` it stops counting meanwhile."""
     rt = runtime(request)
@@ -40,7 +43,7 @@ def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], b
     return json({"id": number, "record": body.record, "status": "open"}, status=201)
 
 
-@router.get("", openapi_extra=LIST.openapi, responses=LIST.responses)
+@router.get("", openapi_extra=LIST.openapi, responses={**LIST.responses, **documented(404)})
 def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
                     overdue: Annotated[bool, Query(description="only those past the deadline")] = False,
                     resident_id: Annotated[str | None, Query(description="operators: one resident's")] = None
@@ -56,8 +59,9 @@ def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
     return json({"objections": rows})
 
 
-@router.post("/{number}/resolve", openapi_extra=RESOLVE.openapi, responses=RESOLVE.responses)
-def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], number: int,
+@router.post("/{number}/resolve", openapi_extra=RESOLVE.openapi,
+             responses={**RESOLVE.responses, **documented(404, 409)})
+def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], number: Number,
             body: ResolveIn) -> Response:
     """Uphold (the record is revoked) or reject (with an answer) an open objection against your record."""
     rt = runtime(request)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_agency, runtime
-from credo.api.errors import Unprocessable
+from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, localise, read_body
 from credo.api.runtime import Runtime
 from credo.api.schemas import BatchResultOut, RecordRow, RevokeIn
@@ -31,7 +31,7 @@ _ROWS_DOC = {"requestBody": {"required": True, "content": {
     ("application/json", *NDJSON)}}}
 
 
-@router.post("/records", response_model=BatchResultOut, responses=SUBMIT.responses,
+@router.post("/records", response_model=BatchResultOut, responses={**SUBMIT.responses, **documented(413)},
              openapi_extra={**SUBMIT.openapi, **_ROWS_DOC})
 async def submit(request: Request, who: Annotated[Principal, Depends(SUBMIT)]) -> Response:
     """Submit a batch of records (population and telecom agencies send their own feed's rows).
@@ -78,7 +78,7 @@ def _rows(body: bytes, content_type: str) -> list[Any]:
 
 
 @router.post("/records/{record_id:path}/revoke", openapi_extra=AGENCY_OR_OPERATOR.openapi,
-             responses=AGENCY_OR_OPERATOR.responses)
+             responses={**AGENCY_OR_OPERATOR.responses, **documented(404, 409)})
 def revoke(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)], record_id: str,
            body: RevokeIn,
            agency: Annotated[str | None, Query(description="the record's agency: operators only")] = None

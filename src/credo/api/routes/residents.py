@@ -12,18 +12,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_resident, runtime
+from credo.api.errors import documented
 from credo.api.http import json, localise
 from credo.principals import Principal
 
 router = APIRouter(prefix="/v1/residents", tags=["residents"])
 FILE = Allow("resident", "operator", purpose=("operator",))
 RECORDS = Allow("resident", "agency", "operator", purpose=("operator",))
+FILE_ERRORS = {**FILE.responses, **documented(404)}
+RECORDS_ERRORS = {**RECORDS.responses, **documented(404)}
 Purpose = Annotated[str | None, Query(description="why you read the file; required from operators")]
 Reader = Annotated[Principal, Depends(FILE)]
 RecordsReader = Annotated[Principal, Depends(RECORDS)]
 
 
-@router.get("/{resident_id}/standing", openapi_extra=FILE.openapi, responses=FILE.responses)
+@router.get("/{resident_id}/standing", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
 def standing(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
     """Score, grade, lists in force, pending lists and when the standing next changes by itself."""
     FILE.need_purpose(who, purpose)
@@ -33,7 +36,7 @@ def standing(request: Request, who: Reader, resident_id: str, purpose: Purpose =
     return json(found.to_json(rt.index.policy.tz))
 
 
-@router.get("/{resident_id}/explanation", openapi_extra=FILE.openapi, responses=FILE.responses)
+@router.get("/{resident_id}/explanation", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
 def explanation(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
     """The standing plus every record: the points it adds after caps, or why it adds none."""
     FILE.need_purpose(who, purpose)
@@ -41,7 +44,7 @@ def explanation(request: Request, who: Reader, resident_id: str, purpose: Purpos
     return json(runtime(request).hub.call("explain", resident_id, who=who, purpose=purpose))
 
 
-@router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=RECORDS.responses)
+@router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=RECORDS_ERRORS)
 def records(request: Request, who: RecordsReader, resident_id: str, purpose: Purpose = None) -> Response:
     """Records as stored, with revocations and their reasons; an agency sees only its own."""
     RECORDS.need_purpose(who, purpose)
@@ -51,7 +54,7 @@ def records(request: Request, who: RecordsReader, resident_id: str, purpose: Pur
     return json({"resident_id": resident_id, "records": [localise(r, rt.index.policy.tz) for r in rows]})
 
 
-@router.get("/{resident_id}/notices", openapi_extra=FILE.openapi, responses=FILE.responses)
+@router.get("/{resident_id}/notices", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
 def notices(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
     """What the resident has been told: records added, lists pending and in force, objections."""
     FILE.need_purpose(who, purpose)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import PlainTextResponse, Response
 
+from credo import settings
 from credo.api.auth import Allow, runtime
+from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, read_body
-from credo.api.schemas import TokenIn, TokenOut
+from credo.api.schemas import BackupIn, BackupOut, TokenIn, TokenOut
+from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
 from credo.principals import ROLES, Principal
 
@@ -30,7 +35,7 @@ def policy(request: Request, who: Annotated[Principal, Depends(ANYONE)]) -> Resp
 
 @router.put("/v1/policy", openapi_extra={**OPERATOR.openapi, "requestBody": {
     "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}},
-    responses=OPERATOR.responses)
+    responses={**OPERATOR.responses, **documented(413)})
 async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERATOR)]) -> Response:
     """Check, then apply a policy (YAML body) as a new version; everyone is rescored under it."""
     rt = runtime(request)
@@ -53,6 +58,40 @@ def create_token(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
                               resident_id=body.resident_id)
     rt.sync()
     return json({"token": token, "principal": made.name, "role": made.role}, status=201)
+
+
+@router.post("/v1/admin/backup", response_model=BackupOut, openapi_extra=OPERATOR.openapi,
+             responses=OPERATOR.responses)
+async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: BackupIn) -> Response:
+    """A consistent snapshot of the database into a folder on the server's machine, while serving.
+
+    The server holds the database file, so nothing else can open it: the snapshot is taken by the
+    server's own connection, in one read transaction (``credo backup DIR`` comes here when it finds
+    the database locked). Writes wait for it; the backup is audited.
+    """
+    rt = runtime(request)
+    folder = backup_folder(body.dir)
+    try:
+        manifest = await blocking(rt.hub.call, "backup", folder)
+    except OSError as exc:
+        raise Unprocessable(f"cannot write the backup into {folder}: {exc.strerror or exc}", code="bad_path",
+                            details={"field": "dir"}) from None
+    detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"]}).decode()
+    await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN.value, detail=detail)])
+    return json({**manifest, "dir": str(folder)})
+
+
+def backup_folder(given: str) -> Path:
+    """Where a backup asked for over HTTP may go: inside CREDO_BACKUP_DIR (default: ``backups`` beside the
+    database file), so that an operator token cannot make the server write anywhere else on its disk."""
+    root = Path(settings.get("CREDO_BACKUP_DIR") or settings.db_path().resolve().parent / "backups").resolve()
+    if "\0" in given:
+        raise Unprocessable("dir holds a NUL character", code="bad_path", details={"field": "dir"})
+    folder = (root / given).resolve()
+    if root not in folder.parents:
+        raise Unprocessable(f"a backup goes into a folder under {root} (CREDO_BACKUP_DIR)", code="outside_backup_dir",
+                            details={"field": "dir", "root": str(root)})
+    return folder
 
 
 @router.get("/v1/me", openapi_extra=ANYONE.openapi, responses=ANYONE.responses)

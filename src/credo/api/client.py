@@ -1,0 +1,60 @@
+"""Asking a running ``credo serve`` to do what the CLI cannot while the server holds the database.
+
+DuckDB lets one process open the file for writing, so with the server up a CLI
+command that needs the database finds it locked. For the operations that must
+work while serving (``credo backup``), the CLI asks the server instead, at
+``CREDO_HOST``:``CREDO_PORT`` with the operator token in ``CREDO_TOKEN``. The
+standard library's HTTP client is enough, and keeps the CLI free of the test
+suite's dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from credo import settings
+from credo.errors import CredoError
+
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+"""A server listening on every address is reached on loopback."""
+
+
+def server_url() -> str:
+    host = settings.get("CREDO_HOST")
+    host = WILDCARDS.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.get('CREDO_PORT')}"
+
+
+def call(method: str, path: str, body: Any, *, timeout: float = 3600) -> Any:
+    """One JSON request with the operator token; an API error comes back as a ``CredoError``."""
+    token = settings.get("CREDO_TOKEN")
+    url = server_url() + path
+    if not token:
+        raise CredoError(f"the database is held by a running server; set CREDO_TOKEN to an operator token to "
+                         f"ask it ({url})", code="token_required")
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "http_error", "message": f"HTTP {exc.code}"}
+        raise CredoError(f"the server at {url} refused: {error.get('message')}", code=str(error.get("code")),
+                         details=error.get("details")) from None
+    except OSError as exc:
+        raise CredoError(f"the database is locked, and no server answers at {url}: {exc}",
+                         code="server_unreachable") from None
+
+
+def backup(directory: Path) -> dict[str, Any]:
+    """``credo backup`` through the server (``POST /v1/admin/backup``)."""
+    manifest: dict[str, Any] = call("POST", "/v1/admin/backup", {"dir": str(directory.resolve())})
+    return manifest
