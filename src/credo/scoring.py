@@ -9,15 +9,20 @@ being served past their ``changes_at``.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset
 
-from credo.engines.duckdb import DuckDBScoring
+from credo.engines.duckdb import DuckDBScoring, unordered
 from credo.policy import Policy
+from credo.store import transaction
 
 
 def _engine(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
@@ -37,9 +42,12 @@ def rescore(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
     scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
     if scope is not None and len(scope) == 0:
         return 0
-    _engine(con, policy, as_of, scope)
-    write_standings(con, policy, as_of, full=scope is None)
-    return int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0])
+    with unordered(con):
+        engine = _engine(con, policy, as_of, scope)
+        write_standings(con, policy, as_of, full=scope is None)
+    count = int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0])
+    engine.release()
+    return count
 
 
 def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *, full: bool) -> None:
@@ -63,4 +71,42 @@ def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
     out = {"scored": engine.arrow("scored"), "hits": engine.arrow("hits")}
     if records:
         out["explained"] = engine.arrow("explained", "ORDER BY resident, occurred_at, agency, record_id")
+    engine.release()
     return out
+
+
+def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *,
+                     lake: str | None = None, spark: Any = None) -> int:
+    """Recompute everyone's standing on Spark and store them, replacing the tables whole.
+
+    The same pipeline as ``rescore``, run by ``credo.engines.spark`` over Parquet: the lake folder
+    ``lake`` when given (the standings are written back under it, ``standings/`` and
+    ``standing_hits/``), else a snapshot of the store exported for the run. The store changes in
+    one transaction at the end, so a failed job leaves the old standings in place.
+    """
+    from credo.engines import spark as seam
+
+    with tempfile.TemporaryDirectory(prefix="credo-spark-") as tmp:
+        if lake:
+            sources, out = seam.lake_sources(lake), lake.rstrip("/")
+        else:
+            with transaction(con):  # one snapshot of the four tables
+                sources = seam.export(con, Path(tmp) / "in")
+            out = f"{tmp}/out"
+        engine = seam.SparkScoring(spark if spark is not None else seam.session())
+        engine.bind(policy.tables(), as_of, sources, keep=True)
+        try:
+            for output, folder in seam.OUTPUTS.items():
+                engine.write(output, f"{out}/{folder}")
+        finally:
+            engine.release()
+        readable = out.replace("s3a://", "s3://", 1)  # Spark's name for S3; pyarrow's is s3://
+        for output, folder in seam.OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
+            con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
+        with transaction(con), unordered(con):
+            write_standings(con, policy, as_of, full=True)
+        count = int(con.execute("SELECT count(*) FROM scored").fetchall()[0][0])
+        for output in seam.OUTPUTS:
+            con.unregister(f"spark_{output}")
+        return count

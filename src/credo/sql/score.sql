@@ -5,6 +5,17 @@
 -- disputes_in(objection, agency, record_id, opened_at, closed_at) and the policy
 -- tables p_types, p_type_lists, p_resolves, p_grades, p_settings.
 -- ADD_DURATION(ts, months, days) is calendar addition, the day clamped to the month's end.
+--
+-- Shape, for speed at city scale: the few records that something besides their type and
+-- times can stop from counting (revoked, disputed, resolved) are gathered in `marks`, so
+-- `state` reads each ledger row once and joins one small table. The score is then one sum
+-- per resident, like the bare aggregate, corrected by the few capped groups beyond their cap;
+-- only capped counting records are grouped by (type, year).
+
+-- name: types
+-- The policy's types, each with a number (grouping by a number is cheaper than by a code).
+SELECT type, points, cap, valid_months, valid_days, row_number() OVER (ORDER BY type) AS type_no
+FROM p_types
 
 -- name: revoked
 SELECT agency, record_id, min(revoked_at) AS revoked_at
@@ -12,46 +23,70 @@ FROM revocations_in
 GROUP BY agency, record_id
 
 -- name: disputed
-SELECT d.agency, d.record_id, max(d.objection) AS objection
+-- Under `disputed: suspend`: the objection open at T, if any, and the next objection step after
+-- T (only a past T has one; it is a change to come).
+SELECT d.agency, d.record_id,
+       max(CASE WHEN d.opened_at <= c.t AND (d.closed_at IS NULL OR d.closed_at > c.t)
+                THEN d.objection END) AS objection,
+       min(least(CASE WHEN d.opened_at > c.t THEN d.opened_at END,
+                 CASE WHEN d.closed_at > c.t THEN d.closed_at END)) AS next_step
 FROM disputes_in d CROSS JOIN clock_in c CROSS JOIN p_settings s
-WHERE s.suspend AND d.opened_at <= c.t AND (d.closed_at IS NULL OR d.closed_at > c.t)
+WHERE s.suspend
 GROUP BY d.agency, d.record_id
 
--- name: resolvers
--- Records that resolve another, unless revoked by T. Future ones matter for changes_at.
-SELECT l.agency, l.resolves AS target_id, l.resident, l.type AS resolver_type,
-       l.record_id AS resolver_id, l.occurred_at AS resolved_at
-FROM ledger_in l CROSS JOIN clock_in c
-LEFT JOIN revoked r ON r.agency = l.agency AND r.record_id = l.record_id
-WHERE l.resolves IS NOT NULL AND (r.revoked_at IS NULL OR r.revoked_at > c.t)
-
 -- name: resolution
-SELECT v.agency, v.target_id AS record_id, min(v.resolved_at) AS resolved_at,
-       min_by(v.resolver_id, v.resolved_at) AS resolved_by
-FROM resolvers v
-JOIN ledger_in l ON l.agency = v.agency AND l.record_id = v.target_id AND l.resident = v.resident
-JOIN p_resolves pr ON pr.resolver = v.resolver_type AND pr.target = l.type
-GROUP BY v.agency, v.target_id
+-- The earliest record resolving each record: of the same agency (and resident), of a type whose
+-- `resolves` lists the resolved record's type, not revoked by T. A later one is a change to come.
+-- Ties on time go to the smaller record_id, so both engines name the same resolver.
+SELECT agency, record_id, resolved_at, resolved_by
+FROM (SELECT l.agency, l.record_id, v.occurred_at AS resolved_at, v.record_id AS resolved_by,
+             row_number() OVER (PARTITION BY l.agency, l.record_id
+                                ORDER BY v.occurred_at, v.record_id) AS nth
+      FROM ledger_in v CROSS JOIN clock_in c
+      JOIN p_resolves pr ON pr.resolver = v.type
+      JOIN (SELECT agency, record_id, resident, type FROM ledger_in
+            WHERE type IN (SELECT target FROM p_resolves)) l
+        ON l.agency = v.agency AND l.record_id = v.resolves AND l.resident = v.resident AND l.type = pr.target
+      LEFT JOIN revoked r ON r.agency = v.agency AND r.record_id = v.record_id
+      WHERE v.resolves IS NOT NULL AND (r.revoked_at IS NULL OR r.revoked_at > c.t)) x
+WHERE nth = 1
+
+-- name: marks
+-- Everything besides its type and times that can stop a record counting, one row per such record.
+SELECT agency, record_id, min(revoked_at) AS revoked_at, max(disputed_by) AS disputed_by,
+       min(dispute_step) AS dispute_step, min(resolved_at) AS resolved_at, max(resolved_by) AS resolved_by
+FROM (SELECT agency, record_id, revoked_at, CAST(NULL AS INTEGER) AS disputed_by,
+             CAST(NULL AS TIMESTAMP) AS dispute_step, CAST(NULL AS TIMESTAMP) AS resolved_at,
+             CAST(NULL AS VARCHAR) AS resolved_by
+      FROM revoked
+      UNION ALL
+      SELECT agency, record_id, CAST(NULL AS TIMESTAMP), objection, next_step, CAST(NULL AS TIMESTAMP),
+             CAST(NULL AS VARCHAR)
+      FROM disputed
+      UNION ALL
+      SELECT agency, record_id, CAST(NULL AS TIMESTAMP), CAST(NULL AS INTEGER), CAST(NULL AS TIMESTAMP),
+             resolved_at, resolved_by
+      FROM resolution) u
+GROUP BY agency, record_id
 
 -- name: state
 -- Every record with its state at T: the one place where "does it count" is decided.
-SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, p.points, p.cap,
-       CASE WHEN p.valid_months IS NOT NULL
-            THEN ADD_DURATION(l.occurred_at, p.valid_months, p.valid_days) END AS expires_at,
-       r.revoked_at, d.objection AS disputed_by, s.resolved_at, s.resolved_by, c.t,
-       CASE WHEN r.revoked_at <= c.t THEN 'revoked'
-            WHEN p.points IS NULL THEN 'not_in_policy'
+-- A record that adds nothing shows the first reason, in this order.
+SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.points, l.cap, l.type_no, l.expires_at,
+       m.revoked_at, m.disputed_by, m.dispute_step, m.resolved_at, m.resolved_by, c.t,
+       CASE WHEN m.revoked_at <= c.t THEN 'revoked'
+            WHEN l.points IS NULL THEN 'not_in_policy'
             WHEN l.occurred_at > c.t THEN 'not_yet'
-            WHEN d.objection IS NOT NULL THEN 'suspended'
-            WHEN p.valid_months IS NOT NULL
-                 AND ADD_DURATION(l.occurred_at, p.valid_months, p.valid_days) <= c.t THEN 'expired'
-            WHEN s.resolved_at <= c.t THEN 'resolved'
+            WHEN m.disputed_by IS NOT NULL THEN 'suspended'
+            WHEN l.expires_at <= c.t THEN 'expired'
+            WHEN m.resolved_at <= c.t THEN 'resolved'
             ELSE 'counts' END AS status
-FROM ledger_in l CROSS JOIN clock_in c
-LEFT JOIN p_types p ON p.type = l.type
-LEFT JOIN revoked r ON r.agency = l.agency AND r.record_id = l.record_id
-LEFT JOIN disputed d ON d.agency = l.agency AND d.record_id = l.record_id
-LEFT JOIN resolution s ON s.agency = l.agency AND s.record_id = l.record_id
+FROM (SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, p.points, p.cap, p.type_no,
+             CASE WHEN p.valid_months IS NOT NULL
+                  THEN ADD_DURATION(l.occurred_at, p.valid_months, p.valid_days) END AS expires_at
+      FROM ledger_in l LEFT JOIN types p ON p.type = l.type) l
+CROSS JOIN clock_in c
+LEFT JOIN marks m ON m.agency = l.agency AND m.record_id = l.record_id
 
 -- name: hits
 -- List memberships caused by counting records, each with the end of its grace period.
@@ -60,37 +95,56 @@ SELECT s.resident, tl.list, s.agency, s.record_id, s.type, s.occurred_at, s.expi
 FROM state s JOIN p_type_lists tl ON tl.type = s.type
 WHERE s.status = 'counts'
 
--- name: group_points
--- Points per (resident, type, calendar year), limited to [-cap, +cap] when capped.
-SELECT resident,
-       sum(CASE WHEN cap IS NULL THEN total ELSE greatest(-cap, least(cap, total)) END) AS points
-FROM (SELECT resident, type, year(occurred_at) AS yr, sum(points) AS total, max(cap) AS cap
-      FROM state WHERE status = 'counts'
-      GROUP BY resident, type, year(occurred_at)) g
-GROUP BY resident
-
--- name: next_change
--- The earliest instant after T at which a resident's standing changes by itself.
-SELECT resident, min(change_at) AS changes_at
-FROM (SELECT resident,
-             least(CASE WHEN occurred_at > t THEN occurred_at END,
-                   CASE WHEN status = 'counts' AND expires_at > t THEN expires_at END,
-                   CASE WHEN status = 'counts' AND resolved_at > t THEN resolved_at END,
-                   CASE WHEN revoked_at > t THEN revoked_at END) AS change_at
-      FROM state
-      UNION ALL
-      SELECT resident, takes_effect AS change_at FROM hits WHERE takes_effect > t) x
-WHERE change_at IS NOT NULL
-GROUP BY resident
+-- name: tallies
+-- Each record as one row to add up: its resident, its capped group (type and calendar year; 0 when
+-- uncapped or not counting), the points it counts, and the earliest change after T it brings (its
+-- occurrence, the expiry or resolution of a counting record, its revocation, an objection step).
+SELECT resident, cap,
+       CASE WHEN status = 'counts' AND cap IS NOT NULL
+            THEN type_no * 10000 + year(occurred_at) ELSE 0 END AS capped,
+       CASE WHEN status = 'counts' THEN points ELSE 0 END AS points,
+       least(CASE WHEN occurred_at > t THEN occurred_at END,
+             CASE WHEN status = 'counts' THEN expires_at END,
+             CASE WHEN status = 'counts' AND resolved_at > t THEN resolved_at END,
+             CASE WHEN revoked_at > t THEN revoked_at END,
+             dispute_step) AS change_at
+FROM state
 
 -- name: scored
-SELECT x.resident, x.score, g.grade, n.changes_at
-FROM (SELECT r.resident,
-             CAST(greatest(ps.lo, least(ps.hi, ps.base + coalesce(gp.points, 0))) AS INTEGER) AS score
-      FROM residents_in r CROSS JOIN p_settings ps
-      LEFT JOIN group_points gp ON gp.resident = r.resident) x
-JOIN p_grades g ON x.score >= g.lo AND (g.hi IS NULL OR x.score < g.hi)
-LEFT JOIN next_change n ON n.resident = x.resident
+-- The score is base + every counting point, less what the caps take away (only capped groups beyond
+-- their cap take anything), clamped to the bounds; its grade band is looked up once per distinct
+-- score; changes_at is the records' earliest change or a grace period's end. `rows` is read twice
+-- and computed once (a materialised CTE); residents with no record join the sum as zero rows.
+WITH rows AS MATERIALIZED (
+  SELECT resident, cap, capped, points, change_at FROM tallies
+), excess AS (
+  SELECT resident, sum(total - greatest(-cap, least(cap, total))) AS excess
+  FROM (SELECT resident, capped, max(cap) AS cap, sum(points) AS total
+        FROM rows WHERE capped <> 0 GROUP BY resident, capped) g
+  WHERE total > cap OR total < -cap
+  GROUP BY resident
+), totals AS (
+  SELECT resident, sum(points) AS points, min(change_at) AS change_at, max(registered) AS registered
+  FROM (SELECT resident, 1 AS registered, 0 AS points, CAST(NULL AS TIMESTAMP) AS change_at FROM residents_in
+        UNION ALL
+        SELECT resident, 0 AS registered, points, change_at FROM rows) u
+  GROUP BY resident
+), scores AS (
+  SELECT tt.resident, tt.change_at,
+         CAST(greatest(ps.lo, least(ps.hi, ps.base + tt.points - coalesce(e.excess, 0))) AS INTEGER) AS score
+  FROM totals tt CROSS JOIN p_settings ps
+  LEFT JOIN excess e ON e.resident = tt.resident
+  WHERE tt.registered = 1
+), bands AS (
+  SELECT s.score, g.grade
+  FROM (SELECT DISTINCT score FROM scores) s
+  JOIN p_grades g ON s.score >= g.lo AND (g.hi IS NULL OR s.score < g.hi)
+)
+SELECT x.resident, x.score, b.grade, least(x.change_at, h.change_at) AS changes_at
+FROM scores x
+JOIN bands b ON b.score = x.score
+LEFT JOIN (SELECT resident, min(takes_effect) AS change_at FROM hits
+           WHERE takes_effect > t GROUP BY resident) h ON h.resident = x.resident
 
 -- name: explained
 -- Each record's points after caps: in occurred order within (resident, type, year), a
@@ -98,9 +152,10 @@ LEFT JOIN next_change n ON n.resident = x.resident
 -- the capped group total, so the explanation adds up to the score.
 SELECT agency, record_id, type, resident, occurred_at, status, expires_at, revoked_at,
        disputed_by, resolved_at, resolved_by,
-       CASE WHEN status <> 'counts' THEN 0
-            WHEN cap IS NULL THEN points
-            ELSE greatest(-cap, least(cap, run)) - greatest(-cap, least(cap, run - points)) END AS points,
+       CAST(CASE WHEN status <> 'counts' THEN 0
+                 WHEN cap IS NULL THEN points
+                 ELSE greatest(-cap, least(cap, run)) - greatest(-cap, least(cap, run - points)) END AS BIGINT)
+         AS points,
        coalesce(points, 0) AS type_points
 FROM (SELECT *, sum(CASE WHEN status = 'counts' THEN points ELSE 0 END) OVER (
                   PARTITION BY resident, type, year(occurred_at), status = 'counts'
