@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -399,15 +398,14 @@ def _normal(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.spark
-def test_reports_agree_on_spark(city: City, six: dict[str, int]) -> None:
+def test_reports_agree_on_spark(city: City, six: dict[str, int], spark: Any) -> None:
     """The report SQL, translated by the dialect, gives Spark the same rows as DuckDB on the same captures.
 
     The captures come from the DuckDB scoring seam (a Spark scoring seam is another module's
     work); what this holds is that every report step runs on Spark and agrees.
     """
-    if not shutil.which("java"):
-        pytest.skip("no Java for Spark")
-    sql = pytest.importorskip("pyspark.sql")
+    from pyspark import sql
+
     north = _people(city, NORTH, 10, 6)
     city.record(north[7], "tax.arrears", datetime(2024, 2, 1))
     _people(city, WEST, 10, 0, born=date(1950, 1, 1))
@@ -424,20 +422,14 @@ def test_reports_agree_on_spark(city: City, six: dict[str, int]) -> None:
         seam.steps(steps)
         duck = {r: _normal([tuple(x.values()) for x in seam.rows(r)]) for r in reports}
     assert duck["fairness_drivers"] and duck["whatif_list_samples"]
-    spark = (sql.SparkSession.builder.master("local[1]").appName("credo-governance-test")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    try:
-        for name, table in inputs.items():
-            spark.createDataFrame(table.to_pylist(), schema=_spark_schema(sql, table.schema)) \
-                .createOrReplaceTempView(name)
-        for name in steps:
-            spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {to_spark(q(f'governance.{name}'))}")
-        for r in reports:
-            got = _normal([tuple(row) for row in spark.sql(to_spark(q(f"governance.{r}"))).collect()])
-            assert got == duck[r], r
-    finally:
-        spark.stop()
+    for name, table in inputs.items():  # the run's shared session (conftest): never stopped here
+        spark.createDataFrame(table.to_pylist(), schema=_spark_schema(sql, table.schema)) \
+            .createOrReplaceTempView(name)
+    for name in steps:
+        spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {to_spark(q(f'governance.{name}'))}")
+    for r in reports:
+        got = _normal([tuple(row) for row in spark.sql(to_spark(q(f"governance.{r}"))).collect()])
+        assert got == duck[r], r
 
 
 def _spark_schema(sql: Any, schema: pa.Schema) -> Any:
