@@ -38,33 +38,9 @@ import httpx
 import pytest
 
 from credo import ids
+from tests.cityfactory import POLICY  # the tiny policy shared by library and server tests
 
 NOW = "2024-09-01T10:00:00+08:00"
-POLICY = """\
-policy: tiny-1
-timezone: Asia/Shanghai
-base_score: 1000
-score_bounds: [0, 2000]
-disputed: suspend
-objection_deadline: 15d
-grades:
-  - {grade: AA, min: 1020}
-  - {grade: A, min: 1000}
-  - {grade: B, min: 900}
-  - {grade: C, min: 0}
-record_types:
-  tax.arrears: {agency: tax, category: tax, points: -50, valid_for: 3y, lists: [tax_defaulter], basis: "test"}
-  tax.settled: {agency: tax, category: tax, points: 0, resolves: [tax.arrears], basis: "test"}
-  civic.donation: {agency: blood-centre, category: civic, points: 30, valid_for: 2y, basis: "test"}
-lists:
-  tax_defaulter: {title: Tax defaulters, kind: black, grace: 5d}
-actions:
-  rail.high_speed.book: "Book a high-speed train seat"
-  admin.approval: "Administrative approval"
-measures:
-  - {list: tax_defaulter, action: rail.high_speed.book, effect: deny}
-  - {grades: [AA], action: admin.approval, effect: green_channel}
-"""
 PEOPLE: dict[str, tuple[str, str]] = {
     "A": ("11011219870612101", "110112"), "B": ("11011519930318202", "110115"),
     "C": ("11010119900101003", "110101"), "D": ("11010519751230004", "110105"),
