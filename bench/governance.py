@@ -1,6 +1,6 @@
 """Governance benchmark: what-if and fairness at city scale, against a bare aggregate of the same ledger.
 
-Run ``python -m bench.governance [--residents 1000000] [--seed 7] [--threads N] [--keep DIR]``.
+Run ``python -m bench.governance [--residents 1000000] [--seed 7] [--engine duckdb|spark] [--keep DIR]``.
 
 Why the ledger is generated here rather than through ``credo synth`` and ingest: the reports
 need only the tables ingest leaves behind, and their cost depends on what the keys carry
@@ -16,7 +16,10 @@ Each phase runs in a fresh child process, so its peak RSS is its own. The phases
 engine can do that touches every record), ``pipeline`` (one full scoring run materialised, the
 floor of anything that scores), ``whatif`` (Beijing in force, Hangzhou proposed) and
 ``fairness`` (Beijing). Ratios are against ``bare`` of the same run, for wall-clock and for CPU
-seconds (on a shared machine the CPU figure is the steadier one).
+seconds (on a shared machine the CPU figure is the steadier one). With ``--engine spark`` the two
+reports run on Spark (``CREDO_SPARK_MASTER``, local[2] by default) over a Parquet export of the
+store, while ``bare`` and ``pipeline`` stay on DuckDB as the floor; the CPU and peak figures of
+a Spark phase are the Python driver's only (the JVM is another process), so compare wall-clock.
 """
 
 from __future__ import annotations
@@ -171,7 +174,7 @@ def build(path: Path, n: int, seed: int) -> dict[str, Any]:
     return {"residents": n, "records": led.num_rows, "seconds": time.perf_counter() - t0}
 
 
-def phase(name: str, path: Path) -> dict[str, Any]:
+def phase(name: str, path: Path, engine: str = "duckdb") -> dict[str, Any]:
     """Run one measured phase on the store at ``path`` (in this process: the caller forks one per phase)."""
     from credo import governance
     from credo import policy as policies
@@ -190,11 +193,11 @@ def phase(name: str, path: Path) -> dict[str, Any]:
         DuckDBScoring(con).bind(in_force.tables(), AS_OF, None)
         con.execute("CREATE TEMP TABLE once AS SELECT * FROM scored")
     elif name == "whatif":
-        w = governance.whatif(con, in_force, policies.load(policies.shipped("hangzhou")), AS_OF)
+        w = governance.whatif(con, in_force, policies.load(policies.shipped("hangzhou")), AS_OF, engine=engine)
         detail = {"residents_changed_grade": w["residents_changed_grade"],
                   "transitions": dict(sorted(w["transitions"].items(), key=lambda kv: -kv[1])[:5])}
     elif name == "fairness":
-        f = governance.fairness(con, in_force, AS_OF)
+        f = governance.fairness(con, in_force, AS_OF, engine=engine)
         detail = {"flags": [(x["dimension"], x["group"], x["outcome"], x["impact_ratio"],
                              [d["type"] for d in x["drivers"]]) for x in f["flags"]]}
     else:
@@ -224,6 +227,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb", help="for whatif and fairness")
     ap.add_argument("--keep", type=Path, help="keep the store in this folder (default: a temporary one)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
@@ -233,7 +237,7 @@ def main() -> None:
             out = build(args.db, args.residents, args.seed)
             out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         else:
-            out = phase(args.phase, args.db)
+            out = phase(args.phase, args.db, args.engine)
         print(json.dumps(out, default=str))
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="credo-bench-gov-"))
@@ -248,7 +252,7 @@ def main() -> None:
               f"{built['seconds']:.1f}s (peak {built['peak_rss_mb']:,} MB)", flush=True)
         runs: dict[str, dict[str, Any]] = {}
         for name in ("bare", "pipeline", "whatif", "fairness"):
-            r = runs[name] = _child("--phase", name, "--db", str(db))
+            r = runs[name] = _child("--phase", name, "--db", str(db), "--engine", args.engine)
             bare, bare_cpu = runs["bare"]["seconds"] or 0.01, runs["bare"]["cpu_seconds"] or 0.01
             shown = ("phase", "seconds", "cpu_seconds", "peak_rss_mb")
             extra = {k: v for k, v in r.items() if k not in shown}
@@ -256,7 +260,8 @@ def main() -> None:
                   f"cpu {r['cpu_seconds']:8.2f}s x{r['cpu_seconds'] / bare_cpu:5.1f} bare   "
                   f"peak {r['peak_rss_mb']:>6,} MB"
                   + (f"  {json.dumps(extra)}" if extra else ""), flush=True)
-        print(json.dumps({"date": started, "residents": built["residents"], "records": built["records"],
+        print(json.dumps({"date": started, "engine": args.engine, "residents": built["residents"],
+                          "records": built["records"],
                           "build": built, **runs}, default=str))
     finally:
         if not args.keep:

@@ -394,6 +394,8 @@ def test_whatif_shows_the_impact_and_the_diff(visit: Visit, tmp_path: Path) -> N
     assert num(matrix["B"][head.index("C")]) == falls
     diff = text(page, "#policy-diff")
     assert "-  - {grade: B, min: 900}" in diff and "+  - {grade: B, min: 960}" in diff
+    runs = [e for e in all_audit(live) if e["event"] == "read.report"]
+    assert [(e["role"], e["purpose"]) for e in runs] == [("operator", "what-if page")]
     visit.shot("whatif")
 
     page.get_by_label("…or edit the policy text").fill(text_in_force.replace("base_score", "base_scor"))

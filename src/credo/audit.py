@@ -35,6 +35,7 @@ class Event(StrEnum):
     READ_EXPLANATION = "read.explanation"
     READ_RECORDS = "read.records"
     READ_ACCESSES = "read.accesses"
+    READ_REPORT = "read.report"
     DECISION = "decision"
     RECORD_REVOKED = "record.revoked"
     OBJECTION_OPENED = "objection.opened"

@@ -37,6 +37,7 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+Engine = Annotated[str, typer.Option(help="duckdb, or spark (CREDO_SPARK_MASTER, CREDO_SPARK_LAKE)")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time; a bare date is local midnight")]
 
 
@@ -170,7 +171,7 @@ def rejects(agency: Annotated[str | None, typer.Option()] = None, as_json: JsonO
 
 
 @app.command()
-def score(as_of: AsOf = None, engine: str = "duckdb") -> None:
+def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
     """Recompute every standing."""
     credo = service()
     when = credo.when(as_of)
@@ -297,10 +298,11 @@ def token_create(role: Annotated[str, typer.Option()], agency: str | None = None
 @app.command()
 def whatif(policy_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="proposed policy")],
            as_of: AsOf = None, as_json: JsonOpt = False,
-           sample: Annotated[int, typer.Option(help="resident IDs shown per list join/leave")] = 5) -> None:
+           sample: Annotated[int, typer.Option(help="resident IDs shown per list join/leave")] = 5,
+           engine: Engine = "duckdb") -> None:
     """The impact of a proposed policy on the current ledger; nothing is applied or stored."""
     credo = service()
-    w = credo.whatif(policy_file.read_text(encoding="utf-8"), credo.when(as_of), sample=sample)
+    w = credo.whatif(policy_file.read_text(encoding="utf-8"), credo.when(as_of), sample=sample, engine=engine)
     if as_json:
         emit(w)
         return
@@ -337,10 +339,11 @@ def whatif(policy_file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
 
 @app.command()
 def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
-             min_group: Annotated[int, typer.Option(help="smaller groups: shown, not judged")] = 30) -> None:
+             min_group: Annotated[int, typer.Option(help="smaller groups: shown, not judged")] = 30,
+             engine: Engine = "duckdb") -> None:
     """Outcomes by district, sex and age band, flagging groups below four-fifths of the best."""
     credo = service()
-    f = credo.fairness(credo.when(as_of), min_group=min_group)
+    f = credo.fairness(credo.when(as_of), min_group=min_group, engine=engine)
     if as_json:
         emit(f)
         return

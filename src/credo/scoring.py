@@ -9,10 +9,8 @@ being served past their ``changes_at``.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -86,13 +84,7 @@ def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
     """
     from credo.engines import spark as seam
 
-    with tempfile.TemporaryDirectory(prefix="credo-spark-") as tmp:
-        if lake:
-            sources, out = seam.lake_sources(lake), lake.rstrip("/")
-        else:
-            with transaction(con):  # one snapshot of the four tables
-                sources = seam.export(con, Path(tmp) / "in")
-            out = f"{tmp}/out"
+    with seam.inputs(con, lake) as (sources, out):
         engine = seam.SparkScoring(spark if spark is not None else seam.session())
         engine.bind(policy.tables(), as_of, sources, keep=True)
         try:

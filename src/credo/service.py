@@ -261,14 +261,32 @@ class Credo:
         return token, who
 
     # -- governance -------------------------------------------------------------------------
-    def whatif(self, text: str, as_of: datetime | None = None, *, sample: int = 5) -> dict[str, Any]:
-        """The impact of a proposed policy (its YAML text) on the current ledger; nothing is applied."""
-        proposed = policies.load(text)
-        return governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample)
+    def whatif(self, text: str, as_of: datetime | None = None, *, sample: int = 5, engine: str = "duckdb",
+               who: Principal = OPERATOR_CLI, purpose: str = "whatif") -> dict[str, Any]:
+        """The impact of a proposed policy (its YAML text) on the current ledger; nothing is applied.
 
-    def fairness(self, as_of: datetime | None = None, *, min_group: int = 30) -> dict[str, Any]:
+        Audited as an operator's read of every resident's file in aggregate (spec §6).
+        """
+        if who.role != "operator":
+            raise Forbidden(f"a {who.role} does not run what-if reports")
+        proposed = policies.load(text)
+        out = governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample, engine=engine)
+        self._audit_report(who, "whatif", purpose, out, engine=engine, proposed=proposed.label)
+        return out
+
+    def fairness(self, as_of: datetime | None = None, *, min_group: int = 30, engine: str = "duckdb",
+                 who: Principal = OPERATOR_CLI, purpose: str = "fairness") -> dict[str, Any]:
         """Outcomes under the policy in force by district, sex and age band, with four-fifths flags."""
-        return governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group)
+        if who.role not in ("operator", "auditor"):
+            raise Forbidden(f"a {who.role} does not read fairness reports")
+        out = governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group, engine=engine)
+        self._audit_report(who, "fairness", purpose, out, engine=engine)
+        return out
+
+    def _audit_report(self, who: Principal, name: str, purpose: str, report: dict[str, Any], **more: str) -> None:
+        with transaction(self.con):
+            self._audit(who, Event.READ_REPORT, purpose=purpose, detail={
+                "report": name, "as_of": report["as_of"], "residents": report["residents"], **more})
 
     # -- change listeners and the HTTP API's reads ---------------------------------------------
     def listen(self, listener: Callable[[np.ndarray | None], None]) -> None:

@@ -16,7 +16,9 @@ and interval arithmetic is calendar arithmetic, clamped at month ends as DuckDB 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +29,7 @@ import pyarrow as pa
 from credo import settings
 from credo.engines.dialect import to_spark
 from credo.sql import q, statements
+from credo.store import transaction
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -94,6 +97,19 @@ def lake_sources(lake: str) -> dict[str, str]:
     """The input paths of a data lake folder (a local path or a URI Spark can read)."""
     base = lake.rstrip("/")
     return {name: f"{base}/{name}" for name in SOURCES}
+
+
+@contextmanager
+def inputs(con: duckdb.DuckDBPyConnection, lake: str | None) -> Iterator[tuple[dict[str, str], str]]:
+    """A run's Parquet sources and the folder its outputs go to: the lake's own, or else one
+    snapshot of the store exported to a temporary folder that lives as long as the run."""
+    with tempfile.TemporaryDirectory(prefix="credo-spark-") as tmp:
+        if lake:
+            yield lake_sources(lake), lake.rstrip("/")
+            return
+        with transaction(con):  # one snapshot of the four tables
+            sources = export(con, Path(tmp) / "in")
+        yield sources, f"{tmp}/out"
 
 
 class SparkScoring:

@@ -249,7 +249,7 @@ async def whatif_run(request: Request) -> Response:
             raise Denied(413, f"A policy file is at most {MAX_POLICY:,} bytes.")
         in_force = rt.hub.policy().text
         try:
-            result = rt.hub.call("whatif", text)
+            result = rt.hub.call("whatif", text, who=who, purpose="what-if page")
         except CredoError as exc:
             problems = [str(d) for d in exc.details] if isinstance(exc.details, list) else [exc.message]
             refused = whatif.render(who, token, text=text, problems=problems, message=exc.message)
