@@ -5,9 +5,9 @@ differs is only which steps are computed once and kept as temporary tables behin
 
 * a full run keeps ``marks`` and ``hits`` (small, each read by two later steps), so the ledger is
   read once for the score and once for the list memberships, not once per consumer;
-* a scoped run (a batch's residents, one resident's page) keeps its slice of the ledger, so the
-  ledger is scanned once per run and every step after that works on a few rows, and the
-  records' ``state``.
+* a scoped run (a batch's residents, one resident's page) keeps its residents and its slice of
+  the ledger, so the store's tables are scanned once per run and every step after that works on
+  a few rows, and the records' ``state``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from credo.sql import q, statements
 
 KEPT_FULL = ("marks", "hits")
 """Steps a full run computes once and keeps (see the module docstring)."""
-KEPT_SCOPED = ("ledger_in", "state")
-"""What a scoped run computes once and keeps: its slice of the ledger, and the records' state
-(read by three later steps; keeping it also spares planning the whole tree three times)."""
+KEPT_SCOPED = ("residents_in", "ledger_in", "state")
+"""What a scoped run computes once and keeps: its residents (a view of them would scan the
+residents table again for each of the five steps and two deletes that read it), its slice of the
+ledger, and the records' state (read by three later steps; keeping it also spares planning the
+whole tree three times)."""
 
 
 def _kept(name: str) -> str:
