@@ -108,3 +108,25 @@ def test_the_way_out_of_every_penalty(city: Credo) -> None:
     assert way["record"] == "tax:x1" and way["resolved_by"] == ["tax.settled"]
     assert way["expires_at"] == "2027-08-01T00:00:00+08:00"
     assert way["score_after_expiry"] == 1000 and way["lists"][0]["list"] == "tax_defaulter"
+
+
+def test_a_wide_batch_rescored_whole_tells_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch touching most of the city is rescored as a full run (``scoring.better_whole``): the
+    standings and notices are those of the scoped path, and a record added is told from the ledger."""
+    import numpy as np
+
+    from credo import scoring
+
+    def stored(city: Credo) -> tuple[list[tuple[object, ...]], ...]:
+        return tuple(sorted(city.con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                     for t in ("standings", "standing_hits", "notices"))
+
+    (tmp_path / "scoped").mkdir()
+    (tmp_path / "whole").mkdir()
+    scoped = stored(tiny_city(tmp_path / "scoped", monkeypatch))
+    monkeypatch.setattr(scoring, "WHOLE_MIN", 1)
+    whole = tiny_city(tmp_path / "whole", monkeypatch)
+    assert scoring.better_whole(whole.con, np.array([1]))
+    assert stored(whole) == scoped
+    added = [n["detail"] for n in whole.notices(LI) if n["kind"] == "record.added"]
+    assert added == [{"record": "tax:x1", "type": "tax.arrears", "occurred_at": "2024-08-01T00:00:00"}]

@@ -26,7 +26,7 @@ def test_previous_schema_is_brought_forward_keeping_data(tmp_path: Path) -> None
     import duckdb
 
     con = duckdb.connect(str(path))
-    store.migrate(con, upto=len(store.MIGRATIONS) - 1)
+    store.migrate(con, upto=1)
     con.execute("INSERT INTO residents VALUES (11010119900101001, 'Li', '110101', 'active', NULL, NULL, 1)")
     assert "notices" not in tables(con)
     con.close()
@@ -34,6 +34,20 @@ def test_previous_schema_is_brought_forward_keeping_data(tmp_path: Path) -> None
     assert store.schema_version(con) == len(store.MIGRATIONS)
     assert "notices" in tables(con)
     assert con.execute("SELECT name FROM residents").fetchall() == [("Li",)]
+
+
+def test_copied_record_notices_are_dropped_for_the_ledger_to_tell(tmp_path: Path) -> None:
+    """Schema 3: "record.added" notices are read from the ledger, so the stored copies go; others stay."""
+    import duckdb
+
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    store.migrate(con, upto=2)
+    con.execute("INSERT INTO notices VALUES (1, TIMESTAMP '2024-01-01', 'record.added', '{}'), "
+                "(1, TIMESTAMP '2024-01-01', 'grade.changed', '{}')")
+    con.close()
+    con = store.connect(path)
+    assert con.execute("SELECT kind FROM notices").fetchall() == [("grade.changed",)]
 
 
 def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:

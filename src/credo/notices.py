@@ -1,9 +1,11 @@
 """Notices: an outbox per resident, so that a grace period is a real notice before punishment.
 
-Written in the same transaction as the change that causes them: a record
-added, a list pending (with the date it takes effect) or in force, a list
-left, a grade changed, an objection opened or resolved. Standing changes are
-found by comparing the standings just before and after a rescoring, in SQL.
+Written in the same transaction as the change that causes them: a list
+pending (with the date it takes effect) or in force, a list left, a grade
+changed, an objection opened or resolved. Standing changes are found by
+comparing the standings just before and after a rescoring, in SQL. A record
+added is the one notice not written: the ledger row is already there, in the
+same transaction, so ``for_resident`` reads it as a notice at its batch's time.
 """
 
 from __future__ import annotations
@@ -38,15 +40,10 @@ def emit_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     _run(con, "notices.emit", {"now": now})
 
 
-def records_added(con: duckdb.DuckDBPyConnection, batch: int, now: datetime) -> None:
-    _run(con, "notices.records_added", {"now": now, "batch": batch})
-
-
 def add(con: duckdb.DuckDBPyConnection, resident: int, kind: str, detail: dict[str, Any], now: datetime) -> None:
     con.execute("INSERT INTO notices VALUES (?, ?, ?, ?)", [resident, now, kind, orjson.dumps(detail).decode()])
 
 
 def for_resident(con: duckdb.DuckDBPyConnection, resident: int, tz: str, limit: int = 200) -> list[dict[str, Any]]:
-    rows = con.execute("SELECT created_at, kind, detail FROM notices WHERE resident = ? "
-                       "ORDER BY created_at DESC, kind LIMIT ?", [resident, limit]).fetchall()
+    rows = con.execute(q("notices.for_resident"), {"resident": resident, "limit": limit}).fetchall()
     return [{"at": iso(at, tz), "kind": kind, "detail": orjson.loads(detail)} for at, kind, detail in rows]

@@ -96,7 +96,6 @@ class Credo:
                                    progress=progress)
             if progress:
                 progress("score", 0, feed.rows)
-            notices.records_added(self.con, result.batch, now)
             self._rescore(now, result.residents)
             self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
         if progress:
@@ -138,6 +137,8 @@ class Credo:
         scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
         if scope is not None and len(scope) == 0:
             return 0
+        if scope is not None and scoring.better_whole(self.con, scope):
+            scope = None  # everyone: also the notices of any other standing that changed by time
         notices.snapshot(self.con, scope, now)
         count = scoring.rescore(self.con, policy or self.policy, now, scope)
         notices.emit_changes(self.con, now)

@@ -52,6 +52,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE notices (resident BIGINT, created_at TIMESTAMP, kind VARCHAR, detail VARCHAR);
     """,
+    # 3: "record.added" notices are read from the ledger itself (credo.notices), no longer copied
+    """
+    DELETE FROM notices WHERE kind = 'record.added';
+    """,
 ]
 
 

@@ -32,9 +32,16 @@ SELECT b.resident, $now, 'list.left', json_object('list', b.list)
 FROM hits_before b
 WHERE NOT EXISTS (SELECT 1 FROM standing_hits h WHERE h.resident = b.resident AND h.list = b.list)
 
--- name: records_added
-INSERT INTO notices
-SELECT resident, $now, 'record.added',
-       json_object('record', agency || ':' || record_id, 'type', type,
-                   'occurred_at', strftime(occurred_at, '%Y-%m-%dT%H:%M:%S'))
-FROM ledger WHERE batch = $batch
+-- name: for_resident
+-- A resident's notices, newest first. "record.added" is not stored: it is the ledger row itself,
+-- noticed at its batch's time (a copy per record would double the ledger and a large batch's cost).
+SELECT created_at, kind, detail FROM (
+  SELECT created_at, kind, detail FROM notices WHERE resident = $resident
+  UNION ALL
+  SELECT b.received_at, 'record.added',
+         json_object('record', l.agency || ':' || l.record_id, 'type', l.type,
+                     'occurred_at', strftime(l.occurred_at, '%Y-%m-%dT%H:%M:%S'))
+  FROM ledger l JOIN batches b ON b.batch = l.batch
+  WHERE l.resident = $resident) n
+ORDER BY created_at DESC, kind
+LIMIT $limit
