@@ -163,8 +163,9 @@ class SparkGovernance:
         self.scoring.bind(policy.tables(), as_of, self.sources, keep=True)
         self.spark.createDataFrame(lists_table(policy)).createOrReplaceTempView("p_lists")
         for name in names:
-            frame = self.spark.sql(f"SELECT CAST({int(side)} AS INT) AS side, c.* "
-                                   f"FROM ({to_spark(q(f'governance.capture_{name}'))}) c").localCheckpoint()
+            frame = self.spark.sql(f"SELECT CAST(:side AS INT) AS side, c.* "
+                                   f"FROM ({to_spark(q(f'governance.capture_{name}'))}) c",
+                                   args={"side": side}).localCheckpoint()
             if name in self._captured:
                 frame = self._captured[name].unionByName(frame)
             self._captured[name] = frame
