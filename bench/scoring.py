@@ -49,6 +49,8 @@ CHUNK = 2_000_000
 DATE_ONLY = frozenset({"court", "tax", "market-regulator", "labour", "housing", "customs", "education",
                        "civil-affairs", "volunteer-registry", "blood-centre", "tourism", "environment"})
 """Agencies whose records are dated, not timed (midnight city time), as in synth's feeds."""
+UPDATES = 3
+"""Incremental updates measured per size, each appending the batch, rescoring and committing."""
 REVOKED_SHARE = 0.002
 OBJECTION_SHARE = 0.0005
 
@@ -312,14 +314,19 @@ def measure_duckdb(path: Path, n: int, repeat: int, batch: int) -> dict[str, Any
     out["checksum"] = [str(v) for v in con.execute(CHECKSUM).fetchall()[0]]
     table, touched = _batch(n, batch, seed=11)
     con.register("batch_in", table)
-    con.execute("BEGIN TRANSACTION")
-    with peak.phase(out, "append"):
-        con.execute("INSERT INTO ledger SELECT * FROM batch_in")
-    with peak.phase(out, "update"):
-        out["update_residents"] = scoring.rescore(con, policy, AS_OF, touched)
-    with peak.phase(out, "commit"):
-        con.execute("COMMIT")
-    con.execute("DELETE FROM ledger WHERE batch = 1")  # leave the city as generated, for the next run
+    updates: list[dict[str, Any]] = []
+    for _ in range(UPDATES):  # the first after a full run is slower (cold pages): report both
+        con.execute("BEGIN TRANSACTION")
+        updates.append({})
+        with peak.phase(updates[-1], "append"):
+            con.execute("INSERT INTO ledger SELECT * FROM batch_in")
+        with peak.phase(updates[-1], "update"):
+            out["update_residents"] = scoring.rescore(con, policy, AS_OF, touched)
+        with peak.phase(updates[-1], "commit"):
+            con.execute("COMMIT")
+        con.execute("DELETE FROM ledger WHERE batch = 1")  # leave the city as generated
+    out.update(min(updates, key=lambda r: r["update_s"]))
+    out["update_first_s"] = updates[0]["update_s"]
     con.close()
     return out
 
@@ -377,7 +384,7 @@ def _phase(args: argparse.Namespace) -> None:
 def report(rows: list[dict[str, Any]]) -> str:
     """The figures as a Markdown table, with growth and the ratios the goals are stated in."""
     head = ("| residents | records | full s (cpu s) | records/s | peak RSS MiB | bare s (cpu s) | ratio wall"
-            " (cpu) | 10k update s | Spark s (first) |")
+            " (cpu) | 10k update s, best of 3 (first) | Spark s (first) |")
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         spark = f"{r['spark_s']} ({r['spark_first_s']})" if "spark_s" in r else "-"
@@ -386,7 +393,7 @@ def report(rows: list[dict[str, Any]]) -> str:
             f"{r['records'] / r['full_s']:,.0f} | {r['full_peak_rss_mib']:,} | "
             f"{r['bare_s']} ({r['bare_cpu_s']}) | "
             f"{r['full_s'] / r['bare_s']:.2f} ({r['full_cpu_s'] / max(r['bare_cpu_s'], 1e-9):.2f}) | "
-            f"{r['update_s']} | {spark} |")
+            f"{r['update_s']} ({r['update_first_s']}) | {spark} |")
     for a, b in itertools.pairwise(rows):
         k = np.log(b["full_s"] / a["full_s"]) / np.log(b["records"] / a["records"])
         lines.append(f"\n{a['residents']:,} -> {b['residents']:,}: time grows as records^{k:.2f}")

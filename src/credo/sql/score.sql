@@ -111,30 +111,26 @@ SELECT resident, cap,
 FROM state
 
 -- name: scored
--- The score is base + every counting point, less what the caps take away (only capped groups beyond
--- their cap take anything), clamped to the bounds; its grade band is looked up once per distinct
--- score; changes_at is the records' earliest change or a grace period's end. `rows` is read twice
--- and computed once (a materialised CTE); residents with no record join the sum as zero rows.
-WITH rows AS MATERIALIZED (
-  SELECT resident, cap, capped, points, change_at FROM tallies
-), excess AS (
-  SELECT resident, sum(total - greatest(-cap, least(cap, total))) AS excess
-  FROM (SELECT resident, capped, max(cap) AS cap, sum(points) AS total
-        FROM rows WHERE capped <> 0 GROUP BY resident, capped) g
-  WHERE total > cap OR total < -cap
-  GROUP BY resident
+-- The score is base + every counting point, each capped group (type and year) clamped to its cap,
+-- the whole clamped to the bounds; its grade band is looked up once per distinct score; changes_at
+-- is the records' earliest change or a grace period's end. One pass groups the records by resident
+-- and capped group (uncapped ones all fall in group 0), a second adds a resident's groups up; a
+-- resident with no record joins as zero.
+WITH groups AS (
+  SELECT resident, capped, max(cap) AS cap, sum(points) AS total, min(change_at) AS change_at
+  FROM tallies
+  GROUP BY resident, capped
 ), totals AS (
-  SELECT resident, sum(points) AS points, min(change_at) AS change_at, max(registered) AS registered
-  FROM (SELECT resident, 1 AS registered, 0 AS points, CAST(NULL AS TIMESTAMP) AS change_at FROM residents_in
-        UNION ALL
-        SELECT resident, 0 AS registered, points, change_at FROM rows) u
+  SELECT resident,
+         sum(CASE WHEN capped = 0 THEN total ELSE greatest(-cap, least(cap, total)) END) AS points,
+         min(change_at) AS change_at
+  FROM groups
   GROUP BY resident
 ), scores AS (
-  SELECT tt.resident, tt.change_at,
-         CAST(greatest(ps.lo, least(ps.hi, ps.base + tt.points - coalesce(e.excess, 0))) AS INTEGER) AS score
-  FROM totals tt CROSS JOIN p_settings ps
-  LEFT JOIN excess e ON e.resident = tt.resident
-  WHERE tt.registered = 1
+  SELECT r.resident, tt.change_at,
+         CAST(greatest(ps.lo, least(ps.hi, ps.base + coalesce(tt.points, 0))) AS INTEGER) AS score
+  FROM residents_in r CROSS JOIN p_settings ps
+  LEFT JOIN totals tt ON tt.resident = r.resident
 ), bands AS (
   SELECT s.score, g.grade
   FROM (SELECT DISTINCT score FROM scores) s
