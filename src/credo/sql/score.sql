@@ -8,9 +8,10 @@
 --
 -- Shape, for speed at city scale: the few records that something besides their type and
 -- times can stop from counting (revoked, disputed, resolved) are gathered in `marks`, so
--- `state` reads each ledger row once and joins one small table. The score is then one sum
--- per resident, like the bare aggregate, corrected by the few capped groups beyond their cap;
--- only capped counting records are grouped by (type, year).
+-- `state` reads each ledger row once and joins one small table. The score is then two sums:
+-- by resident and capped group (type and year; every uncapped record in group 0), where a cap
+-- clamps, and by resident. (Summing everyone's points once and correcting by the capped
+-- groups beyond their cap, read from a materialised copy, measured the same and said more.)
 
 -- name: types
 -- The policy's types, each with a number (grouping by a number is cheaper than by a code).
