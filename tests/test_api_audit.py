@@ -168,6 +168,68 @@ def test_close_flushes_what_is_pending() -> None:
         commit.submit_wait([99])
 
 
+KILLED_HUB = """
+import os, signal, sys
+from datetime import datetime
+from credo.api.hub import Core
+from credo.audit import Entry
+core = Core(sys.argv[1])
+core.call("standing", sys.argv[2])  # a service call: its own entries, chained in the table
+at = datetime(2024, 9, 1, 10)
+for i in range(50):
+    core.log_wait([Entry(at, "provider:air", "provider", "decision", 1, "flight.book", "deny", f"k-{i}",
+                         "boarding", "tiny-1@1", "[]")])
+print("acknowledged", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_acknowledged_decisions_survive_a_kill_through_the_journal(city: City) -> None:
+    """Entries are durable in the journal once acknowledged; the table gets them when the store is
+    next opened, chained after the service's own entries, and the journal is emptied."""
+    from credo.service import Credo
+
+    run = subprocess.run([sys.executable, "-c", KILLED_HUB, str(city.db), rid("A")], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == -9 and "acknowledged" in run.stdout, run.stderr
+    journal = audit.journal_path(city.db)
+    assert journal.stat().st_size > 0  # killed before the one-second drain
+    credo = Credo.open(city.db)
+    try:
+        ids = [r[0] for r in credo.con.execute("SELECT decision_id FROM audit WHERE decision_id LIKE 'k-%' "
+                                               "ORDER BY seq").fetchall()]
+        assert ids == [f"k-{i}" for i in range(50)]
+        assert credo.verify_audit().ok
+    finally:
+        credo.close()
+    assert journal.stat().st_size == 0
+    assert audit.recover(connect(city.db), journal) == 0
+
+
+def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tmp_path: Path) -> None:
+    """A crash mid-write leaves a partial last line (never acknowledged): dropped. A crash after the
+    table took the journal but before it was emptied: those entries are not stored twice."""
+    con = connect(city.db)
+    at = datetime(2024, 9, 1, 10)
+    first, prev = audit.head(con)
+    chained, _, _ = audit.chain([Entry(at, "p", "provider", "decision", None, "a", "allow", f"t-{i}", "x",
+                                       "tiny-1@1", None) for i in range(3)], first, prev)
+    journal = tmp_path / "j"
+    writer = audit.Journal(journal)
+    writer.write(chained.slice(0, 1))
+    audit.store_chained(con, chained.slice(0, 1))  # the table has the first: the journal not yet emptied
+    writer.write(chained.slice(1, 2))
+    writer.close()
+    with journal.open("ab") as f:
+        f.write(b'[999, "2024-09-01T10:00:00", "p", "prov')
+    assert audit.recover(con, journal) == 2
+    got = [r[0] for r in con.execute("SELECT decision_id FROM audit WHERE decision_id LIKE 't-%' ORDER BY seq")
+           .fetchall()]
+    assert got == ["t-0", "t-1", "t-2"]
+    assert audit.verify(con).ok
+    con.close()
+
+
 def test_decisions_logged_through_the_hub_are_committed_and_chained(city: City) -> None:
     core = Core(city.db)
     now = datetime(2024, 9, 1, 10)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
@@ -99,7 +101,7 @@ def head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return (int(found[0][0]), str(found[0][1])) if found else (0, GENESIS)
 
 
-def _chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> tuple[pa.Table, int, str]:
+def chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> tuple[pa.Table, int, str]:
     """The rows to insert, hash-chained after (seq, prev); and the new head.
 
     Column-wise (one transpose, one loop that only hashes): a thousand entries a batch
@@ -130,7 +132,7 @@ def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> 
     if not entries:
         return []
     first, prev = head(con)
-    audit_in, seq, prev = _chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
+    audit_in, seq, prev = chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
     # Read through DuckDB's replacement scan of the local variable: registering and
     # unregistering a view costs four times the insert itself.
     con.execute(f"INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in")
@@ -158,17 +160,91 @@ def append_committed(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[
         con.execute("COMMIT")
         return done
     first, prev = stored
-    audit_in, seq, prev = _chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
-    # A script of several statements takes no parameters: the new head is read from audit_in itself.
+    chained, seq, prev = chain(entries, first, prev)
+    store_chained(con, chained)
+    return list(range(first + 1, seq + 1))
+
+
+def store_chained(con: duckdb.DuckDBPyConnection, audit_in: pa.Table) -> None:
+    """Insert rows already chained after the stored head and move the head, in one transaction.
+
+    A script of several statements takes no parameters: the new head is read from audit_in itself.
+    """
+    if not audit_in.num_rows:
+        return
+    script = (f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
+              "INSERT OR REPLACE INTO meta SELECT 'audit_head', max(seq)::VARCHAR || ':' || arg_max(hash, seq) "
+              "FROM audit_in; COMMIT")
     try:
-        con.execute(f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
-                    "UPDATE meta SET value = (SELECT max(seq)::VARCHAR || ':' || arg_max(hash, seq) FROM audit_in) "
-                    "WHERE key = 'audit_head'; COMMIT")
+        con.execute(script)
     except BaseException:
         with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction already
             con.execute("ROLLBACK")
         raise
-    return list(range(first + 1, seq + 1))
+
+
+# -- the journal: the server's audit entries, durable before DuckDB has them -----------------------
+
+def journal_path(db: Path) -> Path:
+    return db.with_name(db.name + ".audit-journal")
+
+
+class Journal:
+    """An append-only file that makes the server's audit entries durable in a fraction of a
+    millisecond (write + fdatasync), where a DuckDB commit takes about five.
+
+    Entries are chained when written, one JSON array per line in the table's column order, and
+    moved into the audit table in bulk (``drain``), after which the file is emptied. Whatever a
+    crash leaves in it is moved by ``recover`` when the database is next opened; entries the table
+    already holds (a crash between the two steps) are skipped by their number, and a torn last
+    line, never acknowledged, is dropped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._pending: list[pa.Table] = []
+        self.rows = 0
+
+    def write(self, chained: pa.Table) -> None:
+        lines = b"".join(orjson.dumps(row, option=_OPTS) + b"\n" for row in zip(
+            *(c.to_pylist() for c in chained.columns), strict=True))
+        os.write(self._fd, lines)
+        os.fdatasync(self._fd)
+        self._pending.append(chained)
+        self.rows += chained.num_rows
+
+    def drain(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Move what is written into the audit table, then empty the file."""
+        if self._pending:
+            store_chained(con, pa.concat_tables(self._pending))
+            self._pending.clear()
+            self.rows = 0
+        os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def recover(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Move entries a stopped server left in its journal into the audit table; how many."""
+    if not path.exists() or not path.stat().st_size:
+        return 0
+    last, _ = head(con)
+    rows = []
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # the torn last line of a write that was never acknowledged
+        if row[0] > last:
+            row[1] = datetime.fromisoformat(row[1])
+            rows.append(row)
+    table = pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in rows], schema=_SCHEMA)
+    store_chained(con, table)
+    with path.open("r+b") as f:
+        f.truncate(0)
+    return int(table.num_rows)
 
 
 @dataclass

@@ -51,7 +51,10 @@ class Credo:
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Credo:
-        return cls(connect(path))
+        """Open the store; audit entries a stopped server left in its journal are moved in first."""
+        con = connect(path)
+        audit.recover(con, audit.journal_path(Path(path) if path is not None else settings.db_path()))
+        return cls(con)
 
     def close(self) -> None:
         self.con.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,13 +26,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from credo import audit, index
+from credo import audit, index, settings
 from credo.api.commit import GroupCommit
 from credo.policy import Policy
 from credo.service import Credo
 
 CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
+
+DRAIN_ROWS, DRAIN_SECONDS = 50_000, 1.0
+"""The journal is moved into the audit table when it holds this many entries or is this old."""
 
 PRINCIPALS = "principals"
 """A change-feed marker: the tokens changed (not any resident)."""
@@ -63,6 +67,10 @@ class Core:
 
     def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
         self.credo = Credo.open(path)
+        self.journal = audit.Journal(audit.journal_path(Path(path) if path is not None else settings.db_path()))
+        self._journal_lock = threading.Lock()
+        self._journal_head: tuple[int, str] | None = None
+        self._drained = time.monotonic()
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
         self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
@@ -80,11 +88,16 @@ class Core:
 
     # -- the service --------------------------------------------------------------------------
     def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Run one ``Credo`` method under the lock."""
+        """Run one ``Credo`` method under the lock, the journal moved into the table first: the
+        call may read the log, and the entries it appends must chain after the journal's."""
         if name not in CALLABLE:
             raise AttributeError(f"Credo has no operation {name!r}")
-        with self.lock:
-            result = getattr(self.credo, name)(*args, **kwargs)
+        with self._journal_lock, self.lock:
+            self._drain()
+            try:
+                result = getattr(self.credo, name)(*args, **kwargs)
+            finally:
+                self._journal_head = None  # the call may have appended entries of its own
             if name == "create_token":
                 self._changed(PRINCIPALS)
             return result
@@ -144,8 +157,23 @@ class Core:
         self.writer.submit_wait(entries)
 
     def _write_audit(self, entries: list[Sequence[Any]]) -> None:
-        with self.lock:
-            audit.append_committed(self.credo.con, entries)
+        """One group: chained after the last entry, durable in the journal, not waiting on DuckDB
+        (whose lock a long write may hold); moved into the table every second or so."""
+        with self._journal_lock:
+            if self._journal_head is None:
+                with self.lock:
+                    self._journal_head = audit.head(self.credo.con)
+            chained, seq, last = audit.chain(entries, *self._journal_head)
+            self.journal.write(chained)
+            self._journal_head = (seq, last)
+            if self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._drained >= DRAIN_SECONDS:
+                with self.lock:
+                    self._drain()
+
+    def _drain(self) -> None:
+        """Move the journal into the audit table (both locks held)."""
+        self.journal.drain(self.credo.con)
+        self._drained = time.monotonic()
 
     def stats(self) -> dict[str, float]:
         return {"audit_commits": self.writer.commits, "audit_entries": self.writer.items,
@@ -155,7 +183,9 @@ class Core:
 
     def close(self) -> None:
         self.writer.close()
-        with self.lock:
+        with self._journal_lock, self.lock:
+            self._drain()
+            self.journal.close()
             self.credo.close()
         if self._map is not None:
             self._map.close()
