@@ -172,11 +172,10 @@ def store_chained(con: duckdb.DuckDBPyConnection, audit_in: pa.Table) -> None:
     """
     if not audit_in.num_rows:
         return
-    script = (f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
-              "INSERT OR REPLACE INTO meta SELECT 'audit_head', max(seq)::VARCHAR || ':' || arg_max(hash, seq) "
-              "FROM audit_in; COMMIT")
     try:
-        con.execute(script)
+        con.execute(f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
+                    "INSERT OR REPLACE INTO meta SELECT 'audit_head', max(seq)::VARCHAR || ':' || "
+                    "arg_max(hash, seq) FROM audit_in; COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction already
             con.execute("ROLLBACK")
