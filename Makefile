@@ -23,7 +23,7 @@ chromium:
 	fi
 
 demo: setup
-	rm -f demo.duckdb demo.duckdb.wal
+	rm -f demo.duckdb demo.duckdb.wal demo.duckdb.audit-journal
 	$(BIN)/credo --db demo.duckdb demo --residents $${RESIDENTS:-100000}
 
 test: setup

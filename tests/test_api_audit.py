@@ -230,6 +230,24 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
     con.close()
 
 
+def test_a_journal_of_another_database_is_refused(city: City, tmp_path: Path) -> None:
+    """A journal left beside a database it does not continue (a recreated file, an edit) is not
+    spliced into the chain: opening fails, naming the file."""
+    from credo.errors import CredoError
+
+    con = connect(city.db)
+    stranger = audit.chain([Entry(datetime(2024, 9, 1), "p", "provider", "decision", None, "a", "allow", "s-1",
+                                  "x", "tiny-1@1", None)], 0, audit.GENESIS)[0]
+    journal = tmp_path / "j"
+    writer = audit.Journal(journal)
+    writer.write(stranger)
+    writer.close()
+    with pytest.raises(CredoError, match="does not continue"):
+        audit.recover(con, journal)
+    assert con.execute("SELECT count(*) FROM audit WHERE decision_id = 's-1'").fetchall() == [(0,)]
+    con.close()
+
+
 def test_decisions_logged_through_the_hub_are_committed_and_chained(city: City) -> None:
     core = Core(city.db)
     now = datetime(2024, 9, 1, 10)

@@ -28,6 +28,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from credo.errors import CredoError
+
 GENESIS = "0" * 64
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -226,19 +228,30 @@ class Journal:
 
 
 def recover(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Move entries a stopped server left in its journal into the audit table; how many."""
+    """Move entries a stopped server left in its journal into the audit table; how many.
+
+    The journal must continue this database's chain: its entries the table already holds must be
+    the same entries, and the first new one must link to the table's last. Anything else (a journal
+    left beside a recreated database, an edit) is refused rather than spliced into the log.
+    """
     if not path.exists() or not path.stat().st_size:
         return 0
-    last, _ = head(con)
     rows = []
     for line in path.read_bytes().split(b"\n"):
         try:
-            row = orjson.loads(line)
+            rows.append(orjson.loads(line))
         except orjson.JSONDecodeError:
             continue  # the torn last line of a write that was never acknowledged
-        if row[0] > last:
-            row[1] = datetime.fromisoformat(row[1])
-            rows.append(row)
+    last, link = head(con)
+    known = [r for r in rows if r[0] <= last]
+    rows = [r for r in rows if r[0] > last]
+    stored = con.execute("SELECT hash FROM audit WHERE seq = ?", [known[-1][0]]).fetchall() if known else []
+    if (known and stored != [(known[-1][-1],)]) or (rows and (rows[0][0] != last + 1 or rows[0][-2] != link)):
+        raise CredoError(f"the audit journal {path} does not continue this database's log (it ends at "
+                         f"entry {last}); it belongs to another database or was altered: move it away "
+                         "to open this one", code="audit_journal_mismatch")
+    for row in rows:
+        row[1] = datetime.fromisoformat(row[1])
     table = pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in rows], schema=_SCHEMA)
     store_chained(con, table)
     with path.open("r+b") as f:
