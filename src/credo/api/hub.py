@@ -157,8 +157,9 @@ class Core:
         self.writer.submit_wait(entries)
 
     def _write_audit(self, entries: list[Sequence[Any]]) -> None:
-        """One group: chained after the last entry, durable in the journal, not waiting on DuckDB
-        (whose lock a long write may hold); moved into the table every second or so."""
+        """One group: chained after the last entry and durable in the journal (a write and an
+        fdatasync, not a DuckDB commit); moved into the table every second or so. It waits while a
+        service call holds the hub: that call's entries join the same chain."""
         with self._journal_lock:
             if self._journal_head is None:
                 with self.lock:
