@@ -122,58 +122,60 @@ def write(con: duckdb.DuckDBPyConnection, city: City, *, clear: bool = True) -> 
     if clear:
         for table in TABLES:
             con.execute(f"DELETE FROM {table}")
-    con.register("w_residents", pa.table({"resident": pa.array(city.residents, pa.int64())}))
-    con.execute("INSERT INTO residents (resident, status) SELECT resident, 'active' FROM w_residents "
-                "WHERE resident NOT IN (SELECT resident FROM residents)")
+    _insert(con, pa.table({"resident": pa.array(city.residents, pa.int64())}),
+            "INSERT INTO residents (resident, status) SELECT resident, 'active' FROM w_rows "
+            "WHERE resident NOT IN (SELECT resident FROM residents)")
     add_records(con, city.records)
     add_revocations(con, city.revocations)
     add_objections(con, city.objections, {(r.agency, r.record_id): r.resident for r in city.records})
-    con.unregister("w_residents")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table, sql: str) -> None:
+    """Run ``sql``, an INSERT reading ``w_rows``, over ``rows``."""
+    con.register("w_rows", rows)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister("w_rows")
 
 
 def add_objections(con: duckdb.DuckDBPyConnection, steps: list[ObjectionStep],
                    residents: dict[tuple[str, str], int]) -> None:
     """Objection steps; ``residents`` names the resident of each record they are about."""
-    con.register("w_steps", pa.table({
+    _insert(con, pa.table({
         "objection": pa.array([o.objection for o in steps], pa.int32()),
         "step": pa.array([o.step for o in steps], pa.string()),
         "resident": pa.array([residents[(o.agency, o.record_id)] for o in steps], pa.int64()),
         "agency": pa.array([o.agency for o in steps], pa.string()),
         "record_id": pa.array([o.record_id for o in steps], pa.string()),
         "happened_at": pa.array([o.at for o in steps], pa.timestamp("us")),
-    }))
-    con.execute("INSERT INTO objection_events (objection, step, resident, agency, record_id, text, "
-                "principal, happened_at) SELECT objection, step, resident, agency, record_id, 'test', "
-                "'test', happened_at FROM w_steps")
-    con.unregister("w_steps")
+    }), "INSERT INTO objection_events (objection, step, resident, agency, record_id, text, "
+            "principal, happened_at) SELECT objection, step, resident, agency, record_id, 'test', "
+            "'test', happened_at FROM w_rows")
 
 
 def add_records(con: duckdb.DuckDBPyConnection, records: Iterable[Record]) -> None:
     rows = list(records)
-    con.register("w_ledger", pa.table({
+    _insert(con, pa.table({
         "agency": pa.array([r.agency for r in rows], pa.string()),
         "record_id": pa.array([r.record_id for r in rows], pa.string()),
         "type": pa.array([r.type for r in rows], pa.string()),
         "resident": pa.array([r.resident for r in rows], pa.int64()),
         "occurred_at": pa.array([r.occurred_at for r in rows], pa.timestamp("us")),
         "resolves": pa.array([r.resolves for r in rows], pa.string()),
-    }))
-    con.execute("INSERT INTO ledger (agency, record_id, type, resident, subject, occurred_at, resolves, "
-                "batch) SELECT agency, record_id, type, resident, CAST(resident AS VARCHAR), occurred_at, "
-                "resolves, 0 FROM w_ledger")
-    con.unregister("w_ledger")
+    }), "INSERT INTO ledger (agency, record_id, type, resident, subject, occurred_at, resolves, "
+            "batch) SELECT agency, record_id, type, resident, CAST(resident AS VARCHAR), occurred_at, "
+            "resolves, 0 FROM w_rows")
 
 
 def add_revocations(con: duckdb.DuckDBPyConnection, revocations: Iterable[Revocation]) -> None:
     rows = list(revocations)
-    con.register("w_revoked", pa.table({
+    _insert(con, pa.table({
         "agency": pa.array([v.agency for v in rows], pa.string()),
         "record_id": pa.array([v.record_id for v in rows], pa.string()),
         "revoked_at": pa.array([v.revoked_at for v in rows], pa.timestamp("us")),
-    }))
-    con.execute("INSERT INTO revocations (agency, record_id, revoked_at, reason, principal) "
-                "SELECT agency, record_id, revoked_at, 'test', 'test' FROM w_revoked")
-    con.unregister("w_revoked")
+    }), "INSERT INTO revocations (agency, record_id, revoked_at, reason, principal) "
+            "SELECT agency, record_id, revoked_at, 'test', 'test' FROM w_rows")
 
 
 # -- engine answers as reference standings ---------------------------------------------------------
