@@ -34,7 +34,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo import principals
-from credo.api import auth, runtime
+from credo.api import auth, fastcheck, runtime
 from credo.api.app import create_app
 from credo.api.hub import Core
 from tests.conftest import POLICY, City, Live, rid, running
@@ -101,8 +101,11 @@ def _calls(tree: ast.AST) -> set[str]:
 
 
 def test_tokens_are_compared_in_constant_time_on_every_path() -> None:
-    # the request path: Allow -> Runtime.authenticate -> Directory.authenticate -> hmac.compare_digest
-    assert "rt.authenticate" in _calls(_source_tree(auth.Allow.__call__))
+    # the request paths: Allow (and the check fast path) -> Allow.principal -> Runtime.authenticate
+    # -> Directory.authenticate -> hmac.compare_digest
+    assert "self.principal" in _calls(_source_tree(auth.Allow.__call__))
+    assert "checks.DECIDE.principal" in _calls(_source_tree(fastcheck.FastCheck.__call__))
+    assert "rt.authenticate" in _calls(_source_tree(auth.Allow.principal))
     assert "self.directory.authenticate" in _calls(_source_tree(runtime.Runtime.authenticate))
     for fn in (principals.Directory.authenticate, principals.authenticate):
         tree = _source_tree(fn)

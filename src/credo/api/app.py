@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 import credo
 from credo import settings
 from credo.api import errors
+from credo.api.fastcheck import FastCheck
 from credo.api.hub import Core, Hub
 from credo.api.metrics import MetricsMiddleware
 from credo.api.remote import ENV, RemoteHub
@@ -52,7 +53,8 @@ def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.include_router(web_router)  # the web pages (credo.web), kept out of the OpenAPI schema
-    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(FastCheck, runtime=runtime)
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: it sees both paths
     return app
 
 

@@ -39,15 +39,20 @@ class Allow:
         self.purpose = purpose
 
     async def __call__(self, request: Request, credentials: Credentials) -> Principal:
-        if credentials is None:
-            raise Unauthorized("a bearer token is required")
         rt = runtime(request)
-        who = rt.authenticate(credentials.credentials)
+        who = self.principal(rt, None if credentials is None else credentials.credentials)
+        if not rt.limiter.allow(who.name):
+            raise TooManyRequests(f"more than {rt.limiter.rate:g} requests a second for {who.name}")
+        return who
+
+    def principal(self, rt: Runtime, token: str | None) -> Principal:
+        """The caller, if one of the admitted roles (the rate limit is the caller's next check)."""
+        if token is None:
+            raise Unauthorized("a bearer token is required")
+        who = rt.authenticate(token)
         if who.role not in self.roles:
             raise Forbidden(f"a {who.role} may not call this endpoint",
                             details={"role": who.role, "allowed": list(self.roles)})
-        if not rt.limiter.allow(who.name):
-            raise TooManyRequests(f"more than {rt.limiter.rate:g} requests a second for {who.name}")
         return who
 
     @property

@@ -18,9 +18,12 @@ T = TypeVar("T")
 
 
 def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def dumps(value: Any) -> bytes:
     """orjson bytes: several times cheaper than FastAPI's encoder for big bodies."""
-    body = orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

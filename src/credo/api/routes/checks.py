@@ -8,6 +8,7 @@ its reason codes and how each ends, never the records behind them or a score.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from credo.api.http import blocking, json, parse_json, read_body
 from credo.api.runtime import Runtime
 from credo.api.schemas import MAX_MANIFEST, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
 from credo.audit import Entry, Event
+from credo.decisions import Decision
 from credo.index import micros
 from credo.principals import Principal
 
@@ -67,6 +69,16 @@ async def check_post(request: Request, who: Decider, body: CheckIn) -> Response:
 
 async def decide_one(rt: Runtime, who: Principal, resident_id: str, action: str,
                      purpose: str | None) -> Response:
+    return json(await answer(rt, who, purpose, await judge(rt, who, resident_id, action, purpose)))
+
+
+Judged = tuple[datetime, int, Decision]
+"""A decision made but not yet logged: when, whose (resident key), and what."""
+
+
+async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purpose: str | None) -> Judged:
+    """Every refusal of a check is raised here, before anything is logged: the fast path
+    (``credo.api.fastcheck``) relies on that to hand a refused request to the framework."""
     DECIDE.need_purpose(who, purpose)
     own_resident(who, resident_id)
     decisions.require_action(rt.index.policy, action)
@@ -76,13 +88,18 @@ async def decide_one(rt: Runtime, who: Principal, resident_id: str, action: str,
     key, due, normalised = rt.index.locate(resident_id, now.date())
     if due <= micros(now):
         await blocking(rt.refresh, np.array([key], np.int64))
-    d = rt.index.decide(key, action, now, normalised)
-    await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, action, d.decision, d.decision_id,
+    return now, key, rt.index.decide(key, action, now, normalised)
+
+
+async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judged) -> dict[str, Any]:
+    """Log the decision (durably, with its group) and only then give it."""
+    now, key, d = judged
+    await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision, d.decision_id,
                             purpose, d.policy, codes(d.reasons))])
     rt.metrics.decisions[d.decision] += 1
-    return json({"decision_id": d.decision_id, "resident_id": d.resident_id, "action": d.action,
-                 "decision": d.decision, "benefits": d.benefits, "reasons": reasons_for(who, d.reasons),
-                 "policy": d.policy})
+    return {"decision_id": d.decision_id, "resident_id": d.resident_id, "action": d.action,
+            "decision": d.decision, "benefits": d.benefits, "reasons": reasons_for(who, d.reasons),
+            "policy": d.policy}
 
 
 @router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
