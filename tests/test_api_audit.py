@@ -212,13 +212,15 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
     con = connect(city.db)
     at = datetime(2024, 9, 1, 10)
     first, prev = audit.head(con)
-    chained, _, _ = audit.chain([Entry(at, "p", "provider", "decision", None, "a", "allow", f"t-{i}", "x",
-                                       "tiny-1@1", None) for i in range(3)], first, prev)
+    entries = [Entry(at, "p", "provider", "decision", None, "a", "allow", f"t-{i}", "x", "tiny-1@1", None)
+               for i in range(3)]
+    one = audit.chain(entries[:1], first, prev)
+    two = audit.chain(entries[1:], *one.head)
     journal = tmp_path / "j"
     writer = audit.Journal(journal)
-    writer.write(chained.slice(0, 1))
-    audit.store_chained(con, chained.slice(0, 1))  # the table has the first: the journal not yet emptied
-    writer.write(chained.slice(1, 2))
+    writer.write(one)
+    audit.store_chained(con, audit.table([one]))  # the table has the first: the journal not yet emptied
+    writer.write(two)
     writer.close()
     with journal.open("ab") as f:
         f.write(b'[999, "2024-09-01T10:00:00", "p", "prov')
@@ -237,7 +239,7 @@ def test_a_journal_of_another_database_is_refused(city: City, tmp_path: Path) ->
 
     con = connect(city.db)
     stranger = audit.chain([Entry(datetime(2024, 9, 1), "p", "provider", "decision", None, "a", "allow", "s-1",
-                                  "x", "tiny-1@1", None)], 0, audit.GENESIS)[0]
+                                  "x", "tiny-1@1", None)], 0, audit.GENESIS)
     journal = tmp_path / "j"
     writer = audit.Journal(journal)
     writer.write(stranger)
@@ -268,3 +270,25 @@ def test_decisions_logged_through_the_hub_are_committed_and_chained(city: City) 
         assert audit.verify(con).ok
     finally:
         con.close()
+
+
+def test_a_journal_line_is_the_json_of_its_row(city: City) -> None:
+    """The journal's lines are spliced from each entry's hashed bytes: they must read back as exactly
+    the row the table gets (recovery parses them), numpy integers and missing values included."""
+    import numpy as np
+    import orjson
+
+    at = datetime(2024, 9, 1, 10, 0, 0, 123456)
+    entries = [Entry(at, "p", "provider", "decision", np.int64(110101199001010010), "a", "deny", "d-1", "x",
+                     "tiny-1@1", '["list:tax_defaulter"]'),
+               Entry(at.replace(microsecond=0), "operator", "operator", "audit.read", None, None, None, None,
+                     None, None, '{"after": 0}')]
+    chained = audit.chain(entries, 41, "f" * 64)
+    rows = [orjson.loads(line) for line in chained.lines.splitlines()]
+    expected = audit.table([chained]).to_pylist()
+    assert [r[0] for r in rows] == [42, 43] and chained.head == (43, rows[-1][-1])
+    for row, want in zip(rows, expected, strict=True):
+        row[1] = datetime.fromisoformat(row[1])
+        assert dict(zip(audit.COLUMNS, row, strict=True)) == want
+    assert rows[0][-2] == "f" * 64 and rows[1][-2] == rows[0][-1]
+    assert rows[0][-1] == audit.entry_hash("f" * 64, entries[0])

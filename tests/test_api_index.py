@@ -7,7 +7,6 @@ an entry past its due time must be recomputed before use.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from datetime import date
 
@@ -142,16 +141,6 @@ def test_locate_fast_and_slow_paths_agree_with_credo_ids(rt: Runtime, given: str
     assert bool(ok[0]) == (code is None)
     if code is not None:
         assert errors[0]["code"] == code
-
-
-def test_the_fast_check_character_is_iso_7064() -> None:
-    from credo.index import _ASCII_ZERO_SUM, _CHECK, _WEIGHTS
-
-    rng = random.Random(5)
-    for _ in range(2000):
-        first17 = "".join(rng.choice("0123456789") for _ in range(17))
-        weighted = sum(a * b for a, b in zip(first17.encode(), _WEIGHTS, strict=True))
-        assert _CHECK[(weighted - _ASCII_ZERO_SUM) % 11] == ids.check_char(first17)
 
 
 def test_decision_ids_are_unique() -> None:

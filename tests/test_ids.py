@@ -252,3 +252,9 @@ def test_200k_rows_vectorised_agrees_on_sample() -> None:
     for i in [*rng.choice(n, 3000, replace=False), 5]:
         v = values[i]
         assert (got_keys[i], got_reasons[i]) == (_scalar(v) if v is not None else (None, ids.BAD_LENGTH))
+
+
+@given(st.integers(min_value=0, max_value=10**17 - 1))
+def test_the_check_character_of_a_key_is_the_digit_by_digit_one(key: int) -> None:
+    """The decision path's table lookup (``check_char_of_key``) against the plain weighted sum."""
+    assert ids.check_char_of_key(key) == ids.check_char(f"{key:017d}")

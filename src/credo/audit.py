@@ -103,26 +103,58 @@ def head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return (int(found[0][0]), str(found[0][1])) if found else (0, GENESIS)
 
 
-def chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> tuple[pa.Table, int, str]:
-    """The rows to insert, hash-chained after (seq, prev); and the new head.
+@dataclass(frozen=True)
+class Chained:
+    """Entries linked into the chain after entry ``first - 1`` (whose hash is ``prev``): each one's
+    hash, and the journal's lines for them, made in the same pass."""
 
-    Column-wise (one transpose, one loop that only hashes): a thousand entries a batch
-    is the common case, and per-value appends cost more than the hashing.
+    entries: Sequence[Sequence[Any]]
+    first: int
+    prev: str
+    hashes: list[str]
+    lines: bytes
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last entry: what the next group chains after."""
+        return self.first + len(self.hashes) - 1, self.hashes[-1] if self.hashes else self.prev
+
+
+def chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> Chained:
+    """Link entries after (seq, prev).
+
+    One loop that only hashes and joins bytes: each entry is serialised once, for its hash, and its
+    journal line (``[seq, ...entry, prev_hash, hash]``, what ``orjson`` would write for that list)
+    is spliced from the same bytes; the table is built later, once per drain (``table``).
     """
     hashes: list[str] = []
-    link = prev
-    for e in entries:
-        link = hashlib.sha256(link.encode() + orjson.dumps(tuple(e), option=_OPTS)).hexdigest()
-        hashes.append(link)
-    n = len(hashes)
-    fields = [list(column) for column in zip(*entries, strict=True)]
-    seqs = np.arange(seq + 1, seq + n + 1, dtype=np.int64)
-    columns: list[Any] = [seqs, *fields, [prev, *hashes[:-1]], hashes]
-    if any(isinstance(r, np.integer) for r in columns[5]):
-        columns[5] = [None if r is None else int(r) for r in columns[5]]
-    table = pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _SCHEMA, strict=True)],
-                                 schema=_SCHEMA)
-    return table, seq + n, hashes[-1] if hashes else prev
+    lines: list[bytes] = []
+    link = prev.encode()
+    for n, e in enumerate(entries, seq + 1):
+        body = orjson.dumps(tuple(e), option=_OPTS)
+        new = hashlib.sha256(link + body).hexdigest().encode()
+        lines.append(b'[%d,%b,"%b","%b"]\n' % (n, body[1:-1], link, new))
+        hashes.append(new.decode())
+        link = new
+    return Chained(entries, seq + 1, prev, hashes, b"".join(lines))
+
+
+def table(groups: Sequence[Chained]) -> pa.Table:
+    """The audit table's rows for chained groups, in order: built column-wise, one array per column."""
+    fields: list[list[Any]] = [[] for _ in FIELDS]
+    seqs, prevs, hashes = [], [], []
+    for g in groups:
+        for column, values in zip(fields, zip(*g.entries, strict=True), strict=True):
+            column.extend(values)
+        seqs.append(np.arange(g.first, g.first + len(g.hashes), dtype=np.int64))
+        prevs += [g.prev, *g.hashes[:-1]]
+        hashes += g.hashes
+    resident = FIELDS.index("resident")
+    if any(isinstance(r, np.integer) for r in fields[resident]):
+        fields[resident] = [None if r is None else int(r) for r in fields[resident]]
+    columns = [np.concatenate(seqs) if seqs else np.zeros(0, np.int64), *fields, prevs, hashes]
+    return pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _SCHEMA, strict=True)],
+                                schema=_SCHEMA)
 
 
 def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
@@ -134,36 +166,15 @@ def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> 
     if not entries:
         return []
     first, prev = head(con)
-    audit_in, seq, prev = chain(entries, first, prev)  # noqa: RUF059 (read by DuckDB, below)
+    chained = chain(entries, first, prev)
+    audit_in = table([chained])  # noqa: F841 (read by DuckDB, below)
     # Read through DuckDB's replacement scan of the local variable: registering and
     # unregistering a view costs four times the insert itself.
     con.execute(f"INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in")
-    head_text = f"{seq}:{prev}"
+    seq, last = chained.head
+    head_text = f"{seq}:{last}"
     if not con.execute("UPDATE meta SET value = ? WHERE key = 'audit_head'", [head_text]).fetchall()[0][0]:
         con.execute("INSERT INTO meta VALUES ('audit_head', ?)", [head_text])
-    return list(range(first + 1, seq + 1))
-
-
-def append_committed(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
-    """Chain, store and commit entries in one round trip to DuckDB (no transaction may be open).
-
-    The server's group commit calls this once per group: each DuckDB call hands the
-    GIL back and forth with the event loop, so one call instead of five is what keeps
-    a commit short while requests are being served.
-    """
-    stored = _stored_head(con)
-    if stored is None or not entries:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            done = append(con, entries)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        return done
-    first, prev = stored
-    chained, seq, prev = chain(entries, first, prev)
-    store_chained(con, chained)
     return list(range(first + 1, seq + 1))
 
 
@@ -204,21 +215,19 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._pending: list[pa.Table] = []
+        self._pending: list[Chained] = []
         self.rows = 0
 
-    def write(self, chained: pa.Table) -> None:
-        lines = b"".join(orjson.dumps(row, option=_OPTS) + b"\n" for row in zip(
-            *(c.to_pylist() for c in chained.columns), strict=True))
-        os.write(self._fd, lines)
+    def write(self, chained: Chained) -> None:
+        os.write(self._fd, chained.lines)
         os.fdatasync(self._fd)
         self._pending.append(chained)
-        self.rows += chained.num_rows
+        self.rows += len(chained.hashes)
 
     def drain(self, con: duckdb.DuckDBPyConnection) -> None:
         """Move what is written into the audit table, then empty the file."""
         if self._pending:
-            store_chained(con, pa.concat_tables(self._pending))
+            store_chained(con, table(self._pending))
             self._pending.clear()
             self.rows = 0
         os.ftruncate(self._fd, 0)

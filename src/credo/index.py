@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from operator import mul
 from typing import Any
 
 import duckdb
@@ -45,9 +44,6 @@ Keys = npt.NDArray[np.int64]
 NEVER = int(np.iinfo(np.int64).max)
 EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ASCII_ZERO_SUM = 48 * sum(_WEIGHTS)
-_CHECK = "10X98765432"
 _NONE: list[Any] = []
 
 
@@ -208,7 +204,7 @@ class DecisionIndex:
             arr, due = self._arrays
             i = int(arr.searchsorted(key))
             if i < len(arr) and arr[i] == key:
-                check = _CHECK[(sum(map(mul, s[:17].encode(), _WEIGHTS)) - _ASCII_ZERO_SUM) % 11]
+                check = ids.check_char_of_key(key)
                 if s[17] == check:
                     return key, int(due[i]), s
                 if s[17] == "x" and check == "X":

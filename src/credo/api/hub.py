@@ -164,9 +164,9 @@ class Core:
             if self._journal_head is None:
                 with self.lock:
                     self._journal_head = audit.head(self.credo.con)
-            chained, seq, last = audit.chain(entries, *self._journal_head)
+            chained = audit.chain(entries, *self._journal_head)
             self.journal.write(chained)
-            self._journal_head = (seq, last)
+            self._journal_head = chained.head
             if self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._drained >= DRAIN_SECONDS:
                 with self.lock:
                     self._drain()
