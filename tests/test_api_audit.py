@@ -292,3 +292,38 @@ def test_a_journal_line_is_the_json_of_its_row(city: City) -> None:
         assert dict(zip(audit.COLUMNS, row, strict=True)) == want
     assert rows[0][-2] == "f" * 64 and rows[1][-2] == rows[0][-1]
     assert rows[0][-1] == audit.entry_hash("f" * 64, entries[0])
+
+
+def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path) -> None:
+    """DuckDB parses the journal on drain: awkward values (quotes, backslashes, a newline, CJK text,
+    a missing resident, a numpy integer, whole seconds) must come back as the hashed entries did,
+    or the chain would no longer verify."""
+    import numpy as np
+
+    con = connect(city.db)
+    first, prev = audit.head(con)
+    at = datetime(2024, 9, 1, 10, 0, 0, 5)
+    entries = [Entry(at, 'p "quoted"', "provider", "decision", np.int64(110101199001010010), "a\\b", "deny",
+                     "d-1", "登机\nline two", "tiny-1@1", '["list:tax_defaulter"]'),
+               Entry(at.replace(microsecond=0), "operator", "operator", "audit.read", None, None, None, None,
+                     None, None, '{"after": 0, "note": "\\u00e9"}')]
+    journal = audit.Journal(tmp_path / "j")
+    one = audit.chain(entries[:1], first, prev)
+    two = audit.chain(entries[1:], *one.head)
+    journal.write(one)
+    journal.write(two)
+    journal.drain(con)
+    stored = con.execute(f"SELECT {audit.COLUMN_LIST} FROM audit WHERE seq > ? ORDER BY seq", [first]).fetchall()
+    assert [dict(zip(audit.COLUMNS, r, strict=True)) for r in stored] == audit.table([one, two]).to_pylist()
+    assert audit.head(con) == two.head and audit.verify(con).ok
+    assert (tmp_path / "j").stat().st_size == 0 and journal.rows == 0
+    journal.close()
+    con.close()
+
+
+def test_a_journal_holding_entries_is_not_written_before_it_is_recovered(tmp_path: Path) -> None:
+    from credo.errors import CredoError
+
+    (tmp_path / "j").write_bytes(b'[1, "2024-09-01T10:00:00"]\n')
+    with pytest.raises(CredoError, match="holds entries"):
+        audit.Journal(tmp_path / "j")
