@@ -29,7 +29,6 @@ import orjson
 import pyarrow as pa
 
 from credo.errors import CredoError
-from credo.sql import q
 
 GENESIS = "0" * 64
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -207,9 +206,9 @@ class Journal:
     millisecond (write + fdatasync), where a DuckDB commit takes about five.
 
     Entries are chained when written, one JSON array per line in the table's column order, and
-    moved into the audit table in bulk (``drain``: DuckDB reads the file), after which the file is
-    emptied. A write that fails is cut off again, so the file only ever holds whole lines of
-    acknowledged groups while the server runs. Whatever a crash leaves in it is moved by
+    moved into the audit table in bulk (``drain``), after which the file is emptied. A write that
+    fails is cut off again, so the file only ever holds whole lines of acknowledged groups while
+    the server runs. Whatever a crash leaves in it is moved by
     ``recover`` when the database is next opened; entries the table already holds (a crash between
     the two steps) are skipped by their number, and a torn last line, never acknowledged, is dropped.
     """
@@ -222,7 +221,7 @@ class Journal:
             os.close(self._fd)
             raise CredoError(f"the audit journal {path} holds entries: open the database (which recovers "
                              "them) before writing to it", code="audit_journal_pending")
-        self._head: tuple[int, str] | None = None
+        self._pending: list[Chained] = []
         self.rows = 0
 
     def write(self, chained: Chained) -> None:
@@ -233,24 +232,14 @@ class Journal:
             os.ftruncate(self._fd, self._size)
             raise
         self._size += len(chained.lines)
-        self._head = chained.head
+        self._pending.append(chained)
         self.rows += len(chained.hashes)
 
     def drain(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Move what is written into the audit table, with the head, in one transaction; then
-        empty the file."""
-        if self._head is not None:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(q("audit.from_journal"), {"path": str(self.path)})
-                seq, last = self._head
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)", [f"{seq}:{last}"])
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
-            self._head = None
+        """Move what is written into the audit table, then empty the file."""
+        if self._pending:
+            store_chained(con, table(self._pending))
+            self._pending.clear()
             self.rows = 0
         os.ftruncate(self._fd, 0)
         self._size = 0
