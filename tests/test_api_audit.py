@@ -327,3 +327,99 @@ def test_a_journal_holding_entries_is_not_written_before_it_is_recovered(tmp_pat
     (tmp_path / "j").write_bytes(b'[1, "2024-09-01T10:00:00"]\n')
     with pytest.raises(CredoError, match="holds entries"):
         audit.Journal(tmp_path / "j")
+
+
+def _decisions(prefix: str, n: int) -> list[Entry]:
+    at = datetime(2024, 9, 1, 10)
+    return [Entry(at, "provider:air", "provider", "decision", 1, "rail.high_speed.book", "allow", f"{prefix}-{i}",
+                  "boarding", "tiny-1@1", "[]") for i in range(n)]
+
+
+def _log_all(core: Core, entries: list[Entry], timeout: float = 10.0) -> None:
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*[core.log([e]) for e in entries]), timeout)
+
+    asyncio.run(main())
+
+
+def _logged(core: Core) -> list[tuple[int, str, str | None]]:
+    core.call("verify_audit")  # any call moves the journal into the table first
+    return [(int(s), str(e), d) for s, e, d in
+            core.credo.con.execute("SELECT seq, event, decision_id FROM audit ORDER BY seq").fetchall()]
+
+
+def test_decisions_are_logged_while_a_write_holds_the_store(city: City, tmp_path: Path) -> None:
+    """An ingest holds the store for as long as it takes; decisions asked meanwhile are journaled
+    and answered without waiting for it, and the batch's own entry chains after them."""
+    from tests.conftest import RECORD_COLUMNS, write_csv
+
+    core = Core(city.db)
+    start = audit.head(core.credo.con)[0]
+    inside, release = threading.Event(), threading.Event()
+
+    def progress(phase: str, rows: int, total: int) -> None:
+        if phase == "score" and rows == 0:  # inside the batch's transaction, before its audit entry
+            inside.set()
+            release.wait(30)
+
+    feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-1", "tax.arrears", rid("C"), "2024-08-20", "", "")])
+    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    try:
+        ingest.start()
+        assert inside.wait(30)
+        _log_all(core, _decisions("during", 40))  # times out if decisions wait for the write
+        assert ingest.is_alive()
+    finally:
+        release.set()
+        ingest.join(30)
+    try:
+        logged = _logged(core)
+        assert [e for s, e, _ in logged if s > start] == ["decision"] * 40 + ["batch.ingested"]
+        assert [s for s, _, _ in logged] == list(range(1, len(logged) + 1))
+        assert core.credo.verify_audit().ok
+        assert core.journal.rows == 0 and core.journal.path.stat().st_size == 0
+    finally:
+        core.close()
+
+
+def test_a_write_that_rolls_back_leaves_the_journaled_decisions_and_the_chain_whole(city: City) -> None:
+    """A service call appends its entry after the journal's (moved into its transaction), then rolls
+    back: the journal still holds its decisions, and the chain goes on from them."""
+    core = Core(city.db)
+    con = core.credo.con
+    try:
+        with core.lock:  # the store is busy: the writer cannot move the journal
+            _log_all(core, _decisions("kept", 5))
+            assert core.journal.rows == 5
+            con.execute("BEGIN TRANSACTION")
+            core._append_audit(con, [Entry(datetime(2024, 9, 1, 11), "operator", "operator", "record.revoked")])
+            assert con.execute("SELECT count(*) FROM audit WHERE decision_id LIKE 'kept-%'").fetchall() == [(5,)]
+            con.execute("ROLLBACK")
+            core._settle()
+            assert core.journal.rows == 5
+        _log_all(core, _decisions("after", 3))
+        logged = _logged(core)
+        assert [d for _, e, d in logged if e == "decision"][-8:] == [f"kept-{i}" for i in range(5)] + [
+            f"after-{i}" for i in range(3)]
+        assert "record.revoked" not in [e for _, e, _ in logged]
+        assert [s for s, _, _ in logged] == list(range(1, len(logged) + 1))
+        assert core.credo.verify_audit().ok
+    finally:
+        core.close()
+
+
+def test_a_write_announces_its_changes_when_it_is_done(city: City) -> None:
+    """Residents a write rescored are announced to the decision indexes when it has returned, not
+    while it runs: until then a decision answers from the index as it was, without waiting."""
+    import numpy as np
+
+    core = Core(city.db)
+    try:
+        before = core.generation()
+        with core._store():
+            core._changed(np.array([7], np.int64))
+            assert core.generation() == before
+        generation, changes = core.changes_since(before)
+        assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[7]]
+    finally:
+        core.close()

@@ -167,15 +167,18 @@ def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> 
         return []
     first, prev = head(con)
     chained = chain(entries, first, prev)
-    audit_in = table([chained])  # noqa: F841 (read by DuckDB, below)
-    # Read through DuckDB's replacement scan of the local variable: registering and
-    # unregistering a view costs four times the insert itself.
+    extend(con, table([chained]), chained.head)
+    return list(range(first + 1, chained.head[0] + 1))
+
+
+def extend(con: duckdb.DuckDBPyConnection, audit_in: pa.Table, last: tuple[int, str]) -> None:
+    """Insert rows chained after the stored head and move the head to ``last``, inside the caller's
+    transaction. The rows are read through DuckDB's replacement scan of the local variable:
+    registering and unregistering a view costs four times the insert itself."""
     con.execute(f"INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in")
-    seq, last = chained.head
-    head_text = f"{seq}:{last}"
+    head_text = f"{last[0]}:{last[1]}"
     if not con.execute("UPDATE meta SET value = ? WHERE key = 'audit_head'", [head_text]).fetchall()[0][0]:
         con.execute("INSERT INTO meta VALUES ('audit_head', ?)", [head_text])
-    return list(range(first + 1, seq + 1))
 
 
 def store_chained(con: duckdb.DuckDBPyConnection, audit_in: pa.Table) -> None:
@@ -239,8 +242,23 @@ class Journal:
         """Move what is written into the audit table, then empty the file."""
         if self._pending:
             store_chained(con, table(self._pending))
-            self._pending.clear()
-            self.rows = 0
+        self._clear()
+
+    def after(self, seq: int) -> tuple[pa.Table, tuple[int, str]] | None:
+        """What the journal holds past entry ``seq`` (the table's head), as rows and their head."""
+        groups = [g for g in self._pending if g.first > seq]
+        return (table(groups), groups[-1].head) if groups else None
+
+    def settle(self, seq: int) -> None:
+        """Forget the groups the table now holds (up to entry ``seq``); empty the file when that is all."""
+        self._pending = [g for g in self._pending if g.first > seq]
+        self.rows = sum(len(g.hashes) for g in self._pending)
+        if not self._pending:
+            self._clear()
+
+    def _clear(self) -> None:
+        self._pending.clear()
+        self.rows = 0
         os.ftruncate(self._fd, 0)
         self._size = 0
 

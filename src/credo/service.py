@@ -8,7 +8,7 @@ returns, and a crash leaves none of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ class Credo:
         self.con = con
         self._policy: Policy | None = None
         self._listeners: list[Callable[[np.ndarray | None], None]] = []
+        self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], list[int]] = audit.append
+        """How this service's own audit entries join the log, inside its transaction: straight into
+        the table, or (``credo.api.hub``) after the server's journal."""
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Credo:
@@ -205,7 +208,7 @@ class Credo:
                          purpose, d.policy, orjson.dumps([r["code"] for r in d.reasons]).decode())
                    for key, d in made]
         with transaction(self.con):
-            audit.append(self.con, entries)
+            self.append_audit(self.con, entries)
 
     # -- objections -------------------------------------------------------------------------
     def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
@@ -242,7 +245,7 @@ class Credo:
         entry = Entry(self.now(), who.name, who.role, event.value, resident, None, None, None, purpose,
                       policy or (self._policy.label if self._policy else None),
                       orjson.dumps(detail, default=str).decode() if detail is not None else None)
-        audit.append(self.con, [entry])
+        self.append_audit(self.con, [entry])
 
     def backup(self, directory: Path) -> dict[str, Any]:
         from credo import backup

@@ -19,11 +19,13 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
 import numpy as np
 
 from credo import audit, index, settings
@@ -69,7 +71,9 @@ class Core:
         self.credo = Credo.open(path)
         self.journal = audit.Journal(audit.journal_path(Path(path) if path is not None else settings.db_path()))
         self._journal_lock = threading.Lock()
-        self._journal_head: tuple[int, str] | None = None
+        self._journal_head = audit.head(self.credo.con)
+        self._holding_journal = False
+        self.credo.append_audit = self._append_audit
         self._drained = time.monotonic()
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
@@ -78,6 +82,7 @@ class Core:
         self._generation = 0
         self._changes: deque[tuple[int, Change]] = deque(maxlen=4096)
         self._quiet = False
+        self._held: list[Change] | None = None
         self._map: mmap.mmap | None = None
         if generation_file is not None:
             generation_file.write_bytes(b"\0" * 8)
@@ -88,19 +93,34 @@ class Core:
 
     # -- the service --------------------------------------------------------------------------
     def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Run one ``Credo`` method under the lock, the journal moved into the table first: the
-        call may read the log, and the entries it appends must chain after the journal's."""
+        """Run one ``Credo`` method under the lock. The journal is moved into the table first (the
+        call may read the log); decisions go on being journaled while the call runs, until it
+        appends entries of its own (see ``_append_audit``)."""
         if name not in CALLABLE:
             raise AttributeError(f"Credo has no operation {name!r}")
-        with self._journal_lock, self.lock:
-            self._drain()
-            try:
-                result = getattr(self.credo, name)(*args, **kwargs)
-            finally:
-                self._journal_head = None  # the call may have appended entries of its own
+        with self._store():
+            with self._journal_lock:
+                self._drain()
+            result = getattr(self.credo, name)(*args, **kwargs)
             if name == "create_token":
                 self._changed(PRINCIPALS)
             return result
+
+    @contextmanager
+    def _store(self) -> Iterator[None]:
+        """The hub lock; on the way out, the journal settled after whatever the holder wrote, and its
+        changes announced. Announced only then: until a write has returned, decisions may answer
+        from the index as it was (the write is not done), and a worker told earlier would only wait
+        for the hub to catch up."""
+        with self.lock:
+            self._held = []
+            try:
+                yield
+            finally:
+                self._settle()
+                held, self._held = self._held, None
+                for change in held:
+                    self._announce(change)
 
     def policy(self) -> Policy:
         with self.lock:
@@ -116,6 +136,12 @@ class Core:
     def _changed(self, residents: Change) -> None:
         if self._quiet:
             return
+        if self._held is not None:
+            self._held.append(residents)
+            return
+        self._announce(residents)
+
+    def _announce(self, residents: Change) -> None:
         self._generation += 1
         self._changes.append((self._generation, residents))
         if self._map is not None:
@@ -137,7 +163,7 @@ class Core:
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
         """Rows for a decision index: stale standings are rescored first (quietly: every index
         sees the passing of ``changes_at`` by itself, so this is no change to announce)."""
-        with self.lock:
+        with self._store():
             con, policy = self.credo.con, self.credo.policy
             stale = index.stale_in_store(con, policy, now, scope)
             if len(stale):
@@ -158,23 +184,51 @@ class Core:
 
     def _write_audit(self, entries: list[Sequence[Any]]) -> None:
         """One group: chained after the last entry and durable in the journal (a write and an
-        fdatasync, not a DuckDB commit); moved into the table every second or so. It waits while a
-        service call holds the hub: that call's entries join the same chain."""
+        fdatasync, not a DuckDB commit); moved into the table every second or so, when the store
+        is free (a service call holding it moves the journal itself)."""
         with self._journal_lock:
-            if self._journal_head is None:
-                with self.lock:
-                    self._journal_head = audit.head(self.credo.con)
             chained = audit.chain(entries, *self._journal_head)
             self.journal.write(chained)
             self._journal_head = chained.head
-            if self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._drained >= DRAIN_SECONDS:
-                with self.lock:
+            due = self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._drained >= DRAIN_SECONDS
+            if due and self.lock.acquire(blocking=False):
+                try:
                     self._drain()
+                finally:
+                    self.lock.release()
 
     def _drain(self) -> None:
         """Move the journal into the audit table (both locks held)."""
         self.journal.drain(self.credo.con)
         self._drained = time.monotonic()
+
+    def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
+        """A service call's own entries (inside its transaction, the hub lock held). They chain after
+        every decision journaled so far: those are moved into the call's transaction first, and the
+        journal waits from here until the call ends, since the call's entries may still roll back.
+        Lock order is always hub, then journal; the writer never waits for the hub."""
+        if not self._holding_journal:
+            self._journal_lock.acquire()
+            self._holding_journal = True
+        behind = self.journal.after(audit.head(con)[0])
+        if behind is not None:
+            audit.extend(con, *behind)
+        return audit.append(con, entries)
+
+    def _settle(self) -> None:
+        """After a call that appended entries: the journal forgets what the table now holds, and the
+        chain goes on from the table's head if the call's entries were committed (else from the
+        journal's, as if the call had not written)."""
+        if not self._holding_journal:
+            return
+        try:
+            stored = audit.head(self.credo.con)
+            self.journal.settle(stored[0])
+            if stored[0] > self._journal_head[0]:
+                self._journal_head = stored
+        finally:
+            self._holding_journal = False
+            self._journal_lock.release()
 
     def stats(self) -> dict[str, float]:
         return {"audit_commits": self.writer.commits, "audit_entries": self.writer.items,
@@ -184,7 +238,7 @@ class Core:
 
     def close(self) -> None:
         self.writer.close()
-        with self._journal_lock, self.lock:
+        with self.lock, self._journal_lock:
             self._drain()
             self.journal.close()
             self.credo.close()
