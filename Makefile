@@ -23,7 +23,7 @@ chromium:
 	fi
 
 demo: setup
-	rm -f demo.duckdb demo.duckdb.wal demo.duckdb.audit-journal
+	rm -f demo.duckdb demo.duckdb.wal demo.duckdb.audit-journal demo.duckdb.audit-journal.sealed
 	$(BIN)/credo --db demo.duckdb demo --residents $${RESIDENTS:-100000}
 
 test: setup

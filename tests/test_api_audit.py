@@ -22,6 +22,7 @@ from credo import audit
 from credo.api.commit import GroupCommit
 from credo.api.hub import Core
 from credo.audit import Entry
+from credo.errors import CredoError
 from credo.principals import Principal
 from credo.store import connect
 from tests.conftest import City, rid
@@ -173,6 +174,7 @@ import os, signal, sys
 from datetime import datetime
 from credo.api.hub import Core
 from credo.audit import Entry
+from credo.errors import CredoError
 core = Core(sys.argv[1])
 core.call("standing", sys.argv[2])  # a service call: its own entries, chained in the table
 at = datetime(2024, 9, 1, 10)
@@ -235,8 +237,6 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
 def test_a_journal_of_another_database_is_refused(city: City, tmp_path: Path) -> None:
     """A journal left beside a database it does not continue (a recreated file, an edit) is not
     spliced into the chain: opening fails, naming the file."""
-    from credo.errors import CredoError
-
     con = connect(city.db)
     stranger = audit.chain([Entry(datetime(2024, 9, 1), "p", "provider", "decision", None, "a", "allow", "s-1",
                                   "x", "tiny-1@1", None)], 0, audit.GENESIS)
@@ -322,8 +322,6 @@ def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path
 
 
 def test_a_journal_holding_entries_is_not_written_before_it_is_recovered(tmp_path: Path) -> None:
-    from credo.errors import CredoError
-
     (tmp_path / "j").write_bytes(b'[1, "2024-09-01T10:00:00"]\n')
     with pytest.raises(CredoError, match="holds entries"):
         audit.Journal(tmp_path / "j")
@@ -423,3 +421,34 @@ def test_a_write_announces_its_changes_when_it_is_done(city: City) -> None:
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[7]]
     finally:
         core.close()
+
+
+def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(city: City, tmp_path: Path) -> None:
+    """The journal is sealed (renamed aside) before it is stored, so writing goes on meanwhile. A
+    crash may leave a sealed file and a fresh one, or a sealed file whose entries the table already
+    has: recovery reads the sealed file first and stores each entry once."""
+    con = connect(city.db)
+    first, prev = audit.head(con)
+    a = audit.chain(_decisions("a", 3), first, prev)
+    b = audit.chain(_decisions("b", 2), *a.head)
+    c = audit.chain(_decisions("c", 2), *b.head)
+    path = tmp_path / "j"
+    journal = audit.Journal(path)
+    journal.write(a)
+    assert journal.seal() and audit.sealed_path(path).exists() and path.stat().st_size == 0
+    journal.write(b)  # the sealed part is not stored yet: writing goes on in the fresh file
+    assert not journal.seal()  # one sealed part at a time
+    journal.store_sealed(con)  # a crash here, before the removal, is the next case below
+    assert not audit.sealed_path(path).exists() and journal.rows == 2
+    assert journal.seal()
+    journal.write(c)
+    journal.close()  # a crash: the sealed part (b) and the fresh file (c) are left
+    with pytest.raises(CredoError, match="holds entries"):
+        audit.Journal(path)
+    audit.sealed_path(path).write_bytes(a.lines + b.lines)  # a stored again: as if its removal was lost
+    assert audit.recover(con, path) == 4
+    got = [r[0] for r in con.execute("SELECT decision_id FROM audit WHERE seq > ? ORDER BY seq", [first]).fetchall()]
+    assert got == ["a-0", "a-1", "a-2", "b-0", "b-1", "c-0", "c-1"]
+    assert audit.verify(con).ok
+    assert not audit.sealed_path(path).exists() and path.stat().st_size == 0
+    con.close()

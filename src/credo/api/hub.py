@@ -14,6 +14,7 @@ index can catch up (``changes_since``) before it decides again.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import struct
 import threading
@@ -38,6 +39,8 @@ CHECKPOINT_THRESHOLD = "256MB"
 
 DRAIN_ROWS, DRAIN_SECONDS = 50_000, 1.0
 """The journal is moved into the audit table when it holds this many entries or is this old."""
+
+log = logging.getLogger("credo.hub")
 
 PRINCIPALS = "principals"
 """A change-feed marker: the tokens changed (not any resident)."""
@@ -74,7 +77,9 @@ class Core:
         self._journal_head = audit.head(self.credo.con)
         self._holding_journal = False
         self.credo.append_audit = self._append_audit
-        self._drained = time.monotonic()
+        self._sealed_at = time.monotonic()
+        self._closing = False
+        self._sealed = threading.Event()
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
         self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
@@ -90,6 +95,8 @@ class Core:
                 self._map = mmap.mmap(f.fileno(), 8)
         self.credo.listen(self._changed)
         self.writer: GroupCommit[Sequence[Any]] = GroupCommit(self._write_audit, "audit-writer")
+        self._mover = threading.Thread(target=self._move, name="audit-mover", daemon=True)
+        self._mover.start()
 
     # -- the service --------------------------------------------------------------------------
     def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
@@ -190,17 +197,28 @@ class Core:
             chained = audit.chain(entries, *self._journal_head)
             self.journal.write(chained)
             self._journal_head = chained.head
-            due = self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._drained >= DRAIN_SECONDS
-            if due and self.lock.acquire(blocking=False):
+            due = self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._sealed_at >= DRAIN_SECONDS
+            if due and self.journal.seal():
+                self._sealed_at = time.monotonic()
+                self._sealed.set()
+
+    def _move(self) -> None:
+        """The mover thread: stores each sealed part of the journal in the table, while the writer
+        goes on journaling (a store of a second's entries takes a few hundred ms of DuckDB)."""
+        while True:
+            self._sealed.wait(DRAIN_SECONDS)
+            self._sealed.clear()
+            with self.lock:
+                if self._closing:
+                    return
                 try:
-                    self._drain()
-                finally:
-                    self.lock.release()
+                    self.journal.store_sealed(self.credo.con)
+                except Exception:  # the entries stay sealed and durable; the next round tries again
+                    log.exception("moving the audit journal into the table failed")
 
     def _drain(self) -> None:
-        """Move the journal into the audit table (both locks held)."""
+        """Move the whole journal into the audit table (both locks held)."""
         self.journal.drain(self.credo.con)
-        self._drained = time.monotonic()
 
     def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
         """A service call's own entries (inside its transaction, the hub lock held). They chain after
@@ -238,6 +256,10 @@ class Core:
 
     def close(self) -> None:
         self.writer.close()
+        with self.lock:
+            self._closing = True
+        self._sealed.set()
+        self._mover.join()
         with self.lock, self._journal_lock:
             self._drain()
             self.journal.close()
