@@ -55,8 +55,8 @@ def test_a_full_run_stores_the_reference_standings(store: duckdb.DuckDBPyConnect
     write(store, city)
     with transaction(store):
         assert scoring.rescore(store, policy, t) == len(city.residents)
-    scored = store.execute("SELECT resident, score, grade, changes_at FROM standings").to_arrow_table()
-    hits = store.execute("SELECT * FROM standing_hits").to_arrow_table()
+    scored = store.sql("SELECT resident, score, grade, changes_at FROM standings").to_arrow_table()
+    hits = store.sql("SELECT * FROM standing_hits").to_arrow_table()
     assert answers(t, scored, hits) == expected(policy, city, t, records=False)
 
 
@@ -109,8 +109,8 @@ def test_an_incremental_run_equals_a_full_one(store: duckdb.DuckDBPyConnection, 
     assert incremental == stored(store)
     whole = City(city.residents, city.records + more.records, city.revocations + more.revocations,
                  city.objections + more.objections)
-    scored = store.execute("SELECT resident, score, grade, changes_at FROM standings").to_arrow_table()
-    hits = store.execute("SELECT * FROM standing_hits").to_arrow_table()
+    scored = store.sql("SELECT resident, score, grade, changes_at FROM standings").to_arrow_table()
+    hits = store.sql("SELECT * FROM standing_hits").to_arrow_table()
     assert answers(t, scored, hits) == expected(policy, whole, t, records=False)
 
 

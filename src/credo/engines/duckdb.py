@@ -85,4 +85,4 @@ class DuckDBScoring:
             self.con.execute(f"DROP TABLE IF EXISTS {kept}")
 
     def arrow(self, output: str, where: str = "") -> pa.Table:
-        return self.con.execute(f"SELECT * FROM {output} {where}").to_arrow_table()
+        return self.con.sql(f"SELECT * FROM {output} {where}").to_arrow_table()
