@@ -7,6 +7,10 @@ funnels every use through here: service calls (``call``), the audit writer
 processes the hub lives in the ``credo serve`` process and the workers reach it
 through ``credo.api.remote``, which offers this same interface.
 
+Decisions' audit entries go to a journal file first (``credo.audit.Journal``), which a
+mover thread stores in the table; a service call takes the journal over only when it
+appends entries of its own, so decisions do not wait for a write in progress.
+
 The hub also keeps a change feed: every write that rescored residents bumps a
 generation number and records whom it touched, so each process's decision
 index can catch up (``changes_since``) before it decides again.
@@ -191,8 +195,8 @@ class Core:
 
     def _write_audit(self, entries: list[Sequence[Any]]) -> None:
         """One group: chained after the last entry and durable in the journal (a write and an
-        fdatasync, not a DuckDB commit); moved into the table every second or so, when the store
-        is free (a service call holding it moves the journal itself)."""
+        fdatasync, not a DuckDB commit). Every second or so the journal is sealed for the mover
+        thread to store; the writer itself never waits for the database."""
         with self._journal_lock:
             chained = audit.chain(entries, *self._journal_head)
             self.journal.write(chained)
