@@ -69,6 +69,11 @@ class Credo:
             self._policy = policies.current(self.con)
         return self._policy
 
+    @property
+    def loaded_policy(self) -> Policy | None:
+        """The policy in force if already read: no database access, so safe beside a running call."""
+        return self._policy
+
     def now(self) -> datetime:
         tz = self._policy.tz if self._policy else DEFAULT_TZ
         return settings.now(tz)

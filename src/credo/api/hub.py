@@ -88,6 +88,9 @@ class Core:
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
         self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
         self.lock = threading.RLock()
+        self._reader = self.credo.con.cursor()
+        self._reader_lock = threading.Lock()
+        self._feed_lock = threading.Lock()
         self._generation = 0
         self._changes: deque[tuple[int, Change]] = deque(maxlen=4096)
         self._quiet = False
@@ -153,17 +156,19 @@ class Core:
         self._announce(residents)
 
     def _announce(self, residents: Change) -> None:
-        self._generation += 1
-        self._changes.append((self._generation, residents))
-        if self._map is not None:
-            struct.pack_into("q", self._map, 0, self._generation)
+        with self._feed_lock:
+            self._generation += 1
+            self._changes.append((self._generation, residents))
+            if self._map is not None:
+                struct.pack_into("q", self._map, 0, self._generation)
 
     def generation(self) -> int:
         return self._generation
 
     def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
-        """Changes after ``generation``; None when they are no longer all kept (reload everything)."""
-        with self.lock:
+        """Changes after ``generation``; None when they are no longer all kept (reload everything).
+        The feed has a lock of its own: a worker catching up does not wait for a write in progress."""
+        with self._feed_lock:
             now = self._generation
             if generation == now:
                 return now, []
@@ -172,8 +177,16 @@ class Core:
             return now, [c for g, c in self._changes if g > generation]
 
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
-        """Rows for a decision index: stale standings are rescored first (quietly: every index
-        sees the passing of ``changes_at`` by itself, so this is no change to announce)."""
+        """Rows for a decision index. Read through a cursor of their own, which sees what is
+        committed, so a worker catching up after one write does not wait for the next one in
+        progress; only stale standings (a ``changes_at`` passed, a new policy) take the store, to be
+        rescored first (quietly: every index sees the passing of ``changes_at`` by itself, so this
+        is no change to announce)."""
+        policy = self.credo.loaded_policy
+        if policy is not None:
+            with self._reader_lock:
+                if not len(index.stale_in_store(self._reader, policy, now, scope)):
+                    return index.read_rows(self._reader, policy, scope)
         with self._store():
             con, policy = self.credo.con, self.credo.policy
             stale = index.stale_in_store(con, policy, now, scope)
@@ -264,9 +277,10 @@ class Core:
             self._closing = True
         self._sealed.set()
         self._mover.join()
-        with self.lock, self._journal_lock:
+        with self.lock, self._journal_lock, self._reader_lock:
             self._drain()
             self.journal.close()
+            self._reader.close()
             self.credo.close()
         if self._map is not None:
             self._map.close()
