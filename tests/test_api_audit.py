@@ -452,3 +452,43 @@ def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(ci
     assert audit.verify(con).ok
     assert not audit.sealed_path(path).exists() and path.stat().st_size == 0
     con.close()
+
+
+def test_a_worker_catches_up_beside_a_write_in_progress(city: City, tmp_path: Path) -> None:
+    """The change feed and the index rows are read without the connection a write holds: a worker
+    catching up after one write does not wait for the next. The rows are the committed ones."""
+    import numpy as np
+
+    from credo import ids
+    from tests.conftest import RECORD_COLUMNS, write_csv
+
+    core = Core(city.db)
+    inside, release = threading.Event(), threading.Event()
+
+    def progress(phase: str, rows: int, total: int) -> None:
+        if phase == "score" and rows == 0:
+            inside.set()
+            release.wait(30)
+
+    feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-2", "tax.arrears", rid("C"), "2024-08-20", "", "")])
+    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    key = ids.resident_key(rid("C"))
+    try:
+        ingest.start()
+        assert inside.wait(30)
+        read: list[object] = []
+        reader = threading.Thread(target=lambda: read.extend([
+            core.changes_since(0), core.index_rows(np.array([key], np.int64), core.credo.now())]))
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive() and ingest.is_alive()  # answered while the write still runs
+        rows = read[1]
+        assert list(rows.keys) == [key] and key not in dict(rows.measured)  # C is not listed yet
+    finally:
+        release.set()
+        ingest.join(30)
+    try:
+        rows = core.index_rows(np.array([key], np.int64), core.credo.now())
+        assert key in dict(rows.measured)  # once committed, C's new arrears put C on the list
+    finally:
+        core.close()
