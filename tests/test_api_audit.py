@@ -221,7 +221,7 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
     journal = tmp_path / "j"
     writer = audit.Journal(journal)
     writer.write(one)
-    audit.store_chained(con, audit.table([one]))  # the table has the first: the journal not yet emptied
+    audit.store_chained(con, audit.table([one]), one.head)  # the table has the first: the journal not yet emptied
     writer.write(two)
     writer.close()
     with journal.open("ab") as f:

@@ -13,7 +13,6 @@ costs about a microsecond where a dataclass walked by ``asdict`` cost five.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -28,7 +27,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from credo import settings
 from credo.errors import CredoError
+from credo.store import transaction
 
 GENESIS = "0" * 64
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -181,27 +182,18 @@ def extend(con: duckdb.DuckDBPyConnection, audit_in: pa.Table, last: tuple[int, 
         con.execute("INSERT INTO meta VALUES ('audit_head', ?)", [head_text])
 
 
-def store_chained(con: duckdb.DuckDBPyConnection, audit_in: pa.Table) -> None:
-    """Insert rows already chained after the stored head and move the head, in one transaction.
-
-    A script of several statements takes no parameters: the new head is read from audit_in itself.
-    """
-    if not audit_in.num_rows:
-        return
-    try:
-        con.execute(f"BEGIN TRANSACTION; INSERT INTO audit SELECT {COLUMN_LIST} FROM audit_in; "
-                    "INSERT OR REPLACE INTO meta SELECT 'audit_head', max(seq)::VARCHAR || ':' || "
-                    "arg_max(hash, seq) FROM audit_in; COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):  # the failure may have ended the transaction already
-            con.execute("ROLLBACK")
-        raise
+def store_chained(con: duckdb.DuckDBPyConnection, audit_in: pa.Table, last: tuple[int, str]) -> None:
+    """``extend`` in a transaction of its own (the journal's entries, moved in off the request path)."""
+    with transaction(con):
+        extend(con, audit_in, last)
 
 
 # -- the journal: the server's audit entries, durable before DuckDB has them -----------------------
 
-def journal_path(db: Path) -> Path:
-    return db.with_name(db.name + ".audit-journal")
+def journal_path(db: Path | str | None) -> Path:
+    """The journal beside a database file (``CREDO_DB`` when None)."""
+    path = Path(db) if db is not None else settings.db_path()
+    return path.with_name(path.name + ".audit-journal")
 
 
 class Journal:
@@ -259,7 +251,7 @@ class Journal:
         """Move the sealed entries into the audit table, then remove the sealed file. Needs only the
         database: writing goes on meanwhile."""
         if self._sealed:
-            store_chained(con, table(self._sealed))
+            store_chained(con, table(self._sealed), self._sealed[-1].head)
             self.sealed_path.unlink()
             self._sealed = []  # last: a seal waits until the file is gone
 
@@ -326,13 +318,14 @@ def recover(con: duckdb.DuckDBPyConnection, path: Path) -> int:
                          "to open this one", code="audit_journal_mismatch")
     for row in rows:
         row[1] = datetime.fromisoformat(row[1])
-    table = pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in rows], schema=_SCHEMA)
-    store_chained(con, table)
+    if rows:
+        table = pa.Table.from_pylist([dict(zip(COLUMNS, r, strict=True)) for r in rows], schema=_SCHEMA)
+        store_chained(con, table, (rows[-1][0], rows[-1][-1]))
     sealed_path(path).unlink(missing_ok=True)
     if path.exists():
         with path.open("r+b") as f:
             f.truncate(0)
-    return int(table.num_rows)
+    return len(rows)
 
 
 @dataclass

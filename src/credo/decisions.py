@@ -39,9 +39,7 @@ class Decision(NamedTuple):
     policy: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"decision_id": self.decision_id, "resident_id": self.resident_id, "action": self.action,
-                "decision": self.decision, "benefits": self.benefits, "reasons": self.reasons,
-                "policy": self.policy}
+        return self._asdict()
 
 
 def require_action(policy: Policy, action: str) -> None:

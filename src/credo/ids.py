@@ -68,7 +68,7 @@ def _chunk_sums(weights: tuple[int, ...]) -> list[int]:
     """For every number of ``len(weights)`` digits (zero-padded): its digits weighted, summed, mod 11."""
     numbers = np.arange(10 ** len(weights), dtype=np.int64)
     total = sum(((numbers // 10 ** (len(weights) - 1 - i)) % 10) * w for i, w in enumerate(weights))
-    return [int(v) for v in np.asarray(total) % 11]
+    return list((np.asarray(total) % 11).tolist())
 
 
 _SUMS = (_chunk_sums(_WEIGHTS[:4]), _chunk_sums(_WEIGHTS[4:8]), _chunk_sums(_WEIGHTS[8:12]),

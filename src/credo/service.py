@@ -56,7 +56,7 @@ class Credo:
     def open(cls, path: Path | str | None = None) -> Credo:
         """Open the store; audit entries a stopped server left in its journal are moved in first."""
         con = connect(path)
-        audit.recover(con, audit.journal_path(Path(path) if path is not None else settings.db_path()))
+        audit.recover(con, audit.journal_path(path))
         return cls(con)
 
     def close(self) -> None:

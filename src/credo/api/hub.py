@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 
-from credo import audit, index, settings
+from credo import audit, index
 from credo.api.commit import GroupCommit
 from credo.policy import Policy
 from credo.service import Credo
@@ -42,7 +42,7 @@ CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
 
 DRAIN_ROWS, DRAIN_SECONDS = 50_000, 1.0
-"""The journal is moved into the audit table when it holds this many entries or is this old."""
+"""The journal is sealed for the mover thread when it holds this many entries or is this old."""
 
 log = logging.getLogger("credo.hub")
 
@@ -76,14 +76,14 @@ class Core:
 
     def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
         self.credo = Credo.open(path)
-        self.journal = audit.Journal(audit.journal_path(Path(path) if path is not None else settings.db_path()))
+        self.journal = audit.Journal(audit.journal_path(path))
         self._journal_lock = threading.Lock()
         self._journal_head = audit.head(self.credo.con)
         self._holding_journal = False
         self.credo.append_audit = self._append_audit
         self._sealed_at = time.monotonic()
         self._closing = False
-        self._sealed = threading.Event()
+        self._to_move = threading.Event()
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
         self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
@@ -114,7 +114,7 @@ class Core:
             raise AttributeError(f"Credo has no operation {name!r}")
         with self._store():
             with self._journal_lock:
-                self._drain()
+                self.journal.drain(self.credo.con)
             result = getattr(self.credo, name)(*args, **kwargs)
             if name == "create_token":
                 self._changed(PRINCIPALS)
@@ -217,14 +217,14 @@ class Core:
             due = self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._sealed_at >= DRAIN_SECONDS
             if due and self.journal.seal():
                 self._sealed_at = time.monotonic()
-                self._sealed.set()
+                self._to_move.set()
 
     def _move(self) -> None:
         """The mover thread: stores each sealed part of the journal in the table, while the writer
         goes on journaling (a store of a second's entries takes a few hundred ms of DuckDB)."""
         while True:
-            self._sealed.wait(DRAIN_SECONDS)
-            self._sealed.clear()
+            self._to_move.wait(DRAIN_SECONDS)
+            self._to_move.clear()
             with self.lock:
                 if self._closing:
                     return
@@ -232,10 +232,6 @@ class Core:
                     self.journal.store_sealed(self.credo.con)
                 except Exception:  # the entries stay sealed and durable; the next round tries again
                     log.exception("moving the audit journal into the table failed")
-
-    def _drain(self) -> None:
-        """Move the whole journal into the audit table (both locks held)."""
-        self.journal.drain(self.credo.con)
 
     def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
         """A service call's own entries (inside its transaction, the hub lock held). They chain after
@@ -275,10 +271,10 @@ class Core:
         self.writer.close()
         with self.lock:
             self._closing = True
-        self._sealed.set()
+        self._to_move.set()
         self._mover.join()
         with self.lock, self._journal_lock, self._reader_lock:
-            self._drain()
+            self.journal.drain(self.credo.con)
             self.journal.close()
             self._reader.close()
             self.credo.close()

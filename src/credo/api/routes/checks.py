@@ -97,9 +97,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
     await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision, d.decision_id,
                             purpose, d.policy, codes(d.reasons))])
     rt.metrics.decisions[d.decision] += 1
-    return {"decision_id": d.decision_id, "resident_id": d.resident_id, "action": d.action,
-            "decision": d.decision, "benefits": d.benefits, "reasons": reasons_for(who, d.reasons),
-            "policy": d.policy}
+    return {**d.to_json(), "reasons": reasons_for(who, d.reasons)}
 
 
 @router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
