@@ -131,7 +131,10 @@ def chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> Chained:
     hashes: list[str] = []
     lines: list[bytes] = []
     link = prev.encode()
+    width = len(FIELDS)
     for n, e in enumerate(entries, seq + 1):
+        if len(e) != width:  # refused here, for its own group: never journaled, never stored
+            raise ValueError(f"an audit entry has {width} fields, got {len(e)}: {e!r}")
         body = orjson.dumps(tuple(e), option=_OPTS)
         new = hashlib.sha256(link + body).hexdigest().encode()
         lines.append(b'[%d,%b,"%b","%b"]\n' % (n, body[1:-1], link, new))
@@ -145,6 +148,8 @@ def table(groups: Sequence[Chained]) -> pa.Table:
     fields: list[list[Any]] = [[] for _ in FIELDS]
     seqs, prevs, hashes = [], [], []
     for g in groups:
+        if not g.hashes:
+            continue  # an empty group (a manifest that decided nothing) adds no rows
         for column, values in zip(fields, zip(*g.entries, strict=True), strict=True):
             column.extend(values)
         seqs.append(np.arange(g.first, g.first + len(g.hashes), dtype=np.int64))
@@ -224,6 +229,8 @@ class Journal:
         """Entries written since the last seal."""
 
     def write(self, chained: Chained) -> None:
+        if not chained.hashes:
+            return  # nothing to make durable; an empty group must never reach the sealed part
         try:
             os.write(self._fd, chained.lines)
             os.fdatasync(self._fd)

@@ -42,6 +42,13 @@ class Conflict(CredoError):
     code = "conflict"
 
 
+class Unavailable(CredoError):
+    """The service cannot do this now, through no fault of the request (try again later)."""
+
+    status = 503
+    code = "unavailable"
+
+
 class PolicyInvalid(CredoError):
     """A policy refused whole; ``details`` lists every problem with its path."""
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from credo import audit, index
 from credo.api.commit import GroupCommit
+from credo.errors import Unavailable
 from credo.policy import Policy
 from credo.service import Credo
 
@@ -84,6 +85,9 @@ class Core:
         self._sealed_at = time.monotonic()
         self._closing = False
         self._to_move = threading.Event()
+        self.mover_failures = 0
+        self._mover_failing = False
+        """True from a failed move of the journal into the table until one succeeds: not ready."""
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
         # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
         self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
@@ -113,12 +117,30 @@ class Core:
         if name not in CALLABLE:
             raise AttributeError(f"Credo has no operation {name!r}")
         with self._store():
-            with self._journal_lock:
-                self.journal.drain(self.credo.con)
+            self._drain()
             result = getattr(self.credo, name)(*args, **kwargs)
             if name == "create_token":
                 self._changed(PRINCIPALS)
             return result
+
+    def _drain(self) -> None:
+        """Move the whole journal into the table (the store held). A failure leaves every entry in the
+        journal, durable, and fails this call clearly instead of running it on a log that lags."""
+        with self._journal_lock:
+            try:
+                self.journal.drain(self.credo.con)
+            except Exception as exc:
+                self._moved(exc)
+                raise Unavailable(f"the audit journal cannot be moved into the database ({exc}); its "
+                                  "entries are kept and the move is retried", code="audit_journal_stuck") from exc
+            self._moved(None)
+
+    def _moved(self, error: Exception | None) -> None:
+        """Count a failed move of the journal; readiness and metrics read the state."""
+        if error is not None:
+            self.mover_failures += 1
+            log.error("moving the audit journal into the table failed: %s", error)
+        self._mover_failing = error is not None
 
     @contextmanager
     def _store(self) -> Iterator[None]:
@@ -230,8 +252,10 @@ class Core:
                     return
                 try:
                     self.journal.store_sealed(self.credo.con)
-                except Exception:  # the entries stay sealed and durable; the next round tries again
-                    log.exception("moving the audit journal into the table failed")
+                except Exception as exc:  # the entries stay sealed and durable; the next round tries again
+                    self._moved(exc)
+                else:
+                    self._moved(None)
 
     def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
         """A service call's own entries (inside its transaction, the hub lock held). They chain after
@@ -265,6 +289,7 @@ class Core:
         return {"audit_commits": self.writer.commits, "audit_entries": self.writer.items,
                 "audit_failures": self.writer.failures, "audit_writer_alive": float(self.writer.alive),
                 "audit_flush_seconds": self.writer.seconds,
+                "audit_mover_failures": self.mover_failures, "audit_mover_failing": float(self._mover_failing),
                 "generation": self._generation}
 
     def close(self) -> None:
@@ -274,7 +299,10 @@ class Core:
         self._to_move.set()
         self._mover.join()
         with self.lock, self._journal_lock, self._reader_lock:
-            self.journal.drain(self.credo.con)
+            try:
+                self.journal.drain(self.credo.con)
+            except Exception as exc:  # the journal stays on disk, recovered when the database is next opened
+                self._moved(exc)
             self.journal.close()
             self._reader.close()
             self.credo.close()

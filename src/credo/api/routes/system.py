@@ -109,7 +109,8 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 def readyz(request: Request) -> Response:
-    """The database answers, the audit writer runs and the decision index is loaded (no token needed)."""
+    """The database answers, the audit writer runs, the audit journal moves into the database and the
+    decision index is loaded (no token needed)."""
     rt = runtime(request)
     try:
         stats = rt.hub.stats()
@@ -117,6 +118,9 @@ def readyz(request: Request) -> Response:
         return json({"status": "not ready", "why": str(exc)}, status=503)
     if not stats.get("audit_writer_alive", 0):
         return json({"status": "not ready", "why": "the audit writer stopped"}, status=503)
+    if stats.get("audit_mover_failing", 0):
+        return json({"status": "not ready", "why": "the audit journal cannot be moved into the database "
+                     "(its entries are kept; see the server's log)"}, status=503)
     return json({"status": "ready", "residents": rt.index.registered, "measured": rt.index.measured,
                  "policy": rt.index.policy.label, "pid": os.getpid()})
 
