@@ -275,6 +275,18 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+@audit_app.command("key")
+def audit_key() -> None:
+    """Make the Ed25519 key that signs checkpoints and backups; print its public half for the auditor."""
+    from credo import settings, signing
+
+    path = signing.key_path(settings.db_path())
+    public = signing.make_key(path)
+    out.print(public, markup=False)
+    err.print(f"private key written to {path} (mode 0600; keep it apart from the database and its backups); "
+              f"public key in {signing.public_path(path)}: give it to the auditor", markup=False)
+
+
 @audit_app.command("export")
 def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Write the log out as JSON Lines (stdout by default)."""

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, str] = {
     "CREDO_SPARK_LAKE": "",
     "CREDO_TOKEN": "",
     "CREDO_BACKUP_DIR": "",
+    "CREDO_AUDIT_KEY": "",
 }
 """Setting name -> default, documented one by one in docs/operations.md."""
 
