@@ -100,7 +100,10 @@ def test_pending_notice_names_the_date_the_list_takes_effect(city: Credo, tmp_pa
     city.ingest_files("tax", [write_csv(tmp_path / "late.csv", [
         RECORD_COLUMNS, ("x9", "tax.arrears", WANG, "2024-08-30", "", "")])])
     pending = [n["detail"] for n in city.notices(WANG) if n["kind"] == "list.pending"]
-    assert pending == [{"list": "tax_defaulter", "takes_effect": "2024-09-04T00:00:00"}]
+    assert pending == [{"list": "tax_defaulter", "takes_effect": "2024-09-04T00:00:00+08:00"}]
+    added = [n["detail"] for n in city.notices(WANG)
+             if n["kind"] == "record.added" and n["detail"]["record"] == "tax:x9"]
+    assert added == [{"record": "tax:x9", "type": "tax.arrears", "occurred_at": "2024-08-30T00:00:00+08:00"}]
 
 
 def test_the_way_out_of_every_penalty(city: Credo) -> None:

@@ -207,3 +207,17 @@ def test_an_item_set_aside_is_not_reported_again_as_unknown() -> None:
     """A list that fails the schema is not also 'unknown' where types and measures name it."""
     _, problems = policies.check_text(variant({"lists/debtors/kind": "grey"}))
     assert [p.path for p in problems if p.severity == "refuse"] == ["lists.debtors.kind"]
+
+
+def test_piped_output_is_not_wrapped_to_a_terminal(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / ("a-folder-with-a-long-name-" * 4)
+    folder.mkdir()
+    path = folder / "policy.yaml"
+    path.write_text(variant({"record_types/court.default/lists": ["debtors", "an_unknown_list_with_a_long_name"]}))
+    run = subprocess.run([sys.executable, "-m", "credo.cli", "policy", "check", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert f"{path}: refused (1 refusal(s), 0 warning(s))" in run.stdout.splitlines()
+    assert "refuse: record_types.court.default.lists: unknown list 'an_unknown_list_with_a_long_name'" in (
+        run.stderr.splitlines())

@@ -33,8 +33,9 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(objection_app, name="objection")
 app.add_typer(audit_app, name="audit")
 app.add_typer(token_app, name="token")
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 10_000)
+"""Piped to a file or another program, nothing is wrapped or cut to a terminal's width."""
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 Engine = Annotated[str, typer.Option(help="duckdb, or spark (CREDO_SPARK_MASTER, CREDO_SPARK_LAKE)")]
