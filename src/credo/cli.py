@@ -399,10 +399,10 @@ def backup_cmd(directory: Path) -> None:
         manifest = client.backup(directory)
     else:
         manifest = credo.backup(directory)
-    signed = f"; manifest signed by {manifest['signed_by']}" if manifest["signed_by"] else ""
+    signed = f"; manifest signed by {manifest['signed_by']}" if manifest.get("signed_by") else ""
     out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
               f"{manifest['counts']['audit']:,} audit entries{signed}", markup=False, soft_wrap=True)
-    if not manifest["signed_by"]:
+    if not signed:
         err.print("warning: the manifest is NOT signed (no signing key: `credo audit key` makes one); "
                   "restoring it will need --unsigned", markup=False, soft_wrap=True)
 
