@@ -385,9 +385,9 @@ def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
 
 @app.command("backup")
 def backup_cmd(directory: Path) -> None:
-    """A consistent snapshot of the database into DIR (Parquet files and a manifest), also while serving:
-    when `credo serve` holds the database, the server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an
-    operator token)."""
+    """A consistent snapshot of the database into DIR (Parquet files and a manifest of their digests, signed
+    with the signing key when there is one), also while serving: when `credo serve` holds the database, the
+    server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
     import duckdb
 
     try:
@@ -400,18 +400,33 @@ def backup_cmd(directory: Path) -> None:
         manifest = client.backup(directory)
     else:
         manifest = credo.backup(directory)
+    signed = f"; manifest signed by {manifest['signed_by']}" if manifest.get("signed_by") else ""
     out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
-              f"{manifest['counts']['audit']:,} audit entries", markup=False)
+              f"{manifest['counts']['audit']:,} audit entries{signed}", markup=False, soft_wrap=True)
+    if not signed:
+        err.print("warning: the manifest is NOT signed (no signing key: `credo audit key` makes one); "
+                  "restoring it will need --unsigned", markup=False, soft_wrap=True)
 
 
 @app.command("restore")
-def restore_cmd(directory: Path) -> None:
-    """Rebuild the database (--db, which must not exist yet) from a backup, verifying it."""
-    from credo import backup, settings
+def restore_cmd(directory: Path,
+                public_key: Annotated[str | None, typer.Option(
+                    "--public-key", help="the public key (base64 text, or a file holding it) the manifest must be "
+                    "signed with; default: the .pub of CREDO_AUDIT_KEY, else of <db>.audit-key")] = None,
+                unsigned: Annotated[bool, typer.Option(
+                    "--unsigned", help="restore a backup with no signature, or none that can be checked, on its "
+                    "digests alone (a wrong signature is refused even so)")] = False) -> None:
+    """Rebuild the database (--db, which must not exist yet) from a backup, once its signature and every
+    file's digest are checked; exit 2, nothing written, when they do not match."""
+    from credo import backup, settings, signing
 
-    done = backup.restore(directory, settings.db_path())
-    out.print(f"restored {settings.db_path()}: {done['counts']['ledger']:,} records; audit chain verified "
-              f"({done['audit_entries']:,} entries)", markup=False)
+    trusted = signing.load_public(public_key) if public_key else None
+    done = backup.restore(directory, settings.db_path(), public_key=trusted, unsigned=unsigned)
+    proof = ("manifest NOT signed or its signature not checked (--unsigned)" if not done["signed_by"]
+             else f"manifest signed by {done['signed_by']}")
+    files = "every file matches its digest" if done["format"] == backup.FORMAT else "format 2: no digests"
+    out.print(f"restored {settings.db_path()}: {done['counts']['ledger']:,} records; {files}, {proof}; "
+              f"audit chain verified ({done['audit_entries']:,} entries)", markup=False, soft_wrap=True)
 
 
 @app.command()

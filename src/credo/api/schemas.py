@@ -136,6 +136,9 @@ class BackupOut(BaseModel):
     tables: list[str]
     counts: dict[str, int] = Field(description="rows per table in the snapshot")
     audit_head: list[int | str] = Field(description="[seq, hash] of the last audit entry in the snapshot")
+    files: dict[str, dict[str, int | str]] = Field(description="file -> {bytes, sha256}: every file of the snapshot")
+    signed_by: str | None = Field(description="the public key that signed the manifest (credo-manifest.sig); "
+                                  "null when the server has no signing key")
     dir: str
 
 

@@ -67,7 +67,8 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
 
     The server holds the database file, so nothing else can open it: the snapshot is taken by the
     server's own connection, in one read transaction (``credo backup DIR`` comes here when it finds
-    the database locked). Writes wait for it; the backup is audited.
+    the database locked). Writes wait for it; the backup is audited. Its manifest holds every file's
+    SHA-256 and is signed with the server's signing key (CREDO_AUDIT_KEY, else beside the database).
     """
     rt = runtime(request)
     folder = backup_folder(body.dir)
@@ -76,7 +77,8 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
     except OSError as exc:
         raise Unprocessable(f"cannot write the backup into {folder}: {exc.strerror or exc}", code="bad_path",
                             details={"field": "dir"}) from None
-    detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"]}).decode()
+    detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"],
+                           "signed_by": manifest["signed_by"]}).decode()
     await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN.value, detail=detail)])
     return json({**manifest, "dir": str(folder)})
 
