@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from credo import policy as policies
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
 from credo.service import Credo
+from credo.times import iso
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 policy_app = typer.Typer(no_args_is_help=True, help="Check, apply and describe policies.")
@@ -301,11 +303,56 @@ def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -
 
 @token_app.command("create")
 def token_create(role: Annotated[str, typer.Option()], agency: str | None = None, provider: str | None = None,
-                 resident: str | None = None) -> None:
+                 resident: str | None = None,
+                 expires: Annotated[str | None, typer.Option(help="a duration from now (12h, 30d) or an ISO 8601 "
+                                                             "date or date-time; default: never")] = None) -> None:
     """An API token, shown once."""
-    token, who = service().create_token(role, agency=agency, provider=provider, resident_id=resident)
+    credo = service()
+    token, made = credo.create_token(role, agency=agency, provider=provider, resident_id=resident, expires=expires)
     out.print(f"{token}", markup=False)
-    err.print(f"token for {who.name} (role {who.role}); it is shown only this once", markup=False)
+    until = f", expires {iso(made.expires_at, credo.policy.tz)}" if made.expires_at else ""
+    err.print(f"token {made.id} for {made.principal.name} (role {made.principal.role}{until}); it is shown only "
+              f"this once", markup=False)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """Every token by number, whom it names and its state (active, expired, revoked); never a secret."""
+    rows = _here_or_served(lambda credo: {"tokens": credo.tokens()}, "GET", "/v1/tokens")["tokens"]
+    if as_json:
+        emit(rows)
+        return
+    table = Table("id", "principal", "role", "created", "expires", "status")
+    for t in rows:
+        table.add_row(str(t["id"]), t["principal"], t["role"], t["created_at"], t["expires_at"] or "-",
+                      t["status"] + (f" {t['revoked_at']} by {t['revoked_by']}" if t["revoked_at"] else ""))
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(number: Annotated[int, typer.Argument(metavar="ID", help="the token's number (credo token list)")]
+                 ) -> None:
+    """Revoke a token: it, and every web session opened with it, stop working at once."""
+    done = _here_or_served(lambda credo: {"principal": credo.revoke_token(number).name}, "DELETE",
+                           f"/v1/tokens/{number}")
+    out.print(f"token {number} ({done['principal']}) revoked", markup=False)
+
+
+def _here_or_served(here: Callable[[Credo], dict[str, Any]], method: str, path: str) -> dict[str, Any]:
+    """On the database, or, while `credo serve` holds it, through the server (CREDO_HOST, CREDO_PORT;
+    CREDO_TOKEN: an operator token), so that a token can be revoked without stopping the service."""
+    import duckdb
+
+    try:
+        credo = service()
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc):
+            raise
+        from credo.api import client
+
+        answer: dict[str, Any] = client.call(method, path, None)
+        return answer
+    return here(credo)
 
 
 @app.command()

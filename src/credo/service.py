@@ -38,7 +38,7 @@ from credo.errors import CredoError, Forbidden
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
 from credo.store import connect, transaction
-from credo.times import DEFAULT_TZ, parse_when
+from credo.times import DEFAULT_TZ, iso, parse_when
 
 
 class Credo:
@@ -264,13 +264,37 @@ class Credo:
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
-                     resident_id: str | None = None) -> tuple[str, Principal]:
+                     resident_id: str | None = None, expires: str | None = None,
+                     who: Principal = OPERATOR_CLI) -> tuple[str, principals.Token]:
+        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows."""
+        principals.check_subject(role, {"agency": agency, "provider": provider, "resident": resident_id})
+        if agency is not None:
+            self._require_agency(agency)
         resident = ids.resident_key(ids.normalise_resident_id(resident_id)) if resident_id else None
+        tz = self.policy.tz
+        until = principals.expiry(expires, self.now(), tz) if expires is not None else None
         with transaction(self.con):
-            token, who = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
-                                           now=self.now())
-            self._audit(OPERATOR_CLI, Event.TOKEN_CREATED, detail={"principal": who.name, "role": role})
-        return token, who
+            token, made = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
+                                            expires_at=until, now=self.now())
+            self._audit(who, Event.TOKEN_CREATED, detail={"id": made.id, "principal": made.principal.name,
+                                                          "role": role, "expires_at": iso(until, tz)})
+        return token, made
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token with its state, never its secret."""
+        return principals.listing(self.con, self.now(), self.policy.tz)
+
+    def revoke_token(self, number: int, who: Principal = OPERATOR_CLI) -> Principal:
+        """Revoke token ``number``: it, and every web session opened with it, stop at once (the hub
+        announces the change to every process before this returns)."""
+        with transaction(self.con):
+            named = principals.revoke(self.con, number, principal=who.name, now=self.now())
+            self._audit(who, Event.TOKEN_REVOKED, detail={"id": number, "principal": named.name})
+        return named
+
+    def end_session(self, session: str, until: int) -> None:
+        """A web session signed out (``principals.end_session``)."""
+        principals.end_session(self.con, session, until=until, now=self.now())
 
     # -- governance -------------------------------------------------------------------------
     def whatif(self, text: str, as_of: datetime | None = None, *, sample: int = 5, engine: str = "duckdb",

@@ -17,11 +17,12 @@ from fastapi.routing import APIRoute
 import credo
 from credo import settings
 from credo.api import errors
+from credo.api.auth import CurrentTokens
 from credo.api.fastcheck import FastCheck
 from credo.api.hub import Core, Hub
 from credo.api.metrics import MetricsMiddleware
 from credo.api.remote import ENV, RemoteHub
-from credo.api.routes import auditlog, checks, objections, records, residents, system
+from credo.api.routes import auditlog, checks, objections, records, residents, system, tokens
 from credo.api.runtime import Runtime
 from credo.web.routes import router as web_router
 
@@ -48,12 +49,13 @@ def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
     app = FastAPI(title="Credo", version=credo.__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     errors.install(app)
-    routers = [module.router for module in (checks, residents, records, objections, auditlog, system)]
+    routers = [module.router for module in (checks, residents, records, objections, auditlog, tokens, system)]
     document_roles(routers)
     for router in routers:
         app.include_router(router)
     app.include_router(web_router)  # the web pages (credo.web), kept out of the OpenAPI schema
     app.add_middleware(FastCheck, runtime=runtime)
+    app.add_middleware(CurrentTokens, runtime=runtime)  # around every path, the fast check's too
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: it sees both paths
     return app
 

@@ -15,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credo import ids
 from credo.api.errors import TooManyRequests, Unprocessable, documented
+from credo.api.http import blocking
+from credo.api.metrics import ASGIApp, Receive, Scope, Send
 from credo.api.runtime import Runtime
 from credo.errors import Forbidden, Unauthorized
 from credo.principals import ROLES, Principal
@@ -23,6 +25,22 @@ bearer = HTTPBearer(auto_error=False, description="A token from `credo token cre
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+class CurrentTokens:
+    """ASGI middleware: each request is admitted by the tokens as they are now. When the hub has
+    announced writes since this process read its directory, the directory is caught up first (off
+    the event loop), so a token revoked or a session signed out in any worker process is refused
+    by every other from its next request on."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.runtime.tokens_behind():
+            await blocking(self.runtime.catch_up_tokens)
+        await self.app(scope, receive, send)
 
 
 def runtime(request: Request) -> Runtime:

@@ -49,7 +49,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 ERROR_STATUSES: dict[int, str] = {
     401: "no or unknown token",
     403: "the role may not call this, or not for this subject",
-    404: "an unknown resident, action, record or objection",
+    404: "an unknown resident, action, record, objection or token",
     409: "refused by the current state (already revoked, an objection open or closed)",
     413: "the body is larger than CREDO_MAX_BODY",
     422: "invalid input",

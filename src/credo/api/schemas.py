@@ -120,9 +120,12 @@ class ResolveIn(BaseModel):
 
 class TokenIn(BaseModel):
     role: Literal["operator", "agency", "provider", "resident", "auditor"]
-    agency: str | None = None
-    provider: str | None = None
-    resident_id: str | None = None
+    agency: str | None = Field(None, description="an agency token's agency (one the policy knows); no other role's")
+    provider: str | None = Field(None, description="a provider token's provider; no other role's")
+    resident_id: str | None = Field(None, description="a resident token's resident; no other role's")
+    expires: str | None = Field(None, description="when the token stops: a duration from now (12h, 30d) or an "
+                                "ISO 8601 date or date-time (a bare date is midnight, city time); none: never",
+                                examples=["30d", "2025-01-01"])
 
 
 class BackupIn(BaseModel):
@@ -144,8 +147,34 @@ class BackupOut(BaseModel):
 
 class TokenOut(BaseModel):
     token: str = Field(description="shown only this once")
+    id: int = Field(description="the token's number, to list and revoke it by")
     principal: str
     role: str
+    expires_at: str | None = Field(description="ISO 8601; null: it does not expire")
+
+
+class TokenInfo(BaseModel):
+    id: int
+    principal: str
+    role: str
+    agency: str | None
+    provider: str | None
+    resident_id: str | None
+    created_at: str
+    expires_at: str | None
+    status: Literal["active", "expired", "revoked"]
+    revoked_at: str | None
+    revoked_by: str | None = Field(description="the principal who revoked it")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo] = Field(description="every token ever made, by number; never a secret or its hash")
+
+
+class TokenRevoked(BaseModel):
+    id: int
+    principal: str
+    status: Literal["revoked"]
 
 
 def body_doc(model: type[BaseModel], media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:

@@ -78,7 +78,8 @@ def signed_in(request: Request) -> tuple[Principal, Session] | None:
     found = keeper.read(request.cookies.get(COOKIE))
     if found is None:
         return None
-    who = keeper.principal(found, runtime(request).directory)
+    rt = runtime(request)
+    who = keeper.principal(found, rt.directory, rt.now())
     return None if who is None else (who, found)
 
 
@@ -127,15 +128,16 @@ async def form_of(request: Request) -> dict[str, Any]:
         return out
 
 
-def _check_form(request: Request, given: Any) -> Principal:
-    """The caller of a form post: signed in, and the form is this session's (not another site's)."""
+def _check_form(request: Request, given: Any) -> tuple[Principal, Session]:
+    """The caller of a form post and their session: signed in, and the form is this session's (not
+    another site's)."""
     found = signed_in(request)
     if found is None:
         raise Unauthorized("your session has ended: sign in again")
     who, session = found
     if not sessions(request).valid_form(session, given if isinstance(given, str) else None):
         raise Forbidden("this form is out of date or not from this site: reload the page and try again")
-    return who
+    return who, session
 
 
 # -- signing in and out -------------------------------------------------------------------------
@@ -210,9 +212,10 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     data = await form_of(request)
     try:
-        _check_form(request, data.get("csrf"))
+        session = _check_form(request, data.get("csrf"))[1]
     except CredoError as exc:
         return html(layout.error_page(exc.status, exc.message), exc.status)
+    await blocking(runtime(request).hub.call, "end_session", session.nonce, session.expires)
     response = redirect("/signin")
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -1,4 +1,4 @@
-"""The policy in force, tokens, who am I, health, readiness and metrics."""
+"""The policy in force, backups, who am I, health, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from credo import settings
 from credo.api.auth import Allow, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, read_body
-from credo.api.schemas import BackupIn, BackupOut, TokenIn, TokenOut
+from credo.api.schemas import BackupIn, BackupOut
 from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
 from credo.principals import ROLES, Principal
@@ -47,17 +47,6 @@ async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERA
         return json({"policy": applied.label, "warnings": [str(w) for w in applied.warnings]})
 
     return await blocking(apply)
-
-
-@router.post("/v1/tokens", status_code=201, response_model=TokenOut, openapi_extra=OPERATOR.openapi,
-             responses=OPERATOR.responses)
-def create_token(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: TokenIn) -> Response:
-    """A new token bound to a role (and its agency, provider or resident); shown only in this answer."""
-    rt = runtime(request)
-    token, made = rt.hub.call("create_token", body.role, agency=body.agency, provider=body.provider,
-                              resident_id=body.resident_id)
-    rt.sync()
-    return json({"token": token, "principal": made.name, "role": made.role}, status=201)
 
 
 @router.post("/v1/admin/backup", response_model=BackupOut, openapi_extra=OPERATOR.openapi,
