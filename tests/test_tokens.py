@@ -245,3 +245,26 @@ def test_a_session_opened_with_a_revoked_token_stops(live: Live, workers: list[h
     for w in workers:
         r = page(w, "/me", cookie)
         assert r.status_code == 303 and r.headers["location"].startswith("/signin")
+
+
+# -- tokens made before they had numbers ----------------------------------------------------------
+def test_tokens_of_the_previous_schema_get_numbers_in_order_and_keep_working(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from credo import principals, store
+
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    store.migrate(con, upto=3)
+    made = {"second": datetime(2024, 5, 2), "first": datetime(2024, 5, 1)}
+    for secret, at in made.items():
+        con.execute("INSERT INTO principals VALUES (?, 'auditor', NULL, NULL, NULL, ?, ?)",
+                    [hashlib.sha256(secret.encode()).hexdigest(), f"auditor:{secret}", at])
+    con.close()
+    con = store.connect(path)
+    rows = principals.listing(con, datetime(2024, 9, 1), "Asia/Shanghai")
+    assert [(r["id"], r["principal"], r["status"]) for r in rows] == [(1, "auditor:first", "active"),
+                                                                       (2, "auditor:second", "active")]
+    assert principals.Directory.load(con).authenticate("second", datetime.now).name == "auditor:second"
+    made_now = principals.create(con, "operator", now=datetime(2024, 9, 1))[1]
+    assert made_now.id == 3

@@ -48,9 +48,9 @@ def test_a_session_cookie_names_the_token_without_holding_it() -> None:
     assert found is not None and found.token_hash == token_hash("credo_secret")
     token = Token(1, Principal("resident:x", "resident", resident=110112198706121), None)
     directory = Directory([(token_hash("credo_secret"), token)])
-    who = keeper.principal(found, directory, NOW)
+    who = keeper.principal(found, directory, lambda: NOW)
     assert who is not None and (who.role, who.resident) == ("resident", 110112198706121)
-    assert keeper.principal(found, Directory([]), NOW) is None  # the token is gone: so is the session
+    assert keeper.principal(found, Directory([]), lambda: NOW) is None  # the token is gone: so is the session
 
 
 @pytest.mark.parametrize("spoil", [

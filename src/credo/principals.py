@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,8 +67,10 @@ class Token:
     principal: Principal
     expires_at: datetime | None
 
-    def live(self, now: datetime) -> bool:
-        return self.expires_at is None or now < self.expires_at
+    def live(self, clock: Callable[[], datetime]) -> bool:
+        """Not expired by ``clock()``, read only for a token that can expire (it costs more than the
+        rest of a lookup)."""
+        return self.expires_at is None or clock() < self.expires_at
 
 
 def _hash(token: str) -> str:
@@ -186,20 +188,20 @@ class Directory:
         ended = con.execute("SELECT session FROM ended_sessions WHERE until > ?", [int(time.time())]).fetchall()
         return cls(tokens, frozenset(str(s) for (s,) in ended))
 
-    def authenticate(self, token: str, now: datetime) -> Principal:
+    def authenticate(self, token: str, clock: Callable[[], datetime]) -> Principal:
         """The hash picks the candidate (an attacker cannot aim at a hash prefix); the final comparison
-        is constant-time all the same."""
+        is constant-time all the same. ``clock``: city time now (``credo.settings.now``)."""
         digest = _hash(token)
         stored, found = self._by_hash.get(digest, ("", None))
-        if found is None or not hmac.compare_digest(stored, digest) or not found.live(now):
+        if found is None or not hmac.compare_digest(stored, digest) or not found.live(clock):
             raise Unauthorized("unknown, revoked or expired token")
         return found.principal
 
-    def find(self, digest: str, now: datetime) -> Principal | None:
-        """Whom a token's hash names at ``now`` (None: unknown, revoked or expired): a web session's
-        cookie holds the hash, under a signature already checked."""
+    def find(self, digest: str, clock: Callable[[], datetime]) -> Principal | None:
+        """Whom a token's hash names now (None: unknown, revoked or expired): a web session's cookie
+        holds the hash, under a signature already checked."""
         found = self._by_hash.get(digest, ("", None))[1]
-        return found.principal if found is not None and found.live(now) else None
+        return found.principal if found is not None and found.live(clock) else None
 
     def ended(self, session: str) -> bool:
         """Whether a web session was signed out."""
@@ -209,11 +211,11 @@ class Directory:
         return len(self._by_hash)
 
 
-def authenticate(con: duckdb.DuckDBPyConnection, token: str, now: datetime) -> Principal:
+def authenticate(con: duckdb.DuckDBPyConnection, token: str, clock: Callable[[], datetime]) -> Principal:
     """One token checked against the store itself (no directory), by the same rules."""
     digest = _hash(token)
     rows = con.execute(_LIVE + " AND token_hash = ?", [digest]).fetchall()
     found = _row_token(rows[0]) if rows else None
-    if found is None or not hmac.compare_digest(str(rows[0][0]), digest) or not found.live(now):
+    if found is None or not hmac.compare_digest(str(rows[0][0]), digest) or not found.live(clock):
         raise Unauthorized("unknown, revoked or expired token")
     return found.principal

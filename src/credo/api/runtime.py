@@ -71,7 +71,7 @@ class Runtime:
         return settings.now(self.index.policy.tz)
 
     def authenticate(self, token: str) -> Principal:
-        return self.directory.authenticate(token, self.now())
+        return self.directory.authenticate(token, self.now)
 
     def tokens_behind(self) -> bool:
         """Whether the hub has announced any write since the directory was read (cheap: a memory read)."""

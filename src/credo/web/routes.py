@@ -79,7 +79,7 @@ def signed_in(request: Request) -> tuple[Principal, Session] | None:
     if found is None:
         return None
     rt = runtime(request)
-    who = keeper.principal(found, rt.directory, rt.now())
+    who = keeper.principal(found, rt.directory, rt.now)
     return None if who is None else (who, found)
 
 

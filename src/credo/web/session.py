@@ -23,6 +23,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,12 +87,12 @@ class Sessions:
             return None
         return Session(digest, nonce, int(expires))
 
-    def principal(self, session: Session, directory: Directory, now: datetime) -> Principal | None:
-        """Whom the session's token names at ``now`` (city time); None once the session was signed
+    def principal(self, session: Session, directory: Directory, clock: Callable[[], datetime]) -> Principal | None:
+        """Whom the session's token names now (``clock``: city time); None once the session was signed
         out or its token revoked or expired."""
         if directory.ended(session.nonce):
             return None
-        return directory.find(session.token_hash, now)
+        return directory.find(session.token_hash, clock)
 
     # -- form tokens ----------------------------------------------------------------------------
     def form_token(self, session: Session) -> str:
