@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from credo import policy as policies
+from credo.api.client import here_or_served
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
 from credo.service import Credo
@@ -317,8 +317,9 @@ def token_create(role: Annotated[str, typer.Option()], agency: str | None = None
 
 @token_app.command("list")
 def token_list(as_json: JsonOpt = False) -> None:
-    """Every token by number, whom it names and its state (active, expired, revoked); never a secret."""
-    rows = _here_or_served(lambda credo: {"tokens": credo.tokens()}, "GET", "/v1/tokens")["tokens"]
+    """Every token by number, whom it names and its state (active, expired, revoked); never a secret. While
+    `credo serve` holds the database, through the server (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
+    rows = here_or_served(lambda: {"tokens": service().tokens()}, "GET", "/v1/tokens")["tokens"]
     if as_json:
         emit(rows)
         return
@@ -332,27 +333,11 @@ def token_list(as_json: JsonOpt = False) -> None:
 @token_app.command("revoke")
 def token_revoke(number: Annotated[int, typer.Argument(metavar="ID", help="the token's number (credo token list)")]
                  ) -> None:
-    """Revoke a token: it, and every web session opened with it, stop working at once."""
-    done = _here_or_served(lambda credo: {"principal": credo.revoke_token(number).name}, "DELETE",
-                           f"/v1/tokens/{number}")
+    """Revoke a token: it, and every web session opened with it, stop working at once (through the server
+    while it holds the database, as `token list`)."""
+    done = here_or_served(lambda: {"principal": service().revoke_token(number).name}, "DELETE",
+                          f"/v1/tokens/{number}")
     out.print(f"token {number} ({done['principal']}) revoked", markup=False)
-
-
-def _here_or_served(here: Callable[[Credo], dict[str, Any]], method: str, path: str) -> dict[str, Any]:
-    """On the database, or, while `credo serve` holds it, through the server (CREDO_HOST, CREDO_PORT;
-    CREDO_TOKEN: an operator token), so that a token can be revoked without stopping the service."""
-    import duckdb
-
-    try:
-        credo = service()
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc):
-            raise
-        from credo.api import client
-
-        answer: dict[str, Any] = client.call(method, path, None)
-        return answer
-    return here(credo)
 
 
 @app.command()
