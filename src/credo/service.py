@@ -271,13 +271,16 @@ class Credo:
         if agency is not None:
             self._require_agency(agency)
         resident = ids.resident_key(ids.normalise_resident_id(resident_id)) if resident_id else None
-        tz = self.policy.tz
-        until = principals.expiry(expires, self.now(), tz) if expires is not None else None
+        until, shown = None, None
+        if expires is not None:  # the policy's zone: a database with none yet can still get operator tokens
+            tz = self.policy.tz
+            until = principals.expiry(expires, self.now(), tz)
+            shown = iso(until, tz)
         with transaction(self.con):
             token, made = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
                                             expires_at=until, now=self.now())
             self._audit(who, Event.TOKEN_CREATED, detail={"id": made.id, "principal": made.principal.name,
-                                                          "role": role, "expires_at": iso(until, tz)})
+                                                          "role": role, "expires_at": shown})
         return token, made
 
     def tokens(self) -> list[dict[str, Any]]:
