@@ -25,6 +25,11 @@ from credo.errors import CredoError, Unauthorized
 ROLES = ("operator", "agency", "provider", "resident", "auditor")
 
 
+def a_role(role: str) -> str:
+    """A role with its article, for messages: "an agency", "an operator", "a provider"."""
+    return ("an " if role[:1] in ("a", "e", "i", "o", "u") else "a ") + role
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
@@ -49,7 +54,7 @@ def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = No
     if role not in ROLES:
         raise CredoError(f"role must be one of {', '.join(ROLES)}", code="bad_role")
     if role in needs and needs[role] is None:
-        raise CredoError(f"a {role} token needs --{role}", code="bad_role")
+        raise CredoError(f"{a_role(role)} token needs --{role}", code="bad_role")
     token = "credo_" + secrets.token_urlsafe(32)
     name = f"{role}:{agency or provider or resident or secrets.token_hex(3)}"
     con.execute("INSERT INTO principals VALUES (?, ?, ?, ?, ?, ?, ?)",
