@@ -1,7 +1,8 @@
 """The FastAPI application: routes, the error mapping, roles in the OpenAPI schema, metrics.
 
-``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from the server itself (the files
-ship in the ``fastapi-offline`` package), so the API's pages work on a machine with no network.
+``/docs`` (Swagger UI) loads its script and styles from the server itself (the files ship in the
+``fastapi-offline`` package), so it works on a machine with no network. There is no ``/redoc``: ReDoc
+would still fetch its logo from its makers' site.
 
 ``create_app`` is also uvicorn's factory: in a worker process of
 ``credo serve --workers N`` it finds the hub through ``CREDO_HUB``; otherwise it
@@ -35,7 +36,7 @@ but one, to one agency, provider or resident. Each operation lists the roles it 
 
 
 DOCS_ASSETS = "/docs-assets"
-"""Where /docs and /redoc find Swagger UI's and ReDoc's files."""
+"""Where /docs finds Swagger UI's files."""
 
 
 def hub_from_env() -> Hub:
@@ -53,7 +54,7 @@ def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
         runtime.close()
 
     app = FastAPIOffline(title="Credo", version=credo.__version__, description=DESCRIPTION, lifespan=lifespan,
-                         static_url=DOCS_ASSETS)
+                         static_url=DOCS_ASSETS, redoc_url=None)
     app.state.runtime = runtime
     errors.install(app)
     routers = [module.router for module in (checks, residents, records, objections, auditlog, system)]
