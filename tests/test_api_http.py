@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -102,6 +103,22 @@ def test_a_429_says_when_to_come_back(limited: Live, name: str, method: str, pat
                                      "details": {"retry_after": wait}}
         time.sleep(wait)
         assert c.request(method, path, **kwargs).status_code == 200
+
+
+def test_a_web_page_past_the_rate_says_when_to_come_back(limited: Live) -> None:
+    with httpx.Client(base_url=limited.url, timeout=30) as c:  # signed in through the form, as a browser is
+        form = c.get("/signin").text
+        signin = re.search(r'name="signin" value="([^"]+)"', form)
+        assert signin is not None
+        signed = c.post("/signin", data={"signin": signin[1], "token": limited.city.tokens["resident"]})
+        assert signed.status_code == 303
+        with ThreadPoolExecutor(8) as pool:  # at once: a page takes longer than a third of a second
+            answers = list(pool.map(lambda _: c.get("/me"), range(8)))
+        refused = [r for r in answers if r.status_code == 429]
+        assert refused and {r.status_code for r in answers} == {200, 429}, [r.status_code for r in answers]
+        assert {r.headers["retry-after"] for r in refused} == {"1"}
+        time.sleep(1)
+        assert c.get("/me").status_code == 200
 
 
 # -- POST /v1/records: a JSON array, or NDJSON when declared -----------------------------------------

@@ -27,7 +27,7 @@ ROLES = ("operator", "agency", "provider", "resident", "auditor")
 
 def a_role(role: str) -> str:
     """A role with its article, for messages: "an agency", "an operator", "a provider"."""
-    return ("an " if role[:1] in ("a", "e", "i", "o", "u") else "a ") + role
+    return ("an " if role[0] in "aeiou" else "a ") + role
 
 
 @dataclass(frozen=True)
