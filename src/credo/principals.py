@@ -47,6 +47,11 @@ _LIVE = ("SELECT token_hash, role, agency, provider, resident, label, id, expire
          "WHERE id NOT IN (SELECT id FROM token_revocations)")
 
 
+def a_role(role: str) -> str:
+    """A role with its article, for messages: "an agency", "an operator", "a provider"."""
+    return ("an " if role[0] in "aeiou" else "a ") + role
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
@@ -84,22 +89,18 @@ def check_subject(role: str, subjects: dict[str, str | None]) -> None:
         raise CredoError(f"role must be one of {', '.join(ROLES)}", code="bad_role", details={"field": "role"})
     for field, value in subjects.items():
         if value is not None and field != role:
-            raise CredoError(f"{_a(role)} token takes no --{field}",
+            raise CredoError(f"{a_role(role)} token takes no --{field}",
                              code="bad_role", details={"field": field})
     if role not in SUBJECTS:
         return
     value = subjects.get(role)
     if value is None:
-        raise CredoError(f"{_a(role)} token needs --{role}", code="bad_role",
+        raise CredoError(f"{a_role(role)} token needs --{role}", code="bad_role",
                          details={"field": role})
     if not value.strip():
         raise CredoError(f"--{role} is empty", code="bad_name", details={"field": role})
     if any(unicodedata.category(c).startswith("C") for c in value):
         raise CredoError(f"--{role} holds a control character", code="bad_name", details={"field": role})
-
-
-def _a(role: str) -> str:
-    return f"{'an' if role[0] in 'aeiou' else 'a'} {role}"
 
 
 def expiry(text: str, now: datetime, tz: str) -> datetime:

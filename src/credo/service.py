@@ -36,7 +36,7 @@ from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError, Forbidden
 from credo.policy import Policy
-from credo.principals import OPERATOR_CLI, Principal
+from credo.principals import OPERATOR_CLI, Principal, a_role
 from credo.store import connect, transaction
 from credo.times import DEFAULT_TZ, iso, parse_when
 
@@ -193,7 +193,7 @@ class Credo:
         if who.role == "resident" and who.resident != key:
             raise Forbidden("a resident reads only their own file")
         if who.role in ("provider", "auditor"):
-            raise Forbidden(f"a {who.role} never reads a resident's file")
+            raise Forbidden(f"{a_role(who.role)} never reads a resident's file")
         return key
 
     # -- decisions --------------------------------------------------------------------------
@@ -307,7 +307,7 @@ class Credo:
         Audited as an operator's read of every resident's file in aggregate (spec §6).
         """
         if who.role != "operator":
-            raise Forbidden(f"a {who.role} does not run what-if reports")
+            raise Forbidden(f"{a_role(who.role)} does not run what-if reports")
         proposed = policies.load(text)
         out = governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample, engine=engine)
         self._audit_report(who, "whatif", purpose, out, engine=engine, proposed=proposed.label)
@@ -317,7 +317,7 @@ class Credo:
                  who: Principal = OPERATOR_CLI, purpose: str = "fairness") -> dict[str, Any]:
         """Outcomes under the policy in force by district, sex and age band, with four-fifths flags."""
         if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"a {who.role} does not read fairness reports")
+            raise Forbidden(f"{a_role(who.role)} does not read fairness reports")
         out = governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group, engine=engine)
         self._audit_report(who, "fairness", purpose, out, engine=engine)
         return out
@@ -356,7 +356,7 @@ class Credo:
         if who.role == "resident" and (key is None or key != who.resident):
             raise Forbidden("a resident lists only the accesses to their own file")
         if who.role not in ("resident", "auditor", "operator"):
-            raise Forbidden(f"a {who.role} does not read the audit log")
+            raise Forbidden(f"{a_role(who.role)} does not read the audit log")
         rows = audit.page(self.con, resident=key, after=after, limit=limit)
         event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
         with transaction(self.con):
@@ -405,7 +405,7 @@ class Credo:
         from credo import dashboard, index
 
         if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"a {who.role} does not read the dashboard")
+            raise Forbidden(f"{a_role(who.role)} does not read the dashboard")
         now = self.now()
         stale = index.stale_in_store(self.con, self.policy, now, None)
         if len(stale):

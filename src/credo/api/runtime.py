@@ -10,6 +10,7 @@ never on the event loop.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import time
 from datetime import datetime
@@ -49,6 +50,14 @@ class RateLimiter:
             return False
         self._buckets[who] = (tokens - 1, now)
         return True
+
+    def retry_after(self, who: str) -> int:
+        """Whole seconds until ``who`` may ask again (a 429's ``Retry-After``): until the bucket
+        holds one request again, rounded up, so that a client waiting that long is let in."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(who, (self.rate, now))
+        missing = 1 - min(self.rate, tokens + (now - last) * self.rate)
+        return max(1, math.ceil(missing / self.rate)) if self.rate > 0 else 0
 
 
 class Runtime:

@@ -24,7 +24,7 @@ from credo.api.http import blocking
 from credo.api.runtime import Runtime
 from credo.errors import CredoError, Forbidden, Unauthorized
 from credo.ids import IdError, normalise_resident_id, resident_id_from_key
-from credo.principals import Principal
+from credo.principals import Principal, a_role
 from credo.web import dashboard, layout, resident, whatif
 from credo.web.html import Html, el
 from credo.web.session import COOKIE, SIGNIN_COOKIE, SIGNIN_LIFETIME, Session, Sessions, process_key
@@ -106,9 +106,11 @@ async def guarded(request: Request, roles: tuple[str, ...], handler: Handler) ->
     rt = runtime(request)
     try:
         if who.role not in roles:
-            raise Denied(403, f"A {who.role} cannot open this page.")
+            raise Denied(403, f"{a_role(who.role).capitalize()} cannot open this page.")
         if not rt.limiter.allow(who.name):
-            raise Denied(429, "Too many requests: wait a moment and try again.")
+            wait = rt.limiter.retry_after(who.name)
+            page = layout.error_page(429, "Too many requests: wait a moment and try again.", who=who, csrf=token)
+            return html(page, 429, {"Retry-After": str(wait)})
         return await blocking(handler, rt, who, token)
     except Denied as exc:
         return html(layout.error_page(exc.status, exc.message, who=who, csrf=token), exc.status)
@@ -152,7 +154,7 @@ def home(request: Request) -> Response:
     if who.role == "resident":
         return redirect("/me")
     token = sessions(request).form_token(found[1])
-    return html(layout.error_page(403, f"There are no pages for a {who.role}: use the HTTP API (/docs).",
+    return html(layout.error_page(403, f"There are no pages for {a_role(who.role)}: use the HTTP API (/docs).",
                                   who=who, csrf=token), 403)
 
 
