@@ -133,4 +133,4 @@ def test_a_wide_batch_rescored_whole_tells_the_same(tmp_path: Path, monkeypatch:
     assert scoring.better_whole(whole.con, np.array([1]))
     assert stored(whole) == scoped
     added = [n["detail"] for n in whole.notices(LI) if n["kind"] == "record.added"]
-    assert added == [{"record": "tax:x1", "type": "tax.arrears", "occurred_at": "2024-08-01T00:00:00"}]
+    assert added == [{"record": "tax:x1", "type": "tax.arrears", "occurred_at": "2024-08-01T00:00:00+08:00"}]
