@@ -51,10 +51,17 @@ CASES: list[tuple[str, date, str | None, str | None, str | None]] = [
     ("11010519870230123Y", TODAY, None, ids.BAD_FORMAT, FMT),
     ("110105198702301230", TODAY, None, ids.BAD_DATE, "resident_id: 19870230 is not a calendar date"),
     ("110105209901011230", TODAY, None, ids.FUTURE_DATE, "resident_id: birth date 20990101 is in the future"),
+    # the province (GB/T 2260): not one of its first two digits is refused; a bad format beats it, it
+    # beats a bad date and a bad check character
+    ("91010519491231002X", TODAY, None, ids.BAD_PROVINCE, "resident_id: 91 is not a province code of GB/T 2260"),
+    ("000000198702281230", TODAY, None, ids.BAD_PROVINCE, "resident_id: 00 is not a province code of GB/T 2260"),
+    ("240105198702281230", TODAY, None, ids.BAD_PROVINCE, "resident_id: 24 is not a province code of GB/T 2260"),
+    ("99010519870228123Y", TODAY, None, ids.BAD_FORMAT, FMT),
+    ("990105198702301230", TODAY, None, ids.BAD_PROVINCE, "resident_id: 99 is not a province code of GB/T 2260"),
 ]
 # Valid ones derived from known parts: leap day, earliest date, today itself.
 for _region, _birth, _seq in [("110105", date(2000, 2, 29), 1), ("650000", date(1900, 1, 1), 0),
-                              ("999999", TODAY, 999)]:
+                              ("820000", TODAY, 999), ("710101", TODAY, 998)]:
     _id = ids.make_resident_id(_region, _birth, _seq)
     CASES.append((_id, TODAY, _id, None, None))
 
@@ -113,6 +120,8 @@ def test_accessors_on_standard_example() -> None:
         ids.make_resident_id("11010", date(1990, 1, 1), 1)
     with pytest.raises(ValueError):
         ids.make_resident_id("110105", date(1990, 1, 1), 1000)
+    with pytest.raises(ValueError):
+        ids.make_resident_id("910105", date(1990, 1, 1), 1)
 
 
 def test_error_is_value_error_and_pickles() -> None:
@@ -140,26 +149,33 @@ def test_vectorised_nulls_empty_and_keys_back() -> None:
         ids.resident_ids_from_keys(np.array([-1]))
 
 
-PHONES = [
-    ("13800138000", "13800138000"),
-    (" 19912345678\n", "19912345678"),
-    ("23800138000", None),
-    ("1380013800", None),
-    ("138001380001", None),
-    ("1380013800a", None),
-    ("138 0013800", None),
-    ("１3800138000", None),
-    ("", None),
+PHONE_FMT = "phone: must be 11 digits starting with 1"
+# (input, normalised or None, message or None)
+PHONES: list[tuple[str, str | None, str | None]] = [
+    ("13800138000", "13800138000", None),
+    (" 19912345678\n", "19912345678", None),
+    ("23800138000", None, PHONE_FMT),
+    ("1380013800", None, PHONE_FMT),
+    ("138001380001", None, PHONE_FMT),
+    ("1380013800a", None, PHONE_FMT),
+    ("138 0013800", None, PHONE_FMT),
+    ("１3800138000", None, PHONE_FMT),
+    ("", None, PHONE_FMT),
+    # 10x, 11x and 12x are never mobile numbers
+    ("10086000000", None, "phone: 10x is never a mobile number (those start 13 to 19)"),
+    ("11012345678", None, "phone: 11x is never a mobile number (those start 13 to 19)"),
+    ("12345678901", None, "phone: 12x is never a mobile number (those start 13 to 19)"),
+    ("1234567890a", None, PHONE_FMT),
 ]
 
 
-@pytest.mark.parametrize(("value", "normal"), PHONES)
-def test_phone_cases(value: str, normal: str | None) -> None:
+@pytest.mark.parametrize(("value", "normal", "message"), PHONES)
+def test_phone_cases(value: str, normal: str | None, message: str | None) -> None:
     if normal is None:
         with pytest.raises(ids.IdError) as info:
             ids.normalise_phone(value)
         assert (info.value.field, info.value.reason) == ("phone", ids.BAD_PHONE)
-        assert str(info.value) == "phone: must be 11 digits starting with 1"
+        assert str(info.value) == message
     else:
         assert ids.normalise_phone(value) == normal
     phones, reasons = ids.check_phones(pa.array([value, None]))
@@ -167,7 +183,8 @@ def test_phone_cases(value: str, normal: str | None) -> None:
     assert reasons.to_pylist() == [None if normal else ids.BAD_PHONE, ids.BAD_PHONE]
 
 
-regions = st.text("0123456789", min_size=6, max_size=6)
+regions = st.builds(lambda p, rest: f"{p}{rest}", st.sampled_from(sorted(ids.PROVINCES)),
+                    st.text("0123456789", min_size=4, max_size=4))
 births = st.dates(date(1900, 1, 1), TODAY)
 seqs = st.integers(0, 999)
 
@@ -236,7 +253,8 @@ def test_200k_rows_vectorised_agrees_on_sample() -> None:
     days = rng.integers(date(1900, 1, 1).toordinal(), TODAY.toordinal() + 1, n)
     ymd = np.array([int(date.fromordinal(int(d)).strftime("%Y%m%d")) for d in np.unique(days)])
     born = ymd[np.searchsorted(np.unique(days), days)]
-    keys = rng.integers(100000, 1000000, n) * 10**11 + born * 1000 + rng.integers(0, 1000, n)
+    region = rng.choice(sorted(ids.PROVINCES), n) * 10_000 + rng.integers(0, 10_000, n)
+    keys = region * 10**11 + born * 1000 + rng.integers(0, 1000, n)
     valid = ids.resident_ids_from_keys(keys).to_pylist()
     values: list[str | None] = list(valid)
     for i in rng.choice(n, n // 10, replace=False):  # corrupt a tenth, one character each
@@ -258,3 +276,22 @@ def test_200k_rows_vectorised_agrees_on_sample() -> None:
 def test_the_check_character_of_a_key_is_the_digit_by_digit_one(key: int) -> None:
     """The decision path's table lookup (``check_char_of_key``) against the plain weighted sum."""
     assert ids.check_char_of_key(key) == ids.check_char(f"{key:017d}")
+
+
+# (text, flagged): control, separator and bidirectional-formatting characters anywhere; names with a
+# middle dot (its UTF-8 lead byte is one an unsafe character shares) and other scripts are fine
+UNSAFE: list[tuple[str, bool]] = [
+    ("c-2024-0001", False), ("欧阳·娜娜", False), ("Zoë", False), ("د", False), ("“quoted”", False),
+    ("a\x00b", True), ("a\tb", True), ("a\x7f", True), ("\x9b[31m", True), ("\u061cx", True),
+    ("x\u200e", True), ("x\u200f", True), ("\u202aab\u202c", True), ("ab\u202e", True), ("\u2028", True),
+    ("\u2066x\u2069", True), ("\u2067", True), ("x\u202f", False),
+]
+
+
+@pytest.mark.parametrize(("text", "flagged"), UNSAFE)
+def test_unsafe_characters(text: str, flagged: bool) -> None:
+    assert ids.unsafe_text(pa.array([text, None]))[0] == flagged
+    assert ids.unsafe_text(pa.array(["plain", text]).slice(1)).tolist() == [flagged]
+    if flagged:
+        assert "\\u" in ids.unsafe_detail(text) and not any(c in ids.unsafe_detail(text) for c in text if
+                                                              ids.unsafe_text(pa.array([c]))[0])

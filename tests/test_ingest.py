@@ -43,6 +43,12 @@ FUTURE_BORN = ids.make_resident_id("110105", date(2030, 1, 1), 123)
 BAD_CHECK = LI[:17] + ("0" if LI[17] != "0" else "1")
 
 
+def in_province(resident_id: str, province: str) -> str:
+    """The ID with other province digits and a check character that fits them."""
+    first17 = province + resident_id[2:17]
+    return first17 + ids.check_char(first17)
+
+
 def rec(record_id: str = "r1", type_: str = "tax.arrears", subject: str = LI, occurred_at: str = "2024-08-01",
         resolves: str = "", attributes: str = "") -> tuple[str, ...]:
     return (record_id, type_, subject, occurred_at, resolves, attributes)
@@ -68,6 +74,13 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
     ("no record_id", "tax", [GOOD, rec(record_id="  ")], "missing_record_id", "record_id", "is required"),
     ("long record_id", "tax", [GOOD, rec(record_id="x" * 65)], "record_id_too_long", "record_id",
      "1 to 64 characters"),
+    ("record_id with a bidi override", "tax", [GOOD, rec(record_id="r1\u202e2")], ids.UNSAFE_TEXT, "record_id",
+     "holds U+202E (RIGHT-TO-LEFT OVERRIDE, a bidirectional-formatting character) at character 3 "
+     "(value 'r1\\u202e2')"),
+    ("record_id with a control character", "tax", [GOOD, rec(record_id="r\x071")], ids.UNSAFE_TEXT,
+     "record_id", "U+0007 (a control character)"),
+    ("resolves with an isolate", "tax", [GOOD, rec(type_="tax.settled", resolves="ok1\u2066")], ids.UNSAFE_TEXT,
+     "resolves", "U+2066 (LEFT-TO-RIGHT ISOLATE"),
     ("no type", "tax", [GOOD, rec(type_="")], "missing_type", "type", "is required"),
     ("unknown type", "tax", [GOOD, rec(type_="tax.nope")], "unknown_type", "type", "not a record type"),
     ("other agency's type", "tax", [GOOD, rec(type_="civic.donation")], "type_not_allowed", "type",
@@ -77,6 +90,8 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
      "must be 18 characters, got 17"),
     ("ID not digits", "tax", [GOOD, rec(subject=LI[:17] + "Y")], ids.BAD_FORMAT, "subject",
      "17 digits followed by"),
+    ("ID province not of GB/T 2260", "tax", [GOOD, rec(subject=in_province(LI, "91"))],
+     ids.BAD_PROVINCE, "subject", "91 is not a province code of GB/T 2260"),
     ("ID bad birth date", "tax", [GOOD, rec(subject="110105198702301237")], ids.BAD_DATE, "subject",
      "19870230 is not a calendar date"),
     ("ID born in future", "tax", [GOOD, rec(subject=FUTURE_BORN)], ids.FUTURE_DATE, "subject",
@@ -85,6 +100,8 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
      f"check character should be {LI[17]}"),
     ("bad phone", "tax", [GOOD, rec(subject="23512345678")], ids.BAD_PHONE, "subject",
      "11 digits starting with 1"),
+    ("phone prefix never mobile", "tax", [GOOD, rec(subject="12512345678")], ids.BAD_PHONE, "subject",
+     "12x is never a mobile number"),
     ("no date", "tax", [GOOD, rec(occurred_at="")], "missing_date", "occurred_at", "is required"),
     ("impossible date", "tax", [GOOD, rec(occurred_at="2024-02-30")], "bad_date", "occurred_at",
      "not an ISO 8601 date"),
@@ -115,6 +132,12 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
                                            rec(type_="tax.settled", resolves="f1")],
      "bad_resolves", "resolves", "may not resolve"),
     ("population: no name", "population", [NEW, person(name=" ")], "missing_name", "name", "is required"),
+    ("population: name with a bidi mark", "population", [NEW, person(name="\u200f李四")], ids.UNSAFE_TEXT,
+     "name", "U+200F (RIGHT-TO-LEFT MARK"),
+    ("population: name with a newline", "population", [NEW, person(name="李\n四")], ids.UNSAFE_TEXT, "name",
+     "U+000A (a control character) at character 2"),
+    ("population: ID province", "population", [NEW, person(in_province(NEWBORN, "00"))],
+     ids.BAD_PROVINCE, "resident_id", "00 is not a province code"),
     ("population: district", "population", [NEW, person(district="11010")], "bad_district", "district",
      "6-digit region code"),
     ("population: status", "population", [NEW, person(status="alive")], "bad_status", "status",
@@ -124,6 +147,7 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
     ("population: ID", "population", [NEW, person(BAD_CHECK)], ids.BAD_CHECK, "resident_id",
      "check character"),
     ("telecom: phone", "telecom", [LINK, link("1370000000")], ids.BAD_PHONE, "phone", "11 digits"),
+    ("telecom: phone prefix", "telecom", [LINK, link("10086000000")], ids.BAD_PHONE, "phone", "10x is never a mobile"),
     ("telecom: no start", "telecom", [LINK, link(valid_from="")], "missing_date", "valid_from",
      "is required"),
     ("telecom: bad end", "telecom", [LINK, link(valid_to="soon")], "bad_date", "valid_to", "ISO 8601"),

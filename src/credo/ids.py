@@ -1,14 +1,19 @@
 """Resident IDs and phones (spec §2), one scalar path and one vectorised path with identical rules.
 
 The scalar functions serve the API and single lookups; the vectorised ones serve ingest of millions of rows.
-Both apply the same checks in the same precedence (length, format, date, future, check), so a row that
+Both apply the same checks in the same precedence (length, format, province, date, future, check), so a row that
 ingest rejects gets the same reason when a person re-enters it by hand.  A resident is stored everywhere
 as an int64 key of the first 17 digits: the check character is derivable, so storing it would only add a
 way for copies to disagree.
+
+Identifiers that people read (record IDs, names) are also checked here for control and
+bidirectional-formatting characters, which would make a listing show something other than what is stored.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date
 
 import numpy as np
@@ -18,13 +23,24 @@ import pyarrow.compute as pc
 
 BAD_LENGTH = "id_length"
 BAD_FORMAT = "id_format"
+BAD_PROVINCE = "id_province"
 BAD_DATE = "id_date"
 FUTURE_DATE = "id_future"
 BAD_CHECK = "id_check"
 BAD_PHONE = "bad_phone"
+UNSAFE_TEXT = "unsafe_characters"
 
 # Index = precedence code in the vectorised path; 0 means valid.
-_REASONS: tuple[str | None, ...] = (None, BAD_LENGTH, BAD_FORMAT, BAD_DATE, FUTURE_DATE, BAD_CHECK)
+_REASONS: tuple[str | None, ...] = (None, BAD_LENGTH, BAD_FORMAT, BAD_PROVINCE, BAD_DATE, FUTURE_DATE, BAD_CHECK)
+PROVINCES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+                       50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82})
+"""The first two digits of a GB/T 2260 region code: the provinces, autonomous regions and
+municipalities, Taiwan (71), Hong Kong (81) and Macao (82). 91 ("abroad" in some older lists) is not
+in GB/T 2260 and no GB 11643 ID carries it, so it is refused."""
+_PROVINCE_OK = np.isin(np.arange(100), sorted(PROVINCES))
+MOBILE_SECOND = "3456789"
+"""The second digit of a mainland mobile number: 10x, 11x and 12x are never mobile (service,
+emergency and other numbers)."""
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _CHECK_BYTES = np.frombuffer(_CHECK.encode(), dtype=np.uint8)
@@ -95,6 +111,8 @@ def normalise_resident_id(value: str, today: date | None = None) -> str:
         s = s[:17] + "X"
     if not _is_digits(s[:17]) or not (s[17] == "X" or s[17] in _DIGITS):
         raise IdError(_RID, BAD_FORMAT, "must be 17 digits followed by a digit or X")
+    if int(s[:2]) not in PROVINCES:
+        raise IdError(_RID, BAD_PROVINCE, f"{s[:2]} is not a province code of GB/T 2260")
     ymd = s[6:14]
     try:
         born = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
@@ -149,8 +167,8 @@ def key_sex(key: int) -> str:
 
 def make_resident_id(region: str, birth: date, seq: int) -> str:
     """For synthetic data and tests: builds the one valid ID for these parts."""
-    if len(region) != 6 or not _is_digits(region):
-        raise ValueError(f"region must be 6 digits, got {region!r}")
+    if len(region) != 6 or not _is_digits(region) or int(region[:2]) not in PROVINCES:
+        raise ValueError(f"region must be 6 digits starting with a province code, got {region!r}")
     if not 0 <= seq <= 999:
         raise ValueError(f"sequence must be 0..999, got {seq}")
     first17 = f"{region}{birth.year:04d}{birth.month:02d}{birth.day:02d}{seq:03d}"
@@ -161,6 +179,8 @@ def normalise_phone(value: str) -> str:
     s = value.strip(_WS)
     if len(s) != 11 or not _is_digits(s) or s[0] != "1":
         raise IdError("phone", BAD_PHONE, "must be 11 digits starting with 1")
+    if s[1] not in MOBILE_SECOND:
+        raise IdError("phone", BAD_PHONE, f"{s[:2]}x is never a mobile number (those start 13 to 19)")
     return s
 
 
@@ -217,9 +237,10 @@ def check_resident_ids(values: pa.Array | pa.ChunkedArray, today: date) -> tuple
     for j, w in enumerate(_WEIGHTS):
         weighted += d[j] * np.int32(w)
     check_ok = _CHECK_BYTES[weighted % 11] == np.where(last_x, np.uint8(ord("X")), cols[17])
-    codes = np.where(check_ok, 0, 5).astype(np.int8)
-    codes[future] = 4
-    codes[~date_ok] = 3
+    codes = np.where(check_ok, 0, 6).astype(np.int8)
+    codes[future] = 5
+    codes[~date_ok] = 4
+    codes[~_PROVINCE_OK[np.minimum(d[0] * 10 + d[1], 99)]] = 3
     codes[~format_ok] = 2
     codes[~length_ok] = 1
     keys = pa.array(key, type=pa.int64(), mask=codes != 0)
@@ -230,7 +251,8 @@ def check_phones(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array
     """(int64 phones, null where invalid; BAD_PHONE, null where valid): the ingest form of normalise_phone."""
     length_ok, ascii_ok, cols = _fixed_width(values, 11)
     d = cols - np.uint8(48)
-    ok = length_ok & ascii_ok & (d <= 9).all(axis=0) & (cols[0] == ord("1"))
+    mobile = (cols[1] >= ord(MOBILE_SECOND[0])) & (cols[1] <= ord(MOBILE_SECOND[-1]))
+    ok = length_ok & ascii_ok & (d <= 9).all(axis=0) & (cols[0] == ord("1")) & mobile
     phones = pa.array(_number(d, 0, 11), type=pa.int64(), mask=~ok)
     return phones, pc.if_else(pa.array(ok), pa.scalar(None, pa.string()), pa.scalar(BAD_PHONE))
 
@@ -261,3 +283,41 @@ def resident_ids_from_keys(keys: pa.Array | pa.ChunkedArray | npt.NDArray[np.int
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(mat)]
     out = pa.Array.from_buffers(pa.large_string() if large else pa.string(), n, buffers)
     return out if valid is None else pc.if_else(valid, out, pa.scalar(None, out.type))
+
+
+_UNSAFE_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x2028, 0x202E),
+                  (0x2066, 0x2069))
+"""Control characters (C0, DEL, C1), the line and paragraph separators and the bidirectional-formatting
+characters (marks, embeddings, overrides, isolates): never part of an identifier or a name, and able to
+make a listing read differently from what is stored."""
+_UNSAFE_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _UNSAFE_RANGES) + "]"
+_UNSAFE_PY = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSAFE_RANGES) + "]")
+_UNSAFE_LEAD = np.zeros(256, np.bool_)
+_UNSAFE_LEAD[[*range(0x20), 0x7F, 0xC2, 0xD8, 0xE2]] = True
+"""Every UTF-8 encoding of an unsafe character starts with one of these bytes (none is a continuation
+byte), so a column without them needs no regular expression."""
+
+
+def unsafe_text(values: pa.Array) -> _Bools:
+    """Per value, whether it holds an unsafe character (null: no); a byte scan first, as most
+    columns hold none of the lead bytes at all."""
+    data_buf = values.buffers()[2] if len(values) else None
+    if data_buf is None or not _UNSAFE_LEAD[np.frombuffer(data_buf, np.uint8)].any():
+        return np.zeros(len(values), np.bool_)
+    found: _Bools = pc.fill_null(pc.match_substring_regex(values, _UNSAFE_RE2), False).to_numpy(
+        zero_copy_only=False)
+    return found
+
+
+def unsafe_detail(value: str) -> str:
+    """What is wrong with a value ``unsafe_text`` flags, quoting it with the unsafe characters escaped."""
+    found = _UNSAFE_PY.search(value)
+    if found is None:
+        return "holds no unsafe character"
+    c = found.group()
+    category = unicodedata.category(c)
+    kind = ("a control character" if category == "Cc" else
+            f"{unicodedata.name(c)}, a {'separator' if category in ('Zl', 'Zp') else 'bidirectional-formatting'}"
+            " character")
+    shown = _UNSAFE_PY.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    return f"holds U+{ord(c):04X} ({kind}) at character {found.start() + 1} (value '{shown}')"

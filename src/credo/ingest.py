@@ -37,6 +37,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "malformed_row": ("(row)", "the row could not be split into the feed's columns"),
     "missing_record_id": ("record_id", "is required"),
     "record_id_too_long": ("record_id", "must be 1 to 64 characters"),
+    ids.UNSAFE_TEXT: ("record_id", "holds a control or bidirectional-formatting character"),
     "missing_type": ("type", "is required"),
     "unknown_type": ("type", "is not a record type of the policy"),
     "type_not_allowed": ("type", "belongs to another agency under the policy"),
@@ -59,10 +60,12 @@ REASONS: dict[str, tuple[str, str]] = {
     "overlapping_holder": ("phone", "overlaps another holder's period for this number"),
 }
 """Reason code -> (usual field, explanation). Identity reasons (``credo.ids``: id_length, id_format,
-id_date, id_future, id_check, bad_phone) take their message from credo.ids; ``duplicate`` is counted,
-not rejected."""
+id_province, id_date, id_future, id_check, bad_phone) take their message from credo.ids, and so does
+``unsafe_characters`` (naming the character; the value is quoted with it escaped); ``duplicate`` is
+counted, not rejected."""
 
-ID_REASONS = (ids.BAD_LENGTH, ids.BAD_FORMAT, ids.BAD_DATE, ids.FUTURE_DATE, ids.BAD_CHECK, ids.BAD_PHONE)
+ID_REASONS = (ids.BAD_LENGTH, ids.BAD_FORMAT, ids.BAD_PROVINCE, ids.BAD_DATE, ids.FUTURE_DATE, ids.BAD_CHECK,
+              ids.BAD_PHONE)
 DUPLICATE = "duplicate"
 STATUSES = ("active", "deceased", "moved_out")
 _WS = " \t\n\r\x0b\x0c\u00a0\u3000\ufeff"  # the same set credo.ids trims
@@ -440,12 +443,14 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     record_id, type_, subject, occurred, resolves, attributes = (clean(t.column(c)) for c in RECORD_COLUMNS)
     v.fail(_np(pc.is_null(record_id)), "missing_record_id", "record_id")
     v.fail(_np(pc.greater(pc.utf8_length(record_id), 64)), "record_id_too_long", "record_id")
+    v.fail(ids.unsafe_text(record_id), ids.UNSAFE_TEXT, "record_id")
     v.fail(_np(pc.is_null(type_)), "missing_type", "type")
     p_types = policy.tables()["p_types"]
     owner = pc.take(p_types.column("agency"), pc.index_in(type_, value_set=p_types.column("type")))
     v.fail(_np(pc.is_null(owner)), "unknown_type", "type")
     v.fail(_np(pc.not_equal(owner, agency)), "type_not_allowed", "type")
     v.fail(_np(pc.is_null(subject)), "missing_subject", "subject")
+    v.fail(ids.unsafe_text(resolves), ids.UNSAFE_TEXT, "resolves")
     # An 11-character subject is a phone, anything else a resident ID; each is checked only where it applies.
     is_phone = _np(pc.equal(pc.utf8_length(subject), 11))
     by_phone = np.flatnonzero(is_phone)
@@ -579,6 +584,7 @@ def _population(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now:
     status = pc.fill_null(pc.utf8_lower(clean(t.column("status"))), "active")
     status_text = clean(t.column("status_date"))
     v.fail(_np(pc.is_null(name)), "missing_name", "name")
+    v.fail(ids.unsafe_text(name), ids.UNSAFE_TEXT, "name")
     v.fail(~_np(pc.and_(pc.equal(pc.binary_length(district), 6), pc.ascii_is_decimal(district))),
            "bad_district", "district")
     v.fail(~_np(pc.is_in(status, value_set=pa.array(STATUSES))), "bad_status", "status")
@@ -717,7 +723,7 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
     out: list[str | None] = [v.detail.get(int(r)) for r in rows] if v.detail else [None] * len(rows)
     reasons = reason.take(pa.array(rows, pa.int64()))
     fields = fld.take(pa.array(rows, pa.int64()))
-    wanted = _np(pc.is_in(reasons, value_set=pa.array(ID_REASONS)))
+    wanted = _np(pc.is_in(reasons, value_set=pa.array((*ID_REASONS, ids.UNSAFE_TEXT))))
     for name in pc.unique(fields.filter(pa.array(wanted))).to_pylist():
         at = np.flatnonzero(wanted & _np(pc.equal(fields, name)))
         values = feed.table.column(name).take(pa.array(rows[at], pa.int64())).to_pylist()
@@ -727,6 +733,8 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
 
 
 def _id_detail(reason: str, value: str, today: date) -> str:
+    if reason == ids.UNSAFE_TEXT:
+        return ids.unsafe_detail(value)
     try:
         if reason == ids.BAD_PHONE:
             ids.normalise_phone(value)

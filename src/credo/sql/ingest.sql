@@ -76,6 +76,7 @@ FROM accepted_in
 INSERT INTO rejects
 SELECT $batch, $agency, $source, r._line, coalesce(r._raw, CAST($row_text AS VARCHAR)), r.reason, r.field,
        CASE WHEN r.field = '(row)' THEN r.detail
+            WHEN r.reason = 'unsafe_characters' THEN r.field || ': ' || r.detail  -- quotes the value escaped
             ELSE r.field || ': ' || coalesce(r.detail, m.text, r.reason)
                  || CASE WHEN nullif(trim($got), '') IS NULL THEN ''
                          ELSE ' (value ''' || left($got, $shown)
