@@ -45,7 +45,7 @@ EXPECT: dict[str, Unreadable | Outcome] = {
     "spaced_header.csv": (1, Counter()),
     "huge_fields.csv": (1, Counter({"attributes_too_large": 1, "record_id_too_long": 1})),
     "sql_looking.csv": (1, Counter({"unknown_type": 1, "id_length": 1, "bad_date": 1})),
-    "control_and_nul.csv": (1, Counter({"id_length": 1})),
+    "control_and_nul.csv": (0, Counter({"unsafe_characters": 1, "id_length": 1})),  # BEL in a record_id
     "fullwidth_digits.csv": (0, Counter({"id_format": 1})),
     "odd_dates.csv": (0, Counter({"bad_date": 9})),
     "empty.csv": "line 1: empty file",

@@ -229,6 +229,39 @@ def test_twice_within_one_batch(town: Credo, tmp_path: Path) -> None:
     assert [r[4] for r in ledger_rows(town) if r[0] == "r2"] == [datetime(2024, 8, 1)]
 
 
+STORED_ATTRIBUTES = '{"case": "A-1", "amount": 5, "place": {"city": "Beijing", "district": "110105"}}'
+# (case id, attributes re-sent for the same record, duplicate (True) or conflict (False))
+ATTRIBUTE_CASES: list[tuple[str, str, bool]] = [
+    ("same text", STORED_ATTRIBUTES, True),
+    ("keys reordered", '{"amount": 5, "place": {"city": "Beijing", "district": "110105"}, "case": "A-1"}', True),
+    ("nested keys reordered", '{"case":"A-1","amount":5,"place":{"district":"110105","city":"Beijing"}}', True),
+    ("an escape for a letter", '{"place": {"district": "110105", "city": "Beiji\\u006eg"}, "amount": 5, '
+     '"case": "A-1"}', True),
+    ("a value changed", '{"amount": 6, "place": {"city": "Beijing", "district": "110105"}, "case": "A-1"}', False),
+    ("a number for a string", '{"amount": 5, "place": {"city": "Beijing", "district": 110105}, "case": "A-1"}',
+     False),
+    ("true for 1", '{"amount": true, "place": {"city": "Beijing", "district": "110105"}, "case": "A-1"}', False),
+    ("a key left out", '{"amount": 5, "case": "A-1"}', False),
+    ("none at all", "", False),
+]
+
+
+@pytest.mark.parametrize(("attributes", "duplicate"), [pytest.param(*c[1:], id=c[0]) for c in ATTRIBUTE_CASES])
+def test_attributes_equal_as_json_are_a_duplicate(town: Credo, tmp_path: Path, attributes: str,
+                                                  duplicate: bool) -> None:
+    """Against the ledger and within one batch alike: JSON objects are equal whatever their key order."""
+    town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [RECORD_HEADER, rec("r2", attributes=STORED_ATTRIBUTES)])])
+    before = ledger_rows(town)
+    resent = write_csv(tmp_path / "b.csv", [RECORD_HEADER, rec("r2", attributes=attributes)])
+    again = town.ingest_files("tax", [resent])[0]
+    assert (again.duplicates, again.rejected) == ((1, Counter()) if duplicate else (0, Counter({"conflict": 1})))
+    assert ledger_rows(town) == before
+    twice = town.ingest_files("tax", [write_csv(tmp_path / "c.csv", [
+        RECORD_HEADER, rec("r3", attributes=STORED_ATTRIBUTES), rec("r3", attributes=attributes)])])[0]
+    assert (twice.accepted, twice.duplicates, twice.rejected) == (
+        (1, 1, Counter()) if duplicate else (1, 0, Counter({"conflict": 1})))
+
+
 def test_first_standing_row_of_a_key_wins_not_a_rejected_one(town: Credo, tmp_path: Path) -> None:
     result = town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [
         RECORD_HEADER, rec("r1", occurred_at="2024-13-01"), rec("r1")])])[0]

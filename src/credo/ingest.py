@@ -15,6 +15,7 @@ The caller holds the transaction, so a batch lands whole or not at all.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -495,12 +496,14 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     if con.execute(q("ingest.ledger_has_agency"), {"agency": agency}).fetchall():
         _register(con, "cand_in", batch.at(np.flatnonzero(v.ok)))
         seen = con.execute(q("ingest.records_seen"), {"agency": agency}).fetchnumpy()
+        seen["same"] = _same_as_json(seen)
         v.fail_at(seen["pos"][seen["same"]], DUPLICATE, "record_id")
         v.fail_at(seen["pos"][~seen["same"]], "conflict", "record_id")
     again = repeated(record_id, v.ok)
     if again.any():
         _register(con, "again_in", batch.at(np.flatnonzero(again)))
         twice = con.execute(q("ingest.records_repeated")).fetchnumpy()
+        twice["same"] = _same_as_json(twice)
         v.fail_at(twice["pos"][twice["same"]], DUPLICATE, "record_id")
         lines = t.column("_line").to_numpy()
         for pos, first in zip(twice["pos"][~twice["same"]], twice["first"][~twice["same"]], strict=True):
@@ -514,6 +517,24 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     _register(con, "accepted_in", batch.at(accepted))
     con.execute(q("ingest.records_append"), {"agency": agency, "batch": params["batch"]})
     return v, distinct(resident[accepted])
+
+
+def _same_as_json(found: dict[str, Any]) -> _Bools:
+    """``same``, or else alike but for attributes that differ only as text (key order, escapes):
+    compared here as JSON values, on those few rows only, so a re-sent row whose attributes an
+    exporter wrote in another key order is a duplicate, not a conflict."""
+    same: _Bools = np.asarray(found["same"], np.bool_).copy()
+    stored, given = found["stored"], found["given"]
+    both = ~np.ma.getmaskarray(stored) & ~np.ma.getmaskarray(given)
+    for i in np.flatnonzero(both):
+        same[i] = _canonical(stored[i]) == _canonical(given[i])
+    return same
+
+
+def _canonical(text: str) -> str:
+    """A JSON text with its object keys sorted (nested ones too) and no spacing: equal values, equal
+    text. The standard library's parser, as it keeps integers of any size exactly."""
+    return json.dumps(json.loads(text), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class _Rows:

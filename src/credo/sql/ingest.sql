@@ -23,25 +23,40 @@ SELECT 1 FROM ledger WHERE agency = $agency LIMIT 1
 
 -- name: records_seen
 -- Keys already in the ledger: the same content again is a duplicate, anything else a conflict.
-SELECT c.pos,
-       coalesce(l.type = c.type AND l.resident = c.resident AND l.occurred_at = c.occurred_at
-                AND l.resolves IS NOT DISTINCT FROM c.resolves
-                AND CAST(json(l.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(c.attributes) AS VARCHAR),
-                false) AS same
-FROM cand_in c
-JOIN ledger l ON l.agency = $agency AND l.record_id = c.record_id
+-- Attributes are compared as text laid out by json(); where that is all that differs, both texts are
+-- returned (`stored`, `given`) for credo.ingest to compare as JSON values (key order aside).
+WITH m AS (
+    SELECT c.pos,
+           coalesce(l.type = c.type AND l.resident = c.resident AND l.occurred_at = c.occurred_at
+                    AND l.resolves IS NOT DISTINCT FROM c.resolves, false) AS alike,
+           CAST(json(l.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(c.attributes) AS VARCHAR) AS same_text,
+           l.attributes AS stored, c.attributes AS given
+    FROM cand_in c
+    JOIN ledger l ON l.agency = $agency AND l.record_id = c.record_id
+)
+SELECT pos, alike AND same_text AS same,
+       CASE WHEN alike AND NOT same_text THEN stored END AS stored,
+       CASE WHEN alike AND NOT same_text THEN given END AS given
+FROM m
 
 -- name: records_repeated
 -- Keys given more than once in the batch (candidates found by hash, compared exactly here): the
--- first standing row counts; a later one is a duplicate when identical to it, else a conflict.
-WITH a AS (SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY pos) AS nth FROM again_in)
-SELECT r.pos, f.pos AS first,
-       coalesce(r.type = f.type AND r.resident = f.resident AND r.occurred_at = f.occurred_at
-                AND r.resolves IS NOT DISTINCT FROM f.resolves
-                AND CAST(json(r.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(f.attributes) AS VARCHAR),
-                false) AS same
-FROM a r JOIN a f ON f.record_id = r.record_id AND f.nth = 1
-WHERE r.nth > 1
+-- first standing row counts; a later one is a duplicate when identical to it, else a conflict
+-- (attributes that differ only as text come back as in records_seen).
+WITH a AS (SELECT *, row_number() OVER (PARTITION BY record_id ORDER BY pos) AS nth FROM again_in),
+m AS (
+    SELECT r.pos, f.pos AS first,
+           coalesce(r.type = f.type AND r.resident = f.resident AND r.occurred_at = f.occurred_at
+                    AND r.resolves IS NOT DISTINCT FROM f.resolves, false) AS alike,
+           CAST(json(r.attributes) AS VARCHAR) IS NOT DISTINCT FROM CAST(json(f.attributes) AS VARCHAR) AS same_text,
+           f.attributes AS stored, r.attributes AS given
+    FROM a r JOIN a f ON f.record_id = r.record_id AND f.nth = 1
+    WHERE r.nth > 1
+)
+SELECT pos, first, alike AND same_text AS same,
+       CASE WHEN alike AND NOT same_text THEN stored END AS stored,
+       CASE WHEN alike AND NOT same_text THEN given END AS given
+FROM m
 
 -- name: records_resolves
 -- `resolves` names a record of the same agency: in the ledger, or standing earlier in this batch;
