@@ -106,25 +106,29 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
         return any(v.agency == r.agency and v.record_id == r.record_id and v.revoked_at <= at
                    for v in city.revocations)
 
-    def objection_open(r: Record, at: datetime) -> int | None:
+    def open_since(r: Record, at: datetime) -> datetime | None:
+        """When the earliest of the objections open against ``r`` at ``at`` was opened."""
         found = None
         for o in city.objections:
             if o.step != "opened" or (o.agency, o.record_id) != (r.agency, r.record_id) or o.at > at:
                 continue
             closes = [c.at for c in city.objections if c.objection == o.objection and c.step != "opened"]
             if not closes or min(closes) > at:
-                found = o.objection if found is None else max(found, o.objection)
+                found = o.at if found is None else min(found, o.at)
         return found
 
-    def resolved(r: Record, at: datetime) -> bool:
+    def resolved_at(r: Record, at: datetime) -> datetime | None:
+        found = None
         for x in city.records:
             resolver = types.get(x.type)
             if (x.agency == r.agency and x.resolves == r.record_id and resolver is not None
                     and r.type in resolver.resolves and not revoked(x, at) and x.occurred_at <= at):
-                return True
-        return False
+                found = x.occurred_at if found is None else min(found, x.occurred_at)
+        return found
 
     def status(r: Record) -> str:
+        """Revoked, not in the policy, not yet; else the first of suspended, expired and resolved to
+        have happened (a tie: resolved, then suspended)."""
         rt = types.get(r.type)
         if revoked(r, t):
             return "revoked"
@@ -132,14 +136,12 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
             return "not_in_policy"
         if r.occurred_at > t:
             return "not_yet"
-        if doc.disputed == "suspend" and objection_open(r, t) is not None:
-            return "suspended"
         expires = _add(r.occurred_at, rt.valid_for)
-        if expires is not None and not t < expires:
-            return "expired"
-        if resolved(r, t):
-            return "resolved"
-        return "counts"
+        stops = {"resolved": resolved_at(r, t),
+                 "suspended": open_since(r, t) if doc.disputed == "suspend" else None,
+                 "expired": expires if expires is not None and not t < expires else None}
+        happened = [(at, why) for why, at in stops.items() if at is not None]
+        return min(happened, key=lambda s: s[0])[1] if happened else "counts"
 
     statuses = {(r.agency, r.record_id): status(r) for r in mine}
     counting = [r for r in mine if statuses[(r.agency, r.record_id)] == "counts"]

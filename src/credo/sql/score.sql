@@ -24,11 +24,14 @@ FROM revocations_in
 GROUP BY agency, record_id
 
 -- name: disputed
--- Under `disputed: suspend`: the objection open at T, if any, and the next objection step after
--- T (only a past T has one; it is a change to come).
+-- Under `disputed: suspend`: the objection open at T, if any, since when an objection has been open
+-- (the earliest opening of those open at T), and the next objection step after T (only a past T has
+-- one; it is a change to come).
 SELECT d.agency, d.record_id,
        max(CASE WHEN d.opened_at <= c.t AND (d.closed_at IS NULL OR d.closed_at > c.t)
                 THEN d.objection END) AS objection,
+       min(CASE WHEN d.opened_at <= c.t AND (d.closed_at IS NULL OR d.closed_at > c.t)
+                THEN d.opened_at END) AS suspended_at,
        min(least(CASE WHEN d.opened_at > c.t THEN d.opened_at END,
                  CASE WHEN d.closed_at > c.t THEN d.closed_at END)) AS next_step
 FROM disputes_in d CROSS JOIN clock_in c CROSS JOIN p_settings s
@@ -55,39 +58,45 @@ WHERE nth = 1
 -- name: marks
 -- Everything besides its type and times that can stop a record counting, one row per such record.
 SELECT agency, record_id, min(revoked_at) AS revoked_at, max(disputed_by) AS disputed_by,
-       min(dispute_step) AS dispute_step, min(resolved_at) AS resolved_at, max(resolved_by) AS resolved_by
+       min(suspended_at) AS suspended_at, min(dispute_step) AS dispute_step, min(resolved_at) AS resolved_at,
+       max(resolved_by) AS resolved_by
 FROM (SELECT agency, record_id, revoked_at, CAST(NULL AS INTEGER) AS disputed_by,
-             CAST(NULL AS TIMESTAMP) AS dispute_step, CAST(NULL AS TIMESTAMP) AS resolved_at,
-             CAST(NULL AS VARCHAR) AS resolved_by
+             CAST(NULL AS TIMESTAMP) AS suspended_at, CAST(NULL AS TIMESTAMP) AS dispute_step,
+             CAST(NULL AS TIMESTAMP) AS resolved_at, CAST(NULL AS VARCHAR) AS resolved_by
       FROM revoked
       UNION ALL
-      SELECT agency, record_id, CAST(NULL AS TIMESTAMP), objection, next_step, CAST(NULL AS TIMESTAMP),
-             CAST(NULL AS VARCHAR)
+      SELECT agency, record_id, CAST(NULL AS TIMESTAMP), objection, suspended_at, next_step,
+             CAST(NULL AS TIMESTAMP), CAST(NULL AS VARCHAR)
       FROM disputed
       UNION ALL
       SELECT agency, record_id, CAST(NULL AS TIMESTAMP), CAST(NULL AS INTEGER), CAST(NULL AS TIMESTAMP),
-             resolved_at, resolved_by
+             CAST(NULL AS TIMESTAMP), resolved_at, resolved_by
       FROM resolution) u
 GROUP BY agency, record_id
 
 -- name: state
 -- Every record with its state at T: the one place where "does it count" is decided.
--- A record that adds nothing shows the first reason, in this order.
+-- A record that adds nothing shows the first reason: revoked (a revocation holds at every T), not in
+-- the policy, not yet occurred; then whichever of suspended, expired and resolved happened first
+-- (`stopped_at`; on a tie resolved, then suspended), so a record resolved before it expired says resolved.
+SELECT *, CASE WHEN revoked_at <= t THEN 'revoked'
+               WHEN points IS NULL THEN 'not_in_policy'
+               WHEN occurred_at > t THEN 'not_yet'
+               WHEN stopped_at IS NULL THEN 'counts'
+               WHEN stopped_at = resolved_at THEN 'resolved'
+               WHEN stopped_at = suspended_at THEN 'suspended'
+               ELSE 'expired' END AS status
+FROM (
 SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.points, l.cap, l.type_no, l.expires_at,
-       m.revoked_at, m.disputed_by, m.dispute_step, m.resolved_at, m.resolved_by, c.t,
-       CASE WHEN m.revoked_at <= c.t THEN 'revoked'
-            WHEN l.points IS NULL THEN 'not_in_policy'
-            WHEN l.occurred_at > c.t THEN 'not_yet'
-            WHEN m.disputed_by IS NOT NULL THEN 'suspended'
-            WHEN l.expires_at <= c.t THEN 'expired'
-            WHEN m.resolved_at <= c.t THEN 'resolved'
-            ELSE 'counts' END AS status
+       m.revoked_at, m.disputed_by, m.suspended_at, m.dispute_step, m.resolved_at, m.resolved_by, c.t,
+       least(m.suspended_at, CASE WHEN l.expires_at <= c.t THEN l.expires_at END,
+             CASE WHEN m.resolved_at <= c.t THEN m.resolved_at END) AS stopped_at
 FROM (SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, p.points, p.cap, p.type_no,
              CASE WHEN p.valid_months IS NOT NULL
                   THEN ADD_DURATION(l.occurred_at, p.valid_months, p.valid_days) END AS expires_at
       FROM ledger_in l LEFT JOIN types p ON p.type = l.type) l
 CROSS JOIN clock_in c
-LEFT JOIN marks m ON m.agency = l.agency AND m.record_id = l.record_id
+LEFT JOIN marks m ON m.agency = l.agency AND m.record_id = l.record_id) x
 
 -- name: hits
 -- List memberships caused by counting records, each with the end of its grace period.
