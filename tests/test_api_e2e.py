@@ -151,6 +151,27 @@ def test_records_by_json_array_and_ndjson_with_per_row_results(live: Live) -> No
     assert all(r["agency"] == "tax" and r["source"].startswith("api request") for r in rejects)
 
 
+def test_rejects_come_a_page_at_a_time_with_a_total(live: Live) -> None:
+    rows = [{"record_id": f"pg{i}", "type": "tax.arrears", "subject": rid("C")[:-1], "occurred_at": "2024-08-01"}
+            for i in range(3)]
+    with live.client("agency") as c:
+        assert c.post("/v1/records", json=rows).json()["rejected"] == 3
+        assert c.post("/v1/records", json=[{**rows[1], "subject": rid("C")}]).json()["accepted"] == 1
+        seen, after = [], None
+        while True:
+            page = c.get("/v1/rejects", params={"limit": 2, **({"after": after} if after else {})}).json()
+            assert len(page["rejects"]) == (2 if page["next"] else page["total"] - len(seen))
+            seen += page["rejects"]
+            if not (after := page["next"]):
+                break
+        refused = c.get("/v1/rejects", params={"after": "1;DROP"})
+    assert len(seen) == page["total"] >= 3
+    mine = {r["record"]: r for r in seen if r["record"] in ("tax:pg0", "tax:pg1", "tax:pg2")}
+    assert {k: r["accepted_later"] for k, r in mine.items()} == {"tax:pg0": False, "tax:pg1": True, "tax:pg2": False}
+    assert all(r["received_at"].endswith("+08:00") for r in seen)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "bad_marker"
+
+
 def test_revocation_turns_a_deny_into_an_allow_at_once(live: Live) -> None:
     assert check(live, "provider", rid("E")).json()["decision"] == "deny"
     with live.client("agency") as c:

@@ -146,7 +146,7 @@ def test_malformed_feed(town: Credo, name: str) -> None:
     assert (result.accepted, result.rejected) == expected
     assert result.rows == rows_in(path)
     assert result.accepted + result.duplicates + sum(result.rejected.values()) == result.rows  # nothing lost
-    kept = [r for r in town.rejects(agency, limit=100_000) if r["source"] == str(path)]
+    kept = [r for r in town.rejects(agency, limit=100_000)["rejects"] if r["source"] == str(path)]
     assert Counter(r["reason"] for r in kept) == result.rejected
     for r in kept:
         assert r["line"] >= 1 and r["field"] and r["row_text"]

@@ -193,7 +193,7 @@ def test_reject_reason(town: Credo, tmp_path: Path, agency: str, rows: list[tupl
     result = town.ingest_files(agency, [feed])[0]
     assert result.rejected == Counter({reason: 1})
     assert result.accepted + result.duplicates + 1 == result.rows == len(rows)
-    [kept] = [r for r in town.rejects(agency) if r["source"] == str(feed)]
+    [kept] = [r for r in town.rejects(agency)["rejects"] if r["source"] == str(feed)]
     assert (kept["reason"], kept["field"], kept["line"]) == (reason, field, line)
     assert words in kept["message"]
     if field != "(row)":
@@ -224,7 +224,7 @@ def test_twice_within_one_batch(town: Credo, tmp_path: Path) -> None:
     result = town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [
         RECORD_HEADER, GOOD, GOOD, rec("r2"), rec("r2", occurred_at="2024-07-01"), GOOD])])[0]
     assert (result.accepted, result.duplicates, result.rejected) == (2, 2, Counter({"conflict": 1}))
-    [kept] = town.rejects("tax")
+    [kept] = town.rejects("tax")["rejects"]
     assert kept["line"] == 5 and "line 4" in kept["message"]
     assert [r[4] for r in ledger_rows(town) if r[0] == "r2"] == [datetime(2024, 8, 1)]
 
@@ -260,6 +260,41 @@ def test_attributes_equal_as_json_are_a_duplicate(town: Credo, tmp_path: Path, a
         RECORD_HEADER, rec("r3", attributes=STORED_ATTRIBUTES), rec("r3", attributes=attributes)])])[0]
     assert (twice.accepted, twice.duplicates, twice.rejected) == (
         (1, 1, Counter()) if duplicate else (1, 0, Counter({"conflict": 1})))
+
+
+# (case id, agency, the rejected row, the row sent later, the record the reject names, accepted later)
+LATER_CASES: list[tuple[str, str, tuple[str, ...], tuple[str, ...], str, bool]] = [
+    ("record, corrected", "tax", rec("r9", subject=LI[:17]), rec("r9"), "tax:r9", True),
+    ("record, its resident registered first", "tax", rec("r9", subject=STRANGER), rec("r9", subject=STRANGER),
+     "tax:r9", True),
+    ("record, a conflict stays rejected", "tax", rec("ok1", occurred_at="2024-08-02"), rec("ok2"), "tax:ok1",
+     False),
+    ("record, another record sent", "tax", rec("r9", type_="tax.nope"), rec("r10"), "tax:r9", False),
+    ("resident, corrected", "population", person(NEWBORN, district="11010"), person(NEWBORN),
+     f"population:{NEWBORN}", True),
+    ("resident, someone else", "population", person(NEWBORN, district="11010"), person(STRANGER),
+     f"population:{NEWBORN}", False),
+    ("phone link, corrected", "telecom", link(valid_to="2023-12-30"), link(), "telecom:13700000001", True),
+    ("phone link, to someone else", "telecom", link(valid_to="2023-12-30"), link(resident_id=ZHAO),
+     "telecom:13700000001", False),
+]
+
+
+@pytest.mark.parametrize(("agency", "rejected", "later", "record", "accepted"),
+                         [pytest.param(*c[1:], id=c[0]) for c in LATER_CASES])
+def test_a_reject_says_whether_its_record_was_accepted_later(
+        town: Credo, tmp_path: Path, agency: str, rejected: tuple[str, ...], later: tuple[str, ...], record: str,
+        accepted: bool) -> None:
+    header = HEADERS.get(agency, RECORD_HEADER)
+    town.ingest_files("tax", [write_csv(tmp_path / "first.csv", [RECORD_HEADER, GOOD])])
+    assert sum(town.ingest_files(agency, [write_csv(tmp_path / "a.csv", [header, rejected])])[0].rejected.values())
+    [kept] = town.rejects(agency)["rejects"]
+    assert (kept["record"], kept["accepted_later"]) == (record, False)
+    if record == "tax:r9" and STRANGER in rejected:  # the resident registered, then the record again
+        town.ingest_files("population", [write_csv(tmp_path / "p.csv", [POPULATION_HEADER, person()])])
+    town.ingest_files(agency, [write_csv(tmp_path / "b.csv", [header, later])])
+    [kept] = town.rejects(agency)["rejects"]
+    assert (kept["record"], kept["accepted_later"]) == (record, accepted)
 
 
 def test_first_standing_row_of_a_key_wins_not_a_rejected_one(town: Credo, tmp_path: Path) -> None:
@@ -347,7 +382,7 @@ def test_rows_are_never_lost(town: Credo, tmp_path: Path) -> None:
     result = town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [RECORD_HEADER, *rows, rows[0]])])[0]
     assert result.rows == 5
     assert result.accepted + result.duplicates + sum(result.rejected.values()) == 5
-    assert len(town.rejects("tax")) == sum(result.rejected.values())
+    assert len(town.rejects("tax")["rejects"]) == sum(result.rejected.values())
 
 
 def test_revoke(town: Credo, tmp_path: Path) -> None:
@@ -386,7 +421,7 @@ def test_a_failed_batch_leaves_nothing(town: Credo, tmp_path: Path, monkeypatch:
     with pytest.raises(RuntimeError):
         town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [RECORD_HEADER, GOOD, rec("b", type_="x")])])
     assert town.con.execute("SELECT count(*) FROM ledger").fetchall() == before
-    assert town.rejects("tax") == []
+    assert town.rejects("tax")["rejects"] == []
     assert town.con.execute("SELECT count(*) FROM batches WHERE agency = 'tax'").fetchall() == [(0,)]
 
 
@@ -397,7 +432,7 @@ def test_api_rows_take_the_same_path(town: Credo) -> None:
                                        "occurred_at": "2024-08-01", "colour": "red"}, "not an object"],
                               who, "api:request-1")
     assert (result.accepted, result.rejected) == (1, Counter({"malformed_row": 2}))
-    kept = {r["line"]: r for r in town.rejects("tax")}
+    kept = {r["line"]: r for r in town.rejects("tax")["rejects"]}
     assert kept[2]["field"] == "colour" and "unknown field" in kept[2]["message"]
     assert kept[3]["source"] == "api:request-1"
 

@@ -49,7 +49,7 @@ def test_exit_codes_rejects_and_resending_a_corrected_file(db: Path, tmp_path: P
     [summary] = json.loads(proc.stdout)
     assert (summary["accepted"], summary["rejected"], summary["reasons"]) == (1, 1, {"id_length": 1})
 
-    listed = json.loads(run(db, "rejects", "--agency", "tax", "--json").stdout)
+    listed = json.loads(run(db, "rejects", "--agency", "tax", "--json").stdout)["rejects"]
     assert [(r["source"], r["line"], r["reason"], r["field"]) for r in listed] == [
         (str(bad), 3, "id_length", "subject")
     ]
@@ -108,3 +108,37 @@ def test_revoke_from_the_command_line(db: Path, tmp_path: Path) -> None:
     assert again.returncode == 2 and "already revoked" in again.stderr
     other = run(db, "revoke", "--agency", "blood-centre", "c1", "--reason", "not ours")
     assert other.returncode == 2 and "no record blood-centre:c1" in other.stderr
+
+
+def test_rejects_page_with_a_total_name_the_record_and_the_whole_source(db: Path, tmp_path: Path) -> None:
+    """Seven rejects a page of three at a time: every page says how many there are and where the next
+    starts; a human table names each record and its file whole; a row accepted later says so."""
+    folder = tmp_path / ("a-folder-with-a-name-long-enough-to-be-cut-in-a-narrow-table-" * 2)
+    folder.mkdir()
+    rows = [(f"bad{i}", "tax.arrears", LI[:17], "2024-08-01", "", "") for i in range(7)]
+    bad = write_csv(folder / "day3.csv", [RECORD_HEADER, *rows])
+    assert run(db, "ingest", "--agency", "tax", str(bad)).returncode == 1
+    fixed = write_csv(tmp_path / "fixed.csv", [RECORD_HEADER, ("bad4", "tax.arrears", LI, "2024-08-01", "", "")])
+    assert run(db, "ingest", "--agency", "tax", str(fixed)).returncode == 0
+
+    seen: list[dict[str, object]] = []
+    after: list[str] = []
+    while True:
+        page = json.loads(run(db, "rejects", "--agency", "tax", "--json", "--limit", "3", *after).stdout)
+        assert page["total"] == 7 and len(page["rejects"]) == (3 if page["next"] else 1)
+        seen += page["rejects"]
+        if not page["next"]:
+            break
+        after = ["--after", page["next"]]
+    assert [(r["record"], r["line"], r["accepted_later"]) for r in seen] == [
+        (f"tax:bad{i}", i + 2, i == 4) for i in range(7)]
+    assert all(str(r["received_at"]).endswith("+08:00") for r in seen)
+
+    human = run(db, "rejects", "--agency", "tax", "--limit", "5")
+    assert human.returncode == 0
+    assert f"tax: {bad}" in human.stdout  # the path whole, on one line
+    assert "tax:bad0" in human.stdout and "accepted" in human.stdout
+    assert f"5 of 7 rejected rows; the next page: credo rejects --agency tax --after {seen[4]['batch']}:6" \
+        in human.stdout
+    refused = run(db, "rejects", "--after", "six")
+    assert refused.returncode == 2 and "after: 'six' is not the next marker" in refused.stderr

@@ -7,6 +7,7 @@ an error). Errors go to stderr; ``--json`` output goes to stdout.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from rich.text import Text
 from credo import policy as policies
 from credo.api.client import here_or_served
 from credo.errors import CredoError, UnreadableFeed
-from credo.ids import IdError
+from credo.ids import IdError, named_by_id
 from credo.service import Credo
 from credo.times import iso
 
@@ -161,16 +162,24 @@ def _rows_progress(bar: Progress, path: Path) -> Any:
 
 @app.command()
 def rejects(agency: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False,
-            limit: int = 1000) -> None:
-    """List rejected rows with their reasons."""
-    rows = service().rejects(agency, limit)
+            limit: Annotated[int, typer.Option(min=1, max=100_000, help="rows in one page")] = 1000,
+            after: Annotated[str | None, typer.Option(help="the next marker a previous page gave")] = None) -> None:
+    """List rejected rows with their reasons, a page at a time (the total and the next page's marker)."""
+    page = service().rejects(agency, limit, after)
     if as_json:
-        emit(rows)
+        emit(page)
         return
-    table = Table("agency", "source", "line", "reason", "message")
-    for r in rows:
-        table.add_row(r["agency"], r["source"], str(r["line"]), r["reason"], r["message"])
-    out.print(table)
+    for source, rows in itertools.groupby(page["rejects"], key=lambda r: (r["agency"], r["source"])):
+        out.print(f"{source[0]}: {source[1]}", markup=False, highlight=False, soft_wrap=True)
+        table = Table("line", "record", "reason", "later", "message")
+        for r in rows:
+            table.add_row(str(r["line"]), r["record"] or "-", r["reason"],
+                          "accepted" if r["accepted_later"] else "", r["message"])
+        out.print(table)
+    shown = f"{len(page['rejects']):,} of {page['total']:,} rejected rows"
+    more = (f"; the next page: credo rejects{f' --agency {agency}' if agency else ''} --after {page['next']}"
+            if page["next"] else "")
+    out.print(shown + more, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -294,7 +303,7 @@ def audit_key() -> None:
 def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Write the log out as JSON Lines (stdout by default)."""
     rows = service().export_audit()
-    text = b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows)
+    text = b"".join(orjson.dumps(named_by_id(r), default=str) + b"\n" for r in rows)
     if output:
         output.write_bytes(text)
     else:

@@ -11,7 +11,9 @@ from typing import Any
 
 import duckdb
 
-from credo.errors import Conflict, NotFound
+from credo.errors import Conflict, CredoError, NotFound
+from credo.sql import q
+from credo.times import iso
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -46,17 +48,36 @@ def revoke(con: duckdb.DuckDBPyConnection, agency: str, record_id: str, reason: 
     return int(record["resident"])
 
 
-REJECT_COLUMNS = ["batch", "agency", "source", "line", "row_text", "reason", "field", "message", "received_at"]
-REJECT_LIST = ", ".join(REJECT_COLUMNS)
-"""The rejects columns as SQL names (a constant, never data)."""
+REJECT_COLUMNS = ["batch", "agency", "source", "line", "record", "row_text", "reason", "field", "message",
+                  "received_at", "accepted_later"]
+"""What ``rejects.page`` returns for each row, in order."""
 
 
-def rejects(con: duckdb.DuckDBPyConnection, agency: str | None = None,
-            limit: int = 1000) -> list[dict[str, Any]]:
-    """Rejected rows with their source, line, the row as received, reason, field and message."""
-    rows = con.execute(f"SELECT {REJECT_LIST} FROM rejects WHERE (?::VARCHAR IS NULL OR agency = ?) "
-                       "ORDER BY batch, line LIMIT ?", [agency, agency, limit]).fetchall()
-    return [dict(zip(REJECT_COLUMNS, r, strict=True)) for r in rows]
+def rejects(con: duckdb.DuckDBPyConnection, tz: str, agency: str | None = None, limit: int = 1000,
+            after: str | None = None) -> dict[str, Any]:
+    """One page of rejected rows, oldest first: ``{"rejects", "total", "next"}``, where ``total`` counts
+    them all (of ``agency`` when given) and ``next`` is the marker the next page starts after (None
+    on the last page), so a listing never stops silently at its limit. Each row has its source, line,
+    the row as received, reason, field and message, the record it names (``AGENCY:RECORD_ID``) and
+    whether a later batch accepted that record (``accepted_later``)."""
+    batch, line = _marker(after) if after else (-1, -1)
+    params = {"agency": agency, "batch": batch, "line": line}
+    rows = con.execute(q("rejects.page"), {**params, "limit": limit + 1}).fetchall()
+    [(total,)] = con.execute(q("rejects.total"), {"agency": agency}).fetchall()
+    page = [dict(zip(REJECT_COLUMNS, r, strict=True)) for r in rows[:limit]]
+    for r in page:
+        r["received_at"] = iso(r["received_at"], tz)
+    more = len(rows) > limit
+    return {"rejects": page, "total": int(total),
+            "next": f"{page[-1]['batch']}:{page[-1]['line']}" if more and page else None}
+
+
+def _marker(text: str) -> tuple[int, int]:
+    batch, sep, line = text.strip().partition(":")
+    if not (sep and batch.isascii() and batch.isdigit() and line.isascii() and line.isdigit()):
+        raise CredoError(f"after: {text!r} is not the next marker of a rejects listing (BATCH:LINE)",
+                         code="bad_marker")
+    return int(batch), int(line)
 
 
 def records_of(con: duckdb.DuckDBPyConnection, resident: int,

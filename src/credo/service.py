@@ -160,8 +160,8 @@ class Credo:
         key = self._may_read(who, resident_id)
         return notices.for_resident(self.con, key, self.policy.tz)
 
-    def rejects(self, agency: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        return ledger.rejects(self.con, agency, limit)
+    def rejects(self, agency: str | None = None, limit: int = 1000, after: str | None = None) -> dict[str, Any]:
+        return ledger.rejects(self.con, self.policy.tz, agency, limit, after)
 
     # -- scoring and reading ----------------------------------------------------------------
     def score(self, as_of: datetime | None = None) -> int:

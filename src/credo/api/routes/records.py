@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from credo.api.auth import Allow, own_agency, runtime
 from credo.api.errors import Unprocessable, documented
-from credo.api.http import blocking, json, localise, read_body
+from credo.api.http import blocking, json, read_body
 from credo.api.runtime import Runtime
 from credo.api.schemas import BatchResultOut, RecordRow, RevokeIn
 from credo.ids import resident_id_from_key
@@ -104,9 +104,12 @@ def revoke(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATO
 @router.get("/rejects", openapi_extra=AGENCY_OR_OPERATOR.openapi, responses=AGENCY_OR_OPERATOR.responses)
 def rejects(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)],
             agency: Annotated[str | None, Query(description="operators: one agency's")] = None,
-            limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> Response:
-    """Rejected rows with their source, the row as received and the reason; an agency sees its own."""
+            limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+            after: Annotated[str | None, Query(description="the `next` marker of the previous page")] = None
+            ) -> Response:
+    """Rejected rows with their source, the row as received, the reason, the record they name and
+    whether it was accepted later; a page at a time, with the total and the next page's marker. An
+    agency sees its own."""
     rt = runtime(request)
     scope = own_agency(who, agency) if who.role == "agency" or agency else None
-    rows = rt.hub.call("rejects", scope, limit)
-    return json({"rejects": [localise(r, rt.index.policy.tz) for r in rows]})
+    return json(rt.hub.call("rejects", scope, limit, after))

@@ -1,0 +1,36 @@
+-- The rejects kept by ingest (sql/ingest.sql), listed a page at a time. Parameters: $agency (null:
+-- every agency), $batch and $line (the marker: the page starts after that row), $limit.
+
+-- name: total
+SELECT count(*) FROM rejects WHERE $agency::VARCHAR IS NULL OR agency = $agency
+
+-- name: page
+-- In (batch, line) order, each row naming its record by what the agency's rows are keyed by (the
+-- record_id; the population's resident_id; the telecom's phone), read from the row as received (JSON,
+-- but for a row that could not be split), and saying whether a later batch accepted that record: the
+-- ledger holds it, the registry holds the resident, or the phone is linked to the same resident.
+WITH page AS (
+    SELECT *, trim(CASE WHEN NOT json_valid(row_text) THEN NULL
+                        WHEN agency = 'population' THEN json_extract_string(row_text, '$.resident_id')
+                        WHEN agency = 'telecom' THEN json_extract_string(row_text, '$.phone')
+                        ELSE json_extract_string(row_text, '$.record_id') END) AS key
+    FROM rejects
+    WHERE ($agency::VARCHAR IS NULL OR agency = $agency) AND (batch > $batch OR (batch = $batch AND line > $line))
+    ORDER BY batch, line
+    LIMIT $limit
+)
+SELECT p.batch, p.agency, p.source, p.line, p.agency || ':' || nullif(p.key, '') AS record, p.row_text,
+       p.reason, p.field, p.message, p.received_at,
+       CASE WHEN p.agency = 'population'
+                 THEN EXISTS (SELECT 1 FROM residents x
+                              WHERE x.resident = try_cast(left(p.key, 17) AS BIGINT) AND x.batch > p.batch)
+            WHEN p.agency = 'telecom'
+                 THEN EXISTS (SELECT 1 FROM phone_links x
+                              WHERE x.phone = try_cast(p.key AS BIGINT) AND x.batch > p.batch
+                                AND x.resident = try_cast(left(trim(json_extract_string(p.row_text, '$.resident_id')),
+                                                               17) AS BIGINT))
+            ELSE EXISTS (SELECT 1 FROM ledger x WHERE x.agency = p.agency AND x.record_id = p.key
+                                                  AND x.batch > p.batch)
+       END AS accepted_later
+FROM page p
+ORDER BY p.batch, p.line
