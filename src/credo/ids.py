@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -138,6 +139,27 @@ def resident_id_from_key(key: int) -> str:
         raise ValueError(f"resident key out of range: {key}")
     first17 = f"{key:017d}"
     return first17 + check_char(first17)
+
+
+def resident_principal(key: int) -> str:
+    """The name of a resident's principal (their tokens and sessions): by the 18-character ID."""
+    return f"resident:{resident_id_from_key(key)}"
+
+
+_KEY_NAMED = re.compile(r"resident:([0-9]{17})")
+"""A resident principal named by the 17-digit key, as resident tokens were named before."""
+
+
+def named_by_id(row: dict[str, Any]) -> dict[str, Any]:
+    """An output row (an audit entry) with residents named by their 18-character ID: its ``resident``
+    key, and a ``principal`` named by a key; the stored row (and so its hash) is left as it is."""
+    out = dict(row)
+    if isinstance(out.get("resident"), int):
+        out["resident"] = resident_id_from_key(out["resident"])
+    found = _KEY_NAMED.fullmatch(out["principal"]) if isinstance(out.get("principal"), str) else None
+    if found:
+        out["principal"] = resident_principal(int(found.group(1)))
+    return out
 
 
 def birth_date(resident_id: str) -> date:

@@ -126,7 +126,7 @@ def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = No
            now: datetime) -> tuple[str, Token]:
     """A new token (returned once) bound to a role and its subject (checked by ``check_subject``)."""
     token = "credo_" + secrets.token_urlsafe(32)
-    name = f"{role}:{agency or provider or resident or secrets.token_hex(3)}"
+    name = _name(role, resident, f"{role}:{agency or provider or secrets.token_hex(3)}")
     number = next_id(con, "principals", "id")
     con.execute("INSERT INTO principals (token_hash, role, agency, provider, resident, label, created_at, id, "
                 "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -155,7 +155,8 @@ def listing(con: duckdb.DuckDBPyConnection, now: datetime, tz: str) -> list[dict
         "r.revoked_at, r.principal FROM principals p LEFT JOIN token_revocations r ON r.id = p.id "
         "ORDER BY p.id").fetchall()
     out: list[dict[str, object]] = []
-    for number, name, role, agency, provider, resident, created, expires, revoked_at, revoked_by in rows:
+    for number, label, role, agency, provider, resident, created, expires, revoked_at, revoked_by in rows:
+        name = _name(str(role), resident if resident is None else int(resident), str(label))
         state = "revoked" if revoked_at else ("expired" if expires is not None and now >= expires else "active")
         out.append({"id": number, "principal": name, "role": role, "agency": agency, "provider": provider,
                     "resident_id": None if resident is None else ids.resident_id_from_key(int(resident)),
@@ -170,11 +171,17 @@ def end_session(con: duckdb.DuckDBPyConnection, session: str, *, until: int, now
     con.execute("INSERT INTO ended_sessions VALUES (?, ?, ?)", [session, now, until])
 
 
+def _name(role: str, resident: int | None, label: str) -> str:
+    """A principal's name: a resident's by the 18-character ID, also for a token made when residents
+    were named by the 17-digit key; any other's as stored."""
+    return ids.resident_principal(resident) if role == "resident" and resident is not None else label
+
+
 def _row_token(row: tuple[object, ...]) -> Token:
     _, role, agency, provider, resident, label, number, expires = row
-    who = Principal(str(label), str(role), agency if agency is None else str(agency),
-                    provider if provider is None else str(provider),
-                    resident if resident is None else int(str(resident)))
+    key = resident if resident is None else int(str(resident))
+    who = Principal(_name(str(role), key, str(label)), str(role), agency if agency is None else str(agency),
+                    provider if provider is None else str(provider), key)
     assert expires is None or isinstance(expires, datetime)
     return Token(int(str(number)), who, expires)
 

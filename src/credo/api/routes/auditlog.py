@@ -15,7 +15,7 @@ from credo.api.auth import Allow, own_resident, runtime
 from credo.api.errors import documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
-from credo.ids import resident_id_from_key
+from credo.ids import named_by_id, resident_id_from_key
 from credo.principals import Principal
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -39,7 +39,7 @@ def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: A
         own_resident(who, resident_id)
     rows = rt.hub.call("audit_page", who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
     tz = rt.index.policy.tz
-    out = [localise({**r, "resident": r["resident"] and resident_id_from_key(r["resident"])}, tz)
+    out = [localise(named_by_id(r), tz)
            for r in rows]
     return json({"entries": out, "next_after": rows[-1]["seq"] if len(rows) == limit else None})
 
