@@ -70,7 +70,6 @@ ALLOWED: dict[str, dict[str, str]] = {
         "whens": "CASE branches over the feed's fixed columns",
     },
     "ledger.py": {
-        "REJECT_LIST": "the rejects table's columns, a constant",
         "where": "' AND l.agency = ?' or '' (the agency is a bound parameter)",
     },
     "notices.py": {
