@@ -63,7 +63,7 @@ def test_cli_token_and_audit_export_name_the_resident_by_id(tmp_path: Path, monk
     city(tmp_path).close()
     db = tmp_path / "city.duckdb"
     made = run(db, "token", "create", "--role", "resident", "--resident", LI.lower())
-    assert f"token for resident:{LI} (role resident)" in made.stderr
+    assert f"for resident:{LI} (role resident)" in made.stderr
     run(db, "standing", LI)
     listed = json.loads(run(db, "token", "list", "--json").stdout)
     assert [t["principal"] for t in listed if t["role"] == "resident"] == [f"resident:{LI}"]
