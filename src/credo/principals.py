@@ -35,6 +35,7 @@ import duckdb
 
 from credo import ids
 from credo.errors import Conflict, CredoError, NotFound, Unauthorized
+from credo.sql import q
 from credo.store import next_id
 from credo.times import iso, parse_when
 
@@ -43,8 +44,6 @@ SUBJECTS = ("agency", "provider", "resident")
 """The roles bound to one subject, each named by the field of the same name."""
 
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})([hd])$")
-_LIVE = ("SELECT token_hash, role, agency, provider, resident, label, id, expires_at FROM principals "
-         "WHERE id NOT IN (SELECT id FROM token_revocations)")
 
 
 def a_role(role: str) -> str:
@@ -128,32 +127,26 @@ def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = No
     token = "credo_" + secrets.token_urlsafe(32)
     name = _name(role, resident, f"{role}:{agency or provider or secrets.token_hex(3)}")
     number = next_id(con, "principals", "id")
-    con.execute("INSERT INTO principals (token_hash, role, agency, provider, resident, label, created_at, id, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_hash(token), role, agency, provider, resident, name, now, number, expires_at])
+    con.execute(q("principals.insert"), [_hash(token), role, agency, provider, resident, name, now, number, expires_at])
     return token, Token(number, Principal(name, role, agency, provider, resident), expires_at)
 
 
 def revoke(con: duckdb.DuckDBPyConnection, number: int, *, principal: str, now: datetime) -> Principal:
     """Append the revocation of token ``number``; whom it named. Refused when unknown or already revoked."""
-    rows = con.execute("SELECT label, role, (SELECT count(*) FROM token_revocations r WHERE r.id = p.id) "
-                       "FROM principals p WHERE id = ?", [number]).fetchall()
+    rows = con.execute(q("principals.one"), [number]).fetchall()
     if not rows:
         raise NotFound(f"no token {number}", code="unknown_token", details={"id": number})
     name, role, revoked = rows[0]
     if revoked:
         raise Conflict(f"token {number} ({name}) is already revoked", code="already_revoked",
                        details={"id": number})
-    con.execute("INSERT INTO token_revocations VALUES (?, ?, ?)", [number, now, principal])
+    con.execute(q("principals.revoke"), [number, now, principal])
     return Principal(str(name), str(role))
 
 
 def listing(con: duckdb.DuckDBPyConnection, now: datetime, tz: str) -> list[dict[str, object]]:
     """Every token ever made, without its secret (nor its hash), with its state at ``now``."""
-    rows = con.execute(
-        "SELECT p.id, p.label, p.role, p.agency, p.provider, p.resident, p.created_at, p.expires_at, "
-        "r.revoked_at, r.principal FROM principals p LEFT JOIN token_revocations r ON r.id = p.id "
-        "ORDER BY p.id").fetchall()
+    rows = con.execute(q("principals.listing")).fetchall()
     out: list[dict[str, object]] = []
     for number, label, role, agency, provider, resident, created, expires, revoked_at, revoked_by in rows:
         name = _name(str(role), resident if resident is None else int(resident), str(label))
@@ -168,7 +161,7 @@ def listing(con: duckdb.DuckDBPyConnection, now: datetime, tz: str) -> list[dict
 def end_session(con: duckdb.DuckDBPyConnection, session: str, *, until: int, now: datetime) -> None:
     """Append a signed-out web session (its nonce), kept until ``until`` (seconds since the epoch, the
     cookie's own expiry: after it the cookie is refused anyway)."""
-    con.execute("INSERT INTO ended_sessions VALUES (?, ?, ?)", [session, now, until])
+    con.execute(q("principals.end_session"), [session, now, until])
 
 
 def _name(role: str, resident: int | None, label: str) -> str:
@@ -196,8 +189,8 @@ class Directory:
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> Directory:
-        tokens = [(str(r[0]), _row_token(r)) for r in con.execute(_LIVE).fetchall()]
-        ended = con.execute("SELECT session FROM ended_sessions WHERE until > ?", [int(time.time())]).fetchall()
+        tokens = [(str(r[0]), _row_token(r)) for r in con.execute(q("principals.live")).fetchall()]
+        ended = con.execute(q("principals.ended"), [int(time.time())]).fetchall()
         return cls(tokens, frozenset(str(s) for (s,) in ended))
 
     def authenticate(self, token: str, clock: Callable[[], datetime]) -> Principal:
@@ -226,7 +219,7 @@ class Directory:
 def authenticate(con: duckdb.DuckDBPyConnection, token: str, clock: Callable[[], datetime]) -> Principal:
     """One token checked against the store itself (no directory), by the same rules."""
     digest = _hash(token)
-    rows = con.execute(_LIVE + " AND token_hash = ?", [digest]).fetchall()
+    rows = con.execute(q("principals.live_by_hash"), [digest]).fetchall()
     found = _row_token(rows[0]) if rows else None
     if found is None or not hmac.compare_digest(str(rows[0][0]), digest) or not found.live(clock):
         raise Unauthorized("unknown, revoked or expired token")
