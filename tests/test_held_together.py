@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from credo import decisions, governance, scoring, standing
 from credo import policy as policies
+from credo.engines.duckdb import DuckDBGovernance
 from credo.sql import statements
 from credo.store import connect
 from tests.reference import City
@@ -52,8 +53,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyC
 def _sql_outcomes(con: duckdb.DuckDBPyConnection, t: datetime) -> dict[tuple[int, str], tuple[str, tuple[str, ...]]]:
     """(resident, action) -> (decision, benefits) as the governance SQL sees them."""
     with governance._session(con) as cur:
-        seam = governance.DuckDBGovernance(cur, governance.Params())
-        seam.capture(POLICY_MEASURED, t, 0, governance.WHATIF_CAPTURES)
+        seam = DuckDBGovernance(cur, governance.Params().table())
+        seam.capture(governance.policy_tables(POLICY_MEASURED), t, 0, governance.WHATIF_CAPTURES)
         seam.steps(["denials"])
         denied = {(r, a) for r, a in cur.execute("SELECT resident, action FROM denials WHERE side = 0").fetchall()}
         granted = cur.execute(

@@ -8,12 +8,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credo import scoring
 from credo import standing as standings
+from credo.engines.base import EngineError
+from credo.engines.duckdb import DuckDBScoring
+from credo.errors import CredoError
+from credo.sql import statements
 from credo.store import connect, transaction
 from tests.reference import City, ObjectionStep, Record, Revocation, event_instants, standing
 from tests.scoring_city import (
@@ -150,3 +155,24 @@ def test_a_scope_of_unregistered_residents_writes_nothing(store: duckdb.DuckDBPy
         assert scoring.rescore(store, SUSPEND, datetime(2024, 1, 1), [42]) == 0
         assert scoring.rescore(store, SUSPEND, datetime(2024, 1, 1), []) == 0
     assert stored(store) == ([], [])
+
+
+@pytest.mark.parametrize("scope", [None, [11010519800101001]], ids=["full", "scoped"])
+def test_a_broken_step_names_itself_and_shows_its_sql(store: duckdb.DuckDBPyConnection,
+                                                      scope: list[int] | None) -> None:
+    """A step the engine cannot run fails as one error that names the step and shows its SQL (here
+    the policy's list table lacks a column ``hits`` reads; on a full run ``hits`` is kept, on a scoped
+    one it is a view, and both fail the same way)."""
+    write(store, City([11010519800101001]))
+    tables = SUSPEND.tables()
+    tables["p_type_lists"] = tables["p_type_lists"].drop_columns(["grace_days"])
+    engine = DuckDBScoring(store)
+    with pytest.raises(EngineError) as caught:
+        engine.bind(tables, datetime(2024, 1, 1), None if scope is None else np.array(scope))
+    engine.release()
+    err = caught.value
+    assert isinstance(err, CredoError)
+    assert (err.engine, err.step, err.code, err.status) == ("duckdb", "hits", "engine_failed", 500)
+    assert str(err).startswith("duckdb failed at step hits: Binder Error")
+    assert "grace_days" in str(err).splitlines()[0]
+    assert str(err).endswith(statements("score")["hits"])

@@ -48,7 +48,7 @@ def duckdb_outputs(con: duckdb.DuckDBPyConnection, policy: Policy, city: City, t
 
 @dataclass
 class SparkRun:
-    """Scores a city on Spark from a Parquet export of the store (the seam's own export)."""
+    """Scores a city on Spark from a Parquet export of the store (the one ``credo score --engine spark`` makes)."""
 
     spark: Any
     con: duckdb.DuckDBPyConnection
@@ -58,8 +58,8 @@ class SparkRun:
         from credo.engines import spark as seam
 
         write(self.con, city)
-        engine = seam.SparkScoring(self.spark)
-        engine.bind(policy.tables(), t, seam.export(self.con, self.folder))
+        engine = seam.SparkScoring(self.spark, scoring.export(self.con, self.folder))
+        engine.bind(policy.tables(), t)
         return {name: engine.arrow(name) for name in ("scored", "hits", "explained")}
 
 

@@ -41,22 +41,21 @@ ALLOWED: dict[str, dict[str, str]] = {
     "backup.py": {
         "table": "a table name from the store's catalogue (information_schema), an identifier",
     },
+    "engines/base.py": {
+        "output": "an output view of the pipeline (scored, hits, explained), from code",
+        "order": "an ORDER BY clause given as a literal by credo.scoring",
+    },
     "engines/duckdb.py": {
         "DUCKDB_MACROS": "a module constant: the ADD_DURATION macro's SQL",
-        "name": "a pipeline step's name: a key of statements('score') or of the fixed input names",
+        "name": "a pipeline step's name: a key of statements('score'), an input or a governance step",
         "kept": "the kept table of a pipeline step (_kept(name))",
-        "sql": "a step's SQL text from the .sql files (statements / q)",
-        "output": "an output view of the pipeline (scored, hits, explained), from code",
-        "where": "an ORDER BY clause given as a literal by credo.scoring",
+        "sql": "a step's SQL text from the .sql files (statements / q), passed by credo.engines.base",
+        "target": "gov_NAME: the temporary table of a governance capture, NAME from code",
     },
     "engines/spark.py": {
-        "name": "a pipeline step's name: a key of statements('score') or of the fixed input names",
-        "sql": "a step's SQL text from the .sql files",
-    },
-    "governance.py": {
-        "sql": "a capture statement's text, q('governance.capture_NAME')",
-        "target": "gov_NAME: the temporary table of a capture, NAME from code",
-        "name": "a step's name, from the code's list of governance steps",
+        "name": "a pipeline step's name: a key of statements('score'), an input or a governance step",
+        "sql": "a step's SQL text from the .sql files, translated, passed by credo.engines.base",
+        "output": "an output view of the pipeline (scored, hits), from credo.scoring.OUTPUTS",
     },
     "index.py": {
         "where": "'r.resident IN (SELECT resident FROM scope_in) AND' or '' (scope as a registered table)",
@@ -76,7 +75,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "statement": "one statement of a named script, q(ref).split(';')",
     },
     "scoring.py": {
-        "output": "an output of the pipeline (seam.OUTPUTS keys), from code",
+        "output": "an output of the pipeline (OUTPUTS keys), from code",
     },
     "store.py": {
         "MIGRATIONS": "the numbered schema migrations, module constants",

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from credo import scoring
+from credo.engines.base import EngineError
 from credo.engines.dialect import DUCKDB_MACROS, to_spark
 from credo.sql import statements
 from credo.store import connect, transaction
@@ -125,11 +126,28 @@ def test_a_ledger_in_a_lake_is_scored_without_duckdb(spark: Any, store: duckdb.D
 
 
 @pytest.mark.spark
+def test_a_broken_step_on_spark_names_itself_and_shows_its_sql(spark: Any, store: duckdb.DuckDBPyConnection,
+                                                               tmp_path: Path) -> None:
+    """As on DuckDB: the step is named and the SQL shown is the text Spark ran, translated."""
+    from credo.engines.spark import SparkScoring
+
+    tables = SUSPEND.tables()
+    tables["p_type_lists"] = tables["p_type_lists"].drop_columns(["grace_days"])
+    engine = SparkScoring(spark, scoring.export(store, tmp_path / "in"))
+    with pytest.raises(EngineError) as caught:
+        engine.bind(tables, T)
+    err = caught.value
+    assert (err.engine, err.step, err.code) == ("spark", "hits", "engine_failed")
+    assert "grace_days" in str(err).splitlines()[0]
+    assert str(err).endswith(to_spark(statements("score")["hits"]))
+
+
+@pytest.mark.spark
 def test_credo_score_engine_spark(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's entry point: the store's policy in force, its ledger (or the lake named by
     ``CREDO_SPARK_LAKE``), the standings stored."""
     from credo import policy as policies
-    from credo.engines.spark import score_with_spark
+    from credo.scoring import score_with_spark
     from credo.service import Credo
     from tests.scoring_city import POLICY
 

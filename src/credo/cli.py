@@ -188,7 +188,7 @@ def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
     credo = service()
     when = credo.when(as_of)
     if engine == "spark":
-        from credo.engines.spark import score_with_spark
+        from credo.scoring import score_with_spark
 
         n = score_with_spark(credo, when)
     elif engine == "duckdb":

@@ -22,30 +22,29 @@ that can cause the outcome and that the flagged group holds more often than the 
 Nothing is written: the reports run on a cursor of their own, inside a transaction that is
 always rolled back, with temporary tables only. The store, its standings included, is exactly as
 before, and both captures read the same snapshot even while ingest commits. On Spark the same SQL
-(translated by sqlglot) runs over the lake, or one snapshot of the store exported as Parquet.
+(translated by sqlglot) runs over the lake, or one snapshot of the store exported as Parquet. The
+engines' side of this (``credo.engines.base.Reports``, on DuckDB and on Spark) is theirs; here is
+only which runs to capture, which steps and reports to read, and what the rows mean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from credo import ids, settings
-from credo.engines.dialect import to_spark
-from credo.engines.duckdb import DuckDBScoring
+from credo import ids, scoring, settings
+from credo.engines.base import Reports
+from credo.engines.duckdb import DuckDBGovernance
+from credo.engines.spark import SparkGovernance, session
 from credo.errors import CredoError, PolicyInvalid
 from credo.policy import Policy
-from credo.sql import q
 from credo.times import iso
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
 
 IN_FORCE, PROPOSED = 0, 1
 """The ``side`` of a captured relation: which policy it was computed under."""
@@ -91,123 +90,27 @@ def lists_table(policy: Policy) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema([("list", pa.string()), ("kind", pa.string())]))
 
 
-class Governance(Protocol):
-    """What the reports need of an engine: capture scoring runs, build the steps, read a report."""
-
-    def capture(self, policy: Policy, as_of: datetime, side: int, names: Sequence[str]) -> None: ...
-
-    def steps(self, names: Sequence[str]) -> None: ...
-
-    def rows(self, report: str) -> list[Row]: ...
-
-
-class DuckDBGovernance:
-    """The reports' seam on DuckDB, over the scoring seam: capture runs, build steps, read reports."""
-
-    def __init__(self, cur: duckdb.DuckDBPyConnection, params: Params) -> None:
-        self.cur = cur
-        self._made: set[str] = set()
-        cur.register("params_in", params.table())
-
-    def capture(self, policy: Policy, as_of: datetime, side: int, names: Sequence[str]) -> None:
-        """Bind the scoring pipeline with ``policy`` at ``as_of`` and keep its outputs under ``side``."""
-        DuckDBScoring(self.cur).bind(policy.tables(), as_of, None)
-        self.cur.register("p_lists", lists_table(policy))
-        for name in names:
-            sql = q(f"governance.capture_{name}")
-            target = f"gov_{name}"
-            if target in self._made:
-                self.cur.execute(f"INSERT INTO {target} SELECT ?, c.* FROM ({sql}) c", [side])
-            else:
-                self.cur.execute(f"CREATE TEMP TABLE {target} AS SELECT CAST(? AS INTEGER) AS side, c.* "
-                                 f"FROM ({sql}) c", [side])
-                self._made.add(target)
-
-    def steps(self, names: Sequence[str]) -> None:
-        """Materialise the named steps in order: each is read by several reports."""
-        for name in names:
-            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {q(f'governance.{name}')}")
-
-    def rows(self, report: str) -> list[Row]:
-        """A report's rows as dicts; sums come back as Python ints (DuckDB sums integers as HUGEINT)."""
-        cur = self.cur.execute(q(f"governance.{report}"))
-        names = [d[0] for d in cur.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-PROPAGATION = "spark.sql.constraintPropagation.enabled"
-
-
-class SparkGovernance:
-    """The same seam on Spark, over ``credo.engines.spark``: the same SQL, translated by sqlglot.
-
-    A capture is checkpointed (computed and kept, its lineage cut) as it is made: rebinding the
-    pipeline for the other policy uncaches that run's shared steps, and Spark drops every cache
-    built on an uncached view with it, which made each report recompute both scoring runs.
-    Constraint propagation is off while the seam is open: on the union of the two sides'
-    checkpoints it fails inside Spark 4.0's optimiser (``key not found: score#…``).
-    """
-
-    def __init__(self, spark: SparkSession, sources: dict[str, str], params: Params) -> None:
-        from credo.engines.spark import SparkScoring
-
-        self.spark, self.sources = spark, sources
-        self.scoring = SparkScoring(spark)
-        self._captured: dict[str, DataFrame] = {}
-        self._steps: list[str] = []
-        self._propagation = spark.conf.get(PROPAGATION) or "true"
-        spark.conf.set(PROPAGATION, "false")
-        spark.createDataFrame(params.table()).createOrReplaceTempView("params_in")
-
-    def capture(self, policy: Policy, as_of: datetime, side: int, names: Sequence[str]) -> None:
-        self.scoring.bind(policy.tables(), as_of, self.sources, keep=True)
-        self.spark.createDataFrame(lists_table(policy)).createOrReplaceTempView("p_lists")
-        for name in names:
-            frame = self.spark.sql(f"SELECT CAST(:side AS INT) AS side, c.* "
-                                   f"FROM ({to_spark(q(f'governance.capture_{name}'))}) c",
-                                   args={"side": side}).localCheckpoint()
-            if name in self._captured:
-                frame = self._captured[name].unionByName(frame)
-            self._captured[name] = frame
-            frame.createOrReplaceTempView(f"gov_{name}")
-
-    def steps(self, names: Sequence[str]) -> None:
-        for name in names:
-            self.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {to_spark(q(f'governance.{name}'))}")
-            self.spark.catalog.cacheTable(name)
-            self._steps.append(name)
-
-    def rows(self, report: str) -> list[Row]:
-        return [row.asDict() for row in self.spark.sql(to_spark(q(f"governance.{report}"))).collect()]
-
-    def release(self) -> None:
-        """Free what the run cached: the session outlives it (one per process). Checkpointed
-        captures go with their frames, when the context's cleaner collects them."""
-        for name in self._steps:
-            self.spark.catalog.uncacheTable(name)
-        self.scoring.release()
-        self._captured.clear()
-        self.spark.conf.set(PROPAGATION, self._propagation)
+def policy_tables(policy: Policy) -> dict[str, pa.Table]:
+    """A capture's inputs: the policy's tables and its lists' kinds (``p_lists``)."""
+    return {**policy.tables(), "p_lists": lists_table(policy)}
 
 
 ENGINES = ("duckdb", "spark")
 
 
 @contextmanager
-def _seam(con: duckdb.DuckDBPyConnection, engine: str, params: Params) -> Iterator[Governance]:
+def _seam(con: duckdb.DuckDBPyConnection, engine: str, params: Params) -> Iterator[Reports]:
     """The reports' engine: DuckDB on the store itself, or Spark on the lake or a snapshot of it."""
     if engine == "duckdb":
         with _session(con) as cur:
-            yield DuckDBGovernance(cur, params)
+            yield DuckDBGovernance(cur, params.table())
     elif engine == "spark":
-        from credo.engines import spark
-
-        with spark.inputs(con, settings.get("CREDO_SPARK_LAKE") or None) as (sources, _):
-            seam = SparkGovernance(spark.session(), sources, params)
+        with scoring.snapshot(con, settings.get("CREDO_SPARK_LAKE") or None) as (sources, _):
+            seam = SparkGovernance(session(), sources, params.table())
             try:
                 yield seam
             finally:
-                seam.release()
+                seam.close()
     else:
         raise CredoError(f"engine must be one of {', '.join(ENGINES)}", code="bad_engine")
 
@@ -245,8 +148,8 @@ def whatif(con: duckdb.DuckDBPyConnection, in_force: Policy, proposed: Policy, a
     """The impact at ``as_of`` of replacing ``in_force`` by ``proposed``; nothing is applied or stored."""
     _require_same_zone(in_force, proposed)
     with _seam(con, engine, Params(sample=sample)) as seam:
-        seam.capture(in_force, as_of, IN_FORCE, WHATIF_CAPTURES)
-        seam.capture(proposed, as_of, PROPOSED, WHATIF_CAPTURES)
+        seam.capture(policy_tables(in_force), as_of, IN_FORCE, WHATIF_CAPTURES)
+        seam.capture(policy_tables(proposed), as_of, PROPOSED, WHATIF_CAPTURES)
         seam.steps(WHATIF_STEPS)
         got = {name: seam.rows(f"whatif_{name}") for name in (
             "grades", "transitions", "lists", "list_samples", "denials", "benefits",
@@ -341,7 +244,7 @@ def fairness(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *,
              engine: str = "duckdb") -> dict[str, Any]:
     """Outcomes under ``policy`` at ``as_of`` by district, sex and age band, with four-fifths flags."""
     with _seam(con, engine, Params(threshold=threshold, min_group=min_group)) as seam:
-        seam.capture(policy, as_of, IN_FORCE, FAIRNESS_CAPTURES)
+        seam.capture(policy_tables(policy), as_of, IN_FORCE, FAIRNESS_CAPTURES)
         seam.steps(FAIRNESS_STEPS)
         got = {name: seam.rows(f"fairness_{name}") for name in ("counts", "groups", "grades", "drivers")}
     return fairness_report(got, policy, as_of, min_group=min_group, threshold=threshold, drivers=drivers)

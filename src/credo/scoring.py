@@ -5,22 +5,36 @@ SQL over the same inputs; only the scope differs, which is why they agree
 (and a property test holds them to it). Standings are stored with the time
 they were computed for and the policy version, and are recomputed before
 being served past their ``changes_at``.
+
+This is the orchestration around the engines (``credo.engines``), which know nothing of the store's
+meaning: which residents a run covers, where standings are stored, and for Spark which snapshot it
+reads (the lake's Parquet, or an export of the store) and how its standings come back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset
 
+from credo import settings
+from credo.engines import spark as seam
+from credo.engines.base import SOURCES
 from credo.engines.duckdb import DuckDBScoring, unordered
 from credo.policy import Policy
+from credo.sql import q
 from credo.store import transaction
+
+OUTPUTS = {"scored": "standings", "hits": "standing_hits"}
+"""A Spark run's output -> the folder it is written to, under the run's output folder."""
 
 
 def _engine(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
@@ -88,6 +102,36 @@ def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
     return out
 
 
+def export(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str]:
+    """Write the store's scoring inputs to Parquet files in ``folder``; name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in SOURCES:
+        path = folder / f"{name}.parquet"
+        con.execute(f"COPY ({q(f'spark.{name}')}) TO ? (FORMAT parquet)", [str(path)])
+        paths[name] = str(path)
+    return paths
+
+
+def lake_sources(lake: str) -> dict[str, str]:
+    """The input paths of a data lake folder (a local path or a URI Spark can read)."""
+    base = lake.rstrip("/")
+    return {name: f"{base}/{name}" for name in SOURCES}
+
+
+@contextmanager
+def snapshot(con: duckdb.DuckDBPyConnection, lake: str | None) -> Iterator[tuple[dict[str, str], str]]:
+    """A Spark run's Parquet sources and the folder its outputs go to: the lake's own, or else one
+    snapshot of the store exported to a temporary folder that lives as long as the run."""
+    with tempfile.TemporaryDirectory(prefix="credo-spark-") as tmp:
+        if lake:
+            yield lake_sources(lake), lake.rstrip("/")
+            return
+        with transaction(con):  # one snapshot of the four tables
+            sources = export(con, Path(tmp) / "in")
+        yield sources, f"{tmp}/out"
+
+
 def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *,
                      lake: str | None = None, spark: Any = None) -> int:
     """Recompute everyone's standing on Spark and store them, replacing the tables whole.
@@ -97,23 +141,40 @@ def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
     ``standing_hits/``), else a snapshot of the store exported for the run. The store changes in
     one transaction at the end, so a failed job leaves the old standings in place.
     """
-    from credo.engines import spark as seam
-
-    with seam.inputs(con, lake) as (sources, out):
-        engine = seam.SparkScoring(spark if spark is not None else seam.session())
-        engine.bind(policy.tables(), as_of, sources, keep=True)
+    with snapshot(con, lake) as (sources, out):
+        engine = seam.SparkScoring(spark if spark is not None else seam.session(), sources, keep=True)
+        engine.bind(policy.tables(), as_of)
         try:
-            for output, folder in seam.OUTPUTS.items():
+            for output, folder in OUTPUTS.items():
                 engine.write(output, f"{out}/{folder}")
         finally:
             engine.release()
         readable = out.replace("s3a://", "s3://", 1)  # Spark's name for S3; pyarrow's is s3://
-        for output, folder in seam.OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
+        for output, folder in OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
             con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
             con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
         with transaction(con), unordered(con):
             write_standings(con, policy, as_of, full=True)
         count = int(con.execute("SELECT count(*) FROM scored").fetchall()[0][0])
-        for output in seam.OUTPUTS:
+        for output in OUTPUTS:
             con.unregister(f"spark_{output}")
         return count
+
+
+class _Service(Protocol):
+    """What ``score_with_spark`` needs of ``credo.service.Credo`` (named here, not imported)."""
+
+    con: duckdb.DuckDBPyConnection
+
+    @property
+    def policy(self) -> Policy: ...
+
+
+def score_with_spark(credo: _Service, when: datetime) -> int:
+    """``credo score --engine spark``: score everyone on Spark and load the standings into the store.
+
+    Reads the lake named by ``CREDO_SPARK_LAKE`` when set (standings are written back under it),
+    else a Parquet export of the store. Returns the number of standings written.
+    """
+    lake = settings.get("CREDO_SPARK_LAKE") or None
+    return rescore_on_spark(credo.con, credo.policy, when, lake=lake)

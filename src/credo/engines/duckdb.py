@@ -8,20 +8,21 @@ differs is only which steps are computed once and kept as temporary tables behin
 * a scoped run (a batch's residents, one resident's page) keeps its residents and its slice of
   the ledger, so the store's tables are scanned once per run and every step after that works on
   a few rows, and the records' ``state``.
+
+The governance reports run here too (``DuckDBGovernance``), on a cursor the caller owns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
+from credo.engines.base import Engine, Reports
 from credo.engines.dialect import DUCKDB_MACROS
-from credo.sql import q, statements
 
 KEPT_FULL = ("marks", "hits")
 """Steps a full run computes once and keeps (see the module docstring)."""
@@ -48,35 +49,16 @@ def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("SET preserve_insertion_order = ?", [old])
 
 
-class DuckDBScoring:
+class DuckDBScoring(Engine):
     """Binds the pipeline's inputs on a connection, then serves its outputs by name."""
+
+    name = "duckdb"
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
-    def bind(self, tables: dict[str, pa.Table], as_of: datetime, scope: np.ndarray | None) -> None:
-        con = self.con
-        self.release()
-        con.execute(DUCKDB_MACROS)
-        for name, table in tables.items():
-            con.register(name, table)
-        con.register("clock_in", pa.table({"t": pa.array([as_of], pa.timestamp("us"))}))
-        if scope is not None:
-            con.register("scope_in", pa.table({"resident": pa.array(scope, pa.int64())}))
-        which = "all" if scope is None else "scoped"
-        inputs = {
-            "residents_in": q(f"inputs.residents_{which}"),
-            "ledger_in": q(f"inputs.ledger_{which}"),
-            "revocations_in": q(f"inputs.revocations_{which}"),
-            "disputes_in": q(f"inputs.disputes_{which}"),
-        }
-        kept_steps = KEPT_FULL if scope is None else KEPT_SCOPED
-        for name, sql in [*inputs.items(), *statements("score").items()]:
-            if name in kept_steps:
-                kept = _kept(name)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS {sql}")
-                sql = f"SELECT * FROM {kept}"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+    def kept(self, scoped: bool) -> tuple[str, ...]:
+        return KEPT_SCOPED if scoped else KEPT_FULL
 
     def release(self) -> None:
         """Drop any kept step's table, of this bind or an earlier one (the next bind replaces the views)."""
@@ -84,5 +66,43 @@ class DuckDBScoring:
             kept = _kept(name)
             self.con.execute(f"DROP TABLE IF EXISTS {kept}")
 
-    def arrow(self, output: str, where: str = "") -> pa.Table:
-        return self.con.sql(f"SELECT * FROM {output} {where}").to_arrow_table()
+    def _prepare(self) -> None:
+        self.con.execute(DUCKDB_MACROS)
+
+    def _register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def _view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def _keep(self, name: str, sql: str) -> None:
+        kept = _kept(name)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS {sql}")
+        self._view(name, f"SELECT * FROM {kept}")
+
+    def _fetch(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        """Rows as dicts; sums come back as Python ints (DuckDB sums integers as HUGEINT)."""
+        cur = self.con.execute(sql)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class DuckDBGovernance(DuckDBScoring, Reports):
+    """The governance reports on DuckDB, on a cursor the caller owns (everything made is temporary)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, params: pa.Table) -> None:
+        super().__init__(cur)
+        self._made: set[str] = set()
+        self._register("params_in", params)
+
+    def _capture(self, name: str, sql: str, side: int) -> None:
+        target = f"gov_{name}"
+        if target in self._made:
+            self.con.execute(f"INSERT INTO {target} SELECT ?, c.* FROM ({sql}) c", [side])
+        else:
+            self.con.execute(f"CREATE TEMP TABLE {target} AS SELECT CAST(? AS INTEGER) AS side, c.* "
+                             f"FROM ({sql}) c", [side])
+            self._made.add(target)

@@ -4,10 +4,10 @@ Why Spark at all: a city fits one machine, a country does not. The ledger a coun
 data lake is scored where it lies, by the same named steps DuckDB runs (``credo.sql`` score.sql,
 translated by ``credo.engines.dialect.to_spark``), so a second copy of the rules can never drift.
 
-Inputs are the store's tables as Parquet (``sql/spark.sql`` names the columns read): either a
-folder kept by the operator (the data lake, ``CREDO_SPARK_LAKE``: ``residents/``, ``ledger/``,
-``revocations/``, ``objection_events/``) or, when none is set, an export of the DuckDB store made
-for the run. The policy travels as its compiled tables, the clock as a one-row table.
+Inputs are Parquet sources named as the store's tables (``credo.engines.base.SOURCES``; the
+columns read are those of ``sql/spark.sql``): a data lake's folders or an export of the store,
+which the caller (``credo.scoring``) chooses. The policy travels as its compiled tables, the clock
+as a one-row table. The governance reports run here too (``SparkGovernance``).
 
 Time: the store keeps naive city wall-clock time. The session uses ``TIMESTAMP_NTZ`` as its
 timestamp type and UTC as its zone, so no value is ever shifted, ``year()`` is the city's year,
@@ -16,32 +16,22 @@ and interval arithmetic is calendar arithmetic, clamped at month ends as DuckDB 
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from credo import settings
+from credo.engines.base import Engine, Reports
 from credo.engines.dialect import to_spark
-from credo.sql import q, statements
-from credo.store import transaction
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
-SOURCES = ("residents", "ledger", "revocations", "objection_events")
-"""The store tables scoring reads, each a Parquet file or folder of that name in a lake."""
 OPTIONAL = ("revocations", "objection_events")
 """Sources a lake may lack (read as empty): a ledger with no revocation or objection yet."""
 KEPT = ("marks", "hits")
 """Steps cached for a full run: each is small and read by two later steps (as in the DuckDB seam)."""
-OUTPUTS = {"scored": "standings", "hits": "standing_hits"}
-"""Pipeline output -> the folder it is written to, under the run's output folder."""
 
 LOCAL_CONF = {
     "spark.driver.host": "127.0.0.1",
@@ -82,65 +72,27 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     return spark
 
 
-def export(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str]:
-    """Write the store's scoring inputs to Parquet files in ``folder``; name -> path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in SOURCES:
-        path = folder / f"{name}.parquet"
-        con.execute(f"COPY ({q(f'spark.{name}')}) TO ? (FORMAT parquet)", [str(path)])
-        paths[name] = str(path)
-    return paths
+class SparkScoring(Engine):
+    """Binds the pipeline's inputs in a Spark session, then serves or writes its outputs by name.
 
+    ``sources`` are the Parquet inputs by name (``SOURCES``); ``keep`` caches the steps a full run
+    shares (worth it for a city, not for a test's few rows read once)."""
 
-def lake_sources(lake: str) -> dict[str, str]:
-    """The input paths of a data lake folder (a local path or a URI Spark can read)."""
-    base = lake.rstrip("/")
-    return {name: f"{base}/{name}" for name in SOURCES}
+    name = "spark"
 
-
-@contextmanager
-def inputs(con: duckdb.DuckDBPyConnection, lake: str | None) -> Iterator[tuple[dict[str, str], str]]:
-    """A run's Parquet sources and the folder its outputs go to: the lake's own, or else one
-    snapshot of the store exported to a temporary folder that lives as long as the run."""
-    with tempfile.TemporaryDirectory(prefix="credo-spark-") as tmp:
-        if lake:
-            yield lake_sources(lake), lake.rstrip("/")
-            return
-        with transaction(con):  # one snapshot of the four tables
-            sources = export(con, Path(tmp) / "in")
-        yield sources, f"{tmp}/out"
-
-
-class SparkScoring:
-    """Binds the pipeline's inputs in a Spark session, then serves or writes its outputs by name."""
-
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
+    def __init__(self, spark: SparkSession, sources: Mapping[str, str], *, keep: bool = False) -> None:
+        self.spark, self.sources, self.keep = spark, sources, keep
         self._cached: list[str] = []
 
-    def bind(self, tables: Mapping[str, pa.Table], as_of: datetime, sources: Mapping[str, str], *,
-             keep: bool = False) -> None:
-        """Register inputs and every step as temporary views; ``keep`` caches the shared steps."""
-        spark = self.spark
-        self.release()
-        for name, path in sources.items():
+    def kept(self, scoped: bool) -> tuple[str, ...]:
+        return KEPT if self.keep and not scoped else ()
+
+    def translate(self, sql: str) -> str:
+        return to_spark(sql)
+
+    def _prepare(self) -> None:
+        for name, path in self.sources.items():
             self._source(name, path).createOrReplaceTempView(name)
-        for name, table in tables.items():
-            spark.createDataFrame(table).createOrReplaceTempView(name)
-        spark.createDataFrame(pa.table({"t": pa.array([as_of], pa.timestamp("us"))})) \
-            .createOrReplaceTempView("clock_in")
-        inputs = {
-            "residents_in": q("inputs.residents_all"),
-            "ledger_in": q("inputs.ledger_all"),
-            "revocations_in": q("inputs.revocations_all"),
-            "disputes_in": q("inputs.disputes_all"),
-        }
-        for name, sql in [*inputs.items(), *statements("score").items()]:
-            spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {to_spark(sql)}")
-            if keep and name in KEPT:
-                spark.catalog.cacheTable(name)
-                self._cached.append(name)
 
     def _source(self, name: str, path: str) -> Any:
         """A Parquet source. An optional one that does not exist reads as empty, with the store's
@@ -161,13 +113,28 @@ class SparkScoring:
             self.spark.catalog.uncacheTable(name)
         self._cached.clear()
 
-    def arrow(self, output: str) -> pa.Table:
-        """An output collected to the driver (for tests and one resident, not for a city)."""
-        return self.spark.table(output).toArrow()
+    def _register(self, name: str, table: pa.Table) -> None:
+        self.spark.createDataFrame(table).createOrReplaceTempView(name)
+
+    def _view(self, name: str, sql: str) -> None:
+        self.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {sql}")
+
+    def _keep(self, name: str, sql: str) -> None:
+        self._view(name, sql)
+        self.spark.catalog.cacheTable(name)
+        self._cached.append(name)
+
+    def _fetch(self, sql: str) -> pa.Table:
+        """Collected to the driver (for tests and one resident, not for a city)."""
+        return self.spark.sql(sql).toArrow()
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        return [row.asDict() for row in self.spark.sql(sql).collect()]
 
     def write(self, output: str, path: str) -> None:
         """An output written as Parquet by the executors, replacing what ``path`` held."""
-        self.spark.table(output).write.mode("overwrite").parquet(path)
+        self.attempt(output, f"SELECT * FROM {output}",
+                     lambda sql: self.spark.sql(sql).write.mode("overwrite").parquet(path))
 
 
 _EMPTY: dict[str, pa.Table] = {
@@ -179,22 +146,38 @@ _EMPTY: dict[str, pa.Table] = {
 }
 
 
-class _Service(Protocol):
-    """What ``score_with_spark`` needs of ``credo.service.Credo`` (named here, not imported)."""
-
-    con: duckdb.DuckDBPyConnection
-
-    @property
-    def policy(self) -> Any: ...
+PROPAGATION = "spark.sql.constraintPropagation.enabled"
 
 
-def score_with_spark(credo: _Service, when: datetime) -> int:
-    """``credo score --engine spark``: score everyone on Spark and load the standings into the store.
+class SparkGovernance(SparkScoring, Reports):
+    """The governance reports on Spark: the same SQL as on DuckDB, translated by sqlglot.
 
-    Reads the lake named by ``CREDO_SPARK_LAKE`` when set (standings are written back under it),
-    else a Parquet export of the store. Returns the number of standings written.
+    A capture is checkpointed (computed and kept, its lineage cut) as it is made: rebinding the
+    pipeline for the other policy uncaches that run's shared steps, and Spark drops every cache
+    built on an uncached view with it, which made each report recompute both scoring runs.
+    Constraint propagation is off while the seam is open: on the union of the two sides'
+    checkpoints it fails inside Spark 4.0's optimiser (``key not found: score#…``).
     """
-    from credo import scoring  # the domain's orchestration; this is only the CLI's entry point
 
-    lake = settings.get("CREDO_SPARK_LAKE") or None
-    return scoring.rescore_on_spark(credo.con, credo.policy, when, lake=lake)
+    def __init__(self, spark: SparkSession, sources: Mapping[str, str], params: pa.Table) -> None:
+        super().__init__(spark, sources, keep=True)
+        self._captured: dict[str, DataFrame] = {}
+        self._propagation = spark.conf.get(PROPAGATION) or "true"
+        spark.conf.set(PROPAGATION, "false")
+        self._register("params_in", params)
+
+    def _capture(self, name: str, sql: str, side: int) -> None:
+        frame = self.spark.sql(f"SELECT CAST(:side AS INT) AS side, c.* FROM ({sql}) c",
+                               args={"side": side}).localCheckpoint()
+        if name in self._captured:
+            frame = self._captured[name].unionByName(frame)
+        self._captured[name] = frame
+        frame.createOrReplaceTempView(f"gov_{name}")
+
+    def close(self) -> None:
+        """Free what the run cached (its steps and the last capture's shared steps): the session
+        outlives it (one per process). Checkpointed captures go with their frames, when the
+        context's cleaner collects them."""
+        self.release()
+        self._captured.clear()
+        self.spark.conf.set(PROPAGATION, self._propagation)
