@@ -56,6 +56,10 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM notices WHERE kind = 'record.added';
     """,
+    # 4: signed checkpoints of the audit log (credo.checkpoints), also kept in a file beside the database
+    """
+    CREATE TABLE audit_checkpoints (seq BIGINT, hash VARCHAR, signed_at VARCHAR, key VARCHAR, signature VARCHAR);
+    """,
 ]
 
 
