@@ -206,7 +206,7 @@ def test_a_cli_check_gives_a_receipt_signs_it_and_verify_checks_it(city: City) -
     beyond = cli(city.db, "audit", "verify", "--receipt", f"{receipt['seq'] + 5}:{receipt['hash']}")
     assert beyond.returncode == 1 and f"entry {receipt['seq'] + 1}" in beyond.stderr
     malformed = cli(city.db, "audit", "verify", "--receipt", "twelve")
-    assert malformed.returncode == 2 and "--receipt must be SEQ:HASH" in malformed.stderr
+    assert malformed.returncode == 2 and "a receipt must be SEQ:HASH" in malformed.stderr
     assert "Traceback" not in malformed.stderr
 
 
@@ -230,8 +230,13 @@ def test_server_decisions_carry_receipts_and_the_server_signs_them(city: City, w
             time.sleep(0.2)
         else:
             pytest.fail("the server did not sign its head within 15 s")
-        verified = c.get("/v1/audit/verify", headers={"Authorization": f"Bearer {city.tokens['auditor']}"})
-        assert verified.status_code == 200 and verified.json()["signing"] == "signed", verified.text
+        auditor = {"Authorization": f"Bearer {city.tokens['auditor']}"}
+        mine = f"{single['receipt']['seq']}:{single['receipt']['hash']}"
+        verified = c.get("/v1/audit/verify", headers=auditor, params={"receipt": mine})
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["signing"] == "signed" and verified.json()["receipts"][0]["ok"], verified.text
+        wrong = c.get("/v1/audit/verify", headers=auditor, params={"receipt": mine[:-1] + "x"})
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "bad_receipt"
     with duckdb.connect(str(city.db)) as con:
         logged = dict(con.execute("SELECT seq, decision_id || ' ' || hash FROM audit").fetchall())
     for a in answers:
@@ -279,3 +284,16 @@ def test_a_server_without_a_key_answers_receipts_and_signs_nothing(city: City) -
     finally:
         credo.close()
     assert v.ok and v.signing == "unsigned"
+
+
+def test_a_line_of_the_file_that_is_not_a_checkpoint_fails_the_verdict(signed: tuple[Path, int]) -> None:
+    db, _ = signed
+    with checkpoints.checkpoint_path(db).open("ab") as f:
+        f.write(b'{"seq": "7", "hash": "h", "signed_at": "t", "key": "k", "signature": "s"}\n')
+    con = connect(db)
+    try:
+        verdict = checkpoints.verify(con, db)
+    finally:
+        con.close()
+    problem = verdict.problem or ""
+    assert not verdict.ok and "line 4 of" in problem and "is not a checkpoint" in problem

@@ -266,7 +266,7 @@ class Journal:
             return False
         os.rename(self.path, self.sealed_path)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        _sync_folder(self.path.parent)  # both names durable before an entry is acknowledged in the new file
+        sync_folder(self.path.parent)  # both names durable before an entry is acknowledged in the new file
         os.close(self._fd)
         self._fd, self._size = fd, 0
         self._sealed, self._pending, self.rows = self._pending, [], 0
@@ -310,7 +310,7 @@ def sealed_path(path: Path) -> Path:
     return path.with_name(path.name + ".sealed")
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -71,8 +71,13 @@ def filed(path: Path) -> tuple[list[Checkpoint], list[int]]:
         return [], []
     for n, line in enumerate(text.splitlines(), 1):
         try:
-            found.append(Checkpoint(**orjson.loads(line)))
+            point = Checkpoint(**orjson.loads(line))
         except (orjson.JSONDecodeError, TypeError):
+            bad.append(n)
+            continue
+        if type(point.seq) is int and all(isinstance(v, str) for v in point[1:]):
+            found.append(point)
+        else:
             bad.append(n)
     return found, bad
 
@@ -103,12 +108,15 @@ class Notary:
                 return None
         signer = self._signer
         point = Checkpoint(head[0], head[1], at, signer.public, signer.sign(payload(head[0], head[1], at)))
+        new = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, orjson.dumps(point._asdict()) + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
+        if new:
+            audit.sync_folder(self.path.parent)
         with transaction(con):
             con.execute("INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)", list(point))
         self._last = head
@@ -132,7 +140,7 @@ def parse_receipt(text: str) -> tuple[int, str]:
     """``SEQ:HASH`` as a decision answer's receipt gives them."""
     seq, _, h = text.partition(":")
     if not seq.isdigit() or int(seq) < 1 or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
-        raise ValueError(f"--receipt must be SEQ:HASH (an entry number and its 64-hex-digit hash), got {text!r}")
+        raise ValueError(f"a receipt must be SEQ:HASH (an entry number and its 64-hex-digit hash), got {text!r}")
     return int(seq), h
 
 

@@ -294,7 +294,7 @@ def audit_verify(as_json: JsonOpt = False,
     try:
         wanted = [parse_receipt(r) for r in receipts or []]
     except ValueError as exc:
-        raise CredoError(str(exc), code="bad_receipt") from None
+        raise CredoError(f"--receipt: {exc}", code="bad_receipt") from None
     v = service().verify_audit(public_key, wanted)
     if as_json:
         emit(v.to_json())
