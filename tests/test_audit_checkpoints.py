@@ -101,6 +101,25 @@ def forge(db: Path, con: duckdb.DuckDBPyConnection, seq: int) -> None:
         f.write(orjson.dumps(fake._asdict()) + b"\n")
 
 
+def drop_stored(con: duckdb.DuckDBPyConnection, where: str, seq: int) -> None:
+    con.execute(f"DELETE FROM audit_checkpoints WHERE seq {where} ?", [seq])
+
+
+def hide_in_table(db: Path, con: duckdb.DuckDBPyConnection, n: int) -> None:
+    drop_stored(con, ">", n + 4)
+    edit_and_rehash(con, n + 5)
+
+
+def hide_in_file(db: Path, con: duckdb.DuckDBPyConnection, n: int) -> None:
+    drop_filed(db, {n + 6})
+    edit_and_rehash(con, n + 5)
+
+
+def forge_over_rewrite(db: Path, con: duckdb.DuckDBPyConnection, n: int) -> None:
+    edit_and_rehash(con, n + 5)
+    forge(db, con, n + 6)
+
+
 Tamper = Callable[[Path, duckdb.DuckDBPyConnection, int], None]
 # (name, how to tamper given the database and n, the entry named relative to n, words of the problem)
 CASES: list[tuple[str, Tamper, int, str]] = [
@@ -108,17 +127,11 @@ CASES: list[tuple[str, Tamper, int, str]] = [
     ("cut below every checkpoint", lambda db, con, n: cut_tail(con, n), 1, "the log was cut"),
     ("edit re-hashed to the end", lambda db, con, n: edit_and_rehash(con, n + 3), 3, "rewritten"),
     ("edit just under a checkpoint", lambda db, con, n: edit_and_rehash(con, n + 4), 3, "entries"),
-    ("checkpoint deleted from the table",
-     lambda db, con, n: con.execute("DELETE FROM audit_checkpoints WHERE seq = ?", [n + 4]), 4,
-     "not in the database"),
+    ("checkpoint deleted from the table", lambda db, con, n: drop_stored(con, "=", n + 4), 4, "not in the database"),
     ("checkpoint deleted from the file", lambda db, con, n: drop_filed(db, {n + 4}), 4, "not in the file"),
-    ("rewrite hidden by deleting the table's checkpoints",
-     lambda db, con, n: (con.execute("DELETE FROM audit_checkpoints WHERE seq > ?", [n + 4]),
-                         edit_and_rehash(con, n + 5)), 5, "rewritten"),
-    ("rewrite hidden by deleting the file's checkpoints",
-     lambda db, con, n: (drop_filed(db, {n + 6}), edit_and_rehash(con, n + 5)), 5, "rewritten"),
-    ("forged checkpoint over a rewrite",
-     lambda db, con, n: (edit_and_rehash(con, n + 5), forge(db, con, n + 6)), 5, "not signed by the auditor's key"),
+    ("rewrite hidden by deleting the table's checkpoints", hide_in_table, 5, "rewritten"),
+    ("rewrite hidden by deleting the file's checkpoints", hide_in_file, 5, "rewritten"),
+    ("forged checkpoint over a rewrite", forge_over_rewrite, 5, "not signed by the auditor's key"),
 ]
 
 
@@ -260,7 +273,7 @@ def test_group_commit_hands_each_submitter_its_own_receipts() -> None:
     commit: GroupCommit[int] = GroupCommit(flush)
 
     async def main() -> list[Receipts | None]:
-        return await asyncio.gather(*[commit.submit(list(range(i * 10, i * 10 + i))) for i in range(1, 30)])
+        return list(await asyncio.gather(*[commit.submit(list(range(i * 10, i * 10 + i))) for i in range(1, 30)]))
 
     try:
         got = asyncio.run(main())

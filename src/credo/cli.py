@@ -313,7 +313,7 @@ def audit_verify(as_json: JsonOpt = False,
 
 def _signing_line(v: Any) -> str:
     if v.signing == "unsigned":
-        return "unsigned (no checkpoint: without a key, `credo audit key`, nothing is signed)"
+        return "unsigned (no checkpoint yet; without a key nothing is signed: `credo audit key` makes one)"
     last = v.last_checkpoint
     return (f"signed: {v.checkpoints} checkpoint(s) hold, the last of entry {last['seq']} at {last['signed_at']}; "
             f"{v.unsigned_entries} entries after it not signed yet")
