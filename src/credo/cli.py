@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from credo import policy as policies
+from credo.audit import Verdict
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
 from credo.service import Credo
@@ -311,10 +312,11 @@ def audit_verify(as_json: JsonOpt = False,
     raise typer.Exit(1)
 
 
-def _signing_line(v: Any) -> str:
+def _signing_line(v: Verdict) -> str:
     if v.signing == "unsigned":
         return "unsigned (no checkpoint yet; without a key nothing is signed: `credo audit key` makes one)"
     last = v.last_checkpoint
+    assert last is not None  # a signed log that verifies has a checkpoint that holds
     return (f"signed: {v.checkpoints} checkpoint(s) hold, the last of entry {last['seq']} at {last['signed_at']}; "
             f"{v.unsigned_entries} entries after it not signed yet")
 
