@@ -10,32 +10,9 @@ from pathlib import Path
 
 from credo import ids
 from credo.service import Credo
+from tests.fixtures import POLICIES
 
-POLICY = """\
-policy: tiny-1
-timezone: Asia/Shanghai
-base_score: 1000
-score_bounds: [0, 2000]
-disputed: suspend
-objection_deadline: 15d
-grades:
-  - {grade: AA, min: 1020}
-  - {grade: A, min: 1000}
-  - {grade: B, min: 900}
-  - {grade: C, min: 0}
-record_types:
-  tax.arrears: {agency: tax, category: tax, points: -50, valid_for: 3y, lists: [tax_defaulter], basis: "Tax law"}
-  tax.settled: {agency: tax, category: tax, points: 0, resolves: [tax.arrears], basis: "Tax law"}
-  civic.donation: {agency: blood-centre, category: civic, points: 30, valid_for: 2y, basis: "Blood donation law"}
-lists:
-  tax_defaulter: {title: Tax defaulters, kind: black, grace: 5d}
-actions:
-  rail.high_speed.book: "Book a high-speed train seat"
-  admin.approval: "Administrative approval"
-measures:
-  - {list: tax_defaulter, action: rail.high_speed.book, effect: deny}
-  - {grades: [AA], action: admin.approval, effect: green_channel}
-"""
+POLICY = (POLICIES / "tiny.yaml").read_text(encoding="utf-8")
 
 LI = ids.make_resident_id("110112", __import__("datetime").date(1987, 6, 12), 101)
 WANG = ids.make_resident_id("110115", __import__("datetime").date(1993, 3, 18), 202)

@@ -19,39 +19,10 @@ from hypothesis import strategies as st
 from credo import policy as policies
 from credo.standing import Hit
 from credo.standing import Standing as AppStanding
+from tests.fixtures import POLICIES
 from tests.reference import City, ObjectionStep, Record, RecordPart, Revocation, Standing, event_instants
 
-POLICY = """\
-policy: props-1
-timezone: Asia/Shanghai
-base_score: 100
-score_bounds: [0, 200]
-disputed: suspend
-objection_deadline: 15d
-grades:
-  - {grade: AAA, min: 150}
-  - {grade: A, min: 100}
-  - {grade: B, min: 40}
-  - {grade: D, min: 0}
-record_types:
-  a.bad:     {agency: a, category: test, points: -35, valid_for: 1y, lists: [black1], basis: "test"}
-  a.minor:   {agency: a, category: test, points: -7, valid_for: 1m, cap_per_year: 10, basis: "test"}
-  a.good:    {agency: a, category: test, points: 4, valid_for: 2y, cap_per_year: 10, lists: [red1],
-              basis: "test"}
-  a.fix:     {agency: a, category: test, points: 0, resolves: [a.bad, a.minor], basis: "test"}
-  b.star:    {agency: b, category: test, points: 60, lists: [red1, red2], basis: "test"}
-  b.penalty: {agency: b, category: test, points: -45, valid_for: 40d, lists: [black2], basis: "test"}
-  b.fix:     {agency: b, category: test, points: 1, valid_for: 1y, resolves: [b.penalty], basis: "test"}
-lists:
-  black1: {title: Black one, kind: black, grace: 10d}
-  black2: {title: Black two, kind: black, grace: 1m}
-  red1:   {title: Red one, kind: red}
-  red2:   {title: Red two, kind: red, grace: 1y}
-actions:
-  x.do: "Do a thing"
-measures:
-  - {list: black1, action: x.do, effect: deny}
-"""
+POLICY = (POLICIES / "props.yaml").read_text(encoding="utf-8")
 """Caps, expiry in days and months, grace in days, months and years, two resolvers (one that
 also counts), list overlap, and bounds near enough to the base that a few records clamp."""
 

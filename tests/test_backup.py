@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from credo import backup
+from credo import backup, signing
 from credo.errors import CredoError
 from credo.service import Credo
 from tests.cityfactory import LI, WANG, tiny_city
@@ -14,13 +14,16 @@ from tests.cityfactory import LI, WANG, tiny_city
 
 def test_restore_gives_identical_standings_and_a_verified_chain(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDO_AUDIT_KEY", raising=False)
     city = tiny_city(tmp_path, monkeypatch)
+    public = signing.make_key(signing.key_path(tmp_path / "city.duckdb"))
     city.check(LI, "rail.high_speed.book")
     before = {r: city.standing(r).to_json(city.policy.tz) for r in (LI, WANG)}
     manifest = city.backup(tmp_path / "bk")
     assert manifest["counts"]["ledger"] == 2
     city.close()
-    done = backup.restore(tmp_path / "bk", tmp_path / "restored.duckdb")
+    done = backup.restore(tmp_path / "bk", tmp_path / "restored.duckdb", public_key=public)
+    assert done["signed_by"] == public
     assert done["audit_entries"] == manifest["counts"]["audit"]
     again = Credo.open(tmp_path / "restored.duckdb")
     assert again.verify_audit().ok

@@ -25,66 +25,17 @@ from credo.engines.dialect import to_spark
 from credo.errors import CredoError, PolicyInvalid
 from credo.service import Credo
 from credo.sql import statements
+from tests.fixtures import POLICIES
 
 T = datetime(2024, 9, 1, 12, 0)
 NOW = "2024-09-01T12:00:00+08:00"
 NORTH, SOUTH, WEST = "110105", "310101", "440106"
 
-POLICY_A = """\
-policy: gov-a
-timezone: Asia/Shanghai
-base_score: 1000
-score_bounds: [0, 2000]
-grades:
-  - {grade: A, min: 1000}
-  - {grade: B, min: 930}
-  - {grade: C, min: 900}
-  - {grade: D, min: 0}
-record_types:
-  court.default: {agency: court, category: court, points: -60, valid_for: 5y, lists: [debtors], basis: law}
-  tax.arrears: {agency: tax, category: tax, points: -30, valid_for: 3y, lists: [tax_defaulters], basis: law}
-  volunteer.service: {agency: volunteer, category: civic, points: 10, valid_for: 3y, basis: law}
-lists:
-  debtors: {title: Debtors, kind: black}
-  tax_defaulters: {title: Tax defaulters, kind: black}
-actions:
-  flight.book: Book a flight
-  rail.book: Book a train seat
-  admin.approval: Administrative approval
-measures:
-  - {list: debtors, action: flight.book, effect: deny}
-  - {list: tax_defaulters, action: rail.book, effect: deny}
-  - {grades: [A], action: admin.approval, effect: green_channel}
-"""
+POLICY_A = (POLICIES / "gov-a.yaml").read_text(encoding="utf-8")
 
 # Harsher on court defaults but shorter (-110 for 3y), tax arrears moved onto the debtors list,
 # the tax list dropped, debtors denied trains too, grade D denied administrative approval.
-POLICY_B = """\
-policy: gov-b
-timezone: Asia/Shanghai
-base_score: 1000
-score_bounds: [0, 2000]
-grades:
-  - {grade: A, min: 1000}
-  - {grade: B, min: 930}
-  - {grade: C, min: 900}
-  - {grade: D, min: 0}
-record_types:
-  court.default: {agency: court, category: court, points: -110, valid_for: 3y, lists: [debtors], basis: law}
-  tax.arrears: {agency: tax, category: tax, points: -30, valid_for: 3y, lists: [debtors], basis: law}
-  volunteer.service: {agency: volunteer, category: civic, points: 10, valid_for: 3y, basis: law}
-lists:
-  debtors: {title: Debtors, kind: black}
-actions:
-  flight.book: Book a flight
-  rail.book: Book a train seat
-  admin.approval: Administrative approval
-measures:
-  - {list: debtors, action: flight.book, effect: deny}
-  - {list: debtors, action: rail.book, effect: deny}
-  - {grades: [A], action: admin.approval, effect: green_channel}
-  - {grades: [D], action: admin.approval, effect: deny}
-"""
+POLICY_B = (POLICIES / "gov-b.yaml").read_text(encoding="utf-8")
 
 
 def key(region: str, born: date, seq: int) -> int:

@@ -175,3 +175,49 @@ def test_cli_check_exit_codes(tmp_path: object) -> None:
     assert r.returncode == 1 and "colour: unknown key" in r.stderr
     schema = json.loads(subprocess.run([*run, "policy", "schema"], capture_output=True, text=True).stdout)
     assert "record_types" in schema["properties"]
+
+
+ONE_PASS = [
+    # (what an author got wrong, edits, problems expected together: path -> a word of the message)
+    ("a missing key and a short basis beside an unknown list, bad grades and a protected word",
+     {"record_types/court.fulfilled/category": None, "record_types/court.default/basis": "no",
+      "measures/0/list": "nowhere", "grades": [{"grade": "B", "min": 0}, {"grade": "A", "min": 1000}],
+      "record_types/health.check": {"agency": "court", "category": "judicial", "points": 0, "basis": "Some law"}},
+     {"record_types.court.fulfilled.category": "required", "record_types.court.default.basis": "at least",
+      "measures.0.list": "unknown list", "grades": "highest first", "record_types.health.check": "protected"}),
+    ("a bad top-level setting beside an unknown action",
+     {"base_score": "lots", "measures/0/action": "train.book"},
+     {"base_score": "integer", "measures.0.action": "unknown action"}),
+    ("a broken measure beside a type naming an unknown list",
+     {"measures/0/effect": "shame", "record_types/court.default/lists": ["debtors", "ghosts"]},
+     {"measures.0.effect": "", "record_types.court.default.lists": "unknown list 'ghosts'"}),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), ONE_PASS, ids=[c[0] for c in ONE_PASS])
+def test_structural_and_semantic_problems_in_one_pass(name: str, change: dict[str, object],
+                                                      expected: dict[str, str]) -> None:
+    _, problems = policies.check_text(variant(change))
+    found = [(p.path, p.message) for p in problems]
+    for path, word in expected.items():
+        assert any(at == path and word in message for at, message in found), (path, found)
+
+
+def test_an_item_set_aside_is_not_reported_again_as_unknown() -> None:
+    """A list that fails the schema is not also 'unknown' where types and measures name it."""
+    _, problems = policies.check_text(variant({"lists/debtors/kind": "grey"}))
+    assert [p.path for p in problems if p.severity == "refuse"] == ["lists.debtors.kind"]
+
+
+def test_piped_output_is_not_wrapped_to_a_terminal(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / ("a-folder-with-a-long-name-" * 4)
+    folder.mkdir()
+    path = folder / "policy.yaml"
+    path.write_text(variant({"record_types/court.default/lists": ["debtors", "an_unknown_list_with_a_long_name"]}))
+    run = subprocess.run([sys.executable, "-m", "credo.cli", "policy", "check", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert f"{path}: refused (1 refusal(s), 0 warning(s))" in run.stdout.splitlines()
+    assert "refuse: record_types.court.default.lists: unknown list 'an_unknown_list_with_a_long_name'" in (
+        run.stderr.splitlines())

@@ -17,9 +17,10 @@ import sys
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
-from credo import scoring
+from credo import backup, scoring, signing
 from credo.service import Credo
 from credo.store import transaction
 from tests.conftest import NOW, PEOPLE, City, Live, rid
@@ -74,6 +75,8 @@ def rows(db: Path, table: str) -> list[tuple[object, ...]]:
 def test_backup_while_serving_then_restore(server: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     city, port = server.city, server.url.rsplit(":", 1)[1]
     root = city.folder / "backups"  # CREDO_BACKUP_DIR's default: beside the database
+    key = signing.key_path(city.db)  # the server signs with the key beside its database, made while it runs
+    public = signing.make_key(key)
     stop, acked = threading.Event(), []
     threads = writers(server, stop, acked)
     for t in threads:
@@ -89,6 +92,11 @@ def test_backup_while_serving_then_restore(server: Live, tmp_path: Path, monkeyp
     assert during.returncode == 0, during.stderr
     after = cli(city, "backup", str(root / "after"), port=port)
     assert after.returncode == 0, after.stderr
+    for taken in (during, after):
+        assert f"manifest signed by {public}" in " ".join(taken.stdout.split()), taken.stdout
+    signed = (root / "after" / backup.SIGNATURE).read_text()
+    assert signing.verify(public, backup.CONTEXT + (root / "after" / backup.MANIFEST).read_bytes(),
+                          orjson.loads(signed)["signature"])
     for f in (root / "during").iterdir():
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f"{f} is readable by others"
     with server.client("operator") as c:
@@ -107,7 +115,7 @@ def test_backup_while_serving_then_restore(server: Live, tmp_path: Path, monkeyp
 
     # the snapshot taken under writes: consistent in itself
     restored = tmp_path / "during.duckdb"
-    done = cli(city, "restore", str(root / "during"), db=restored)
+    done = cli(city, "restore", str(root / "during"), "--public-key", str(signing.public_path(key)), db=restored)
     assert done.returncode == 0, done.stderr
     monkeypatch.setenv("CREDO_NOW", NOW)
     credo = Credo.open(restored)
@@ -129,7 +137,7 @@ def test_backup_while_serving_then_restore(server: Live, tmp_path: Path, monkeyp
 
     # the snapshot taken once writes stopped: the live database, table by table
     restored = tmp_path / "after.duckdb"
-    done = cli(city, "restore", str(root / "after"), db=restored)
+    done = cli(city, "restore", str(root / "after"), "--public-key", public, db=restored)
     assert done.returncode == 0, done.stderr
     for table in TABLES:
         assert rows(restored, table) == rows(city.db, table), table
@@ -139,10 +147,15 @@ def test_backup_while_serving_then_restore(server: Live, tmp_path: Path, monkeyp
 
 
 def test_backup_without_a_server_opens_the_file_itself(city: City, tmp_path: Path) -> None:
-    """No server: ``credo backup`` takes the snapshot itself (no token needed), anywhere."""
+    """No server: ``credo backup`` takes the snapshot itself (no token needed), anywhere. No signing key:
+    the manifest is unsigned, and restoring it needs --unsigned."""
     done = cli(city, "backup", str(tmp_path / "direct"), token=None)
     assert done.returncode == 0, done.stderr
+    assert "NOT signed" in done.stderr
     restored = tmp_path / "r.duckdb"
-    assert cli(city, "restore", str(tmp_path / "direct"), db=restored).returncode == 0
+    refused = cli(city, "restore", str(tmp_path / "direct"), db=restored)
+    assert refused.returncode == 2 and "is not signed" in " ".join(refused.stderr.split()), refused.stderr
+    assert not restored.exists()
+    assert cli(city, "restore", str(tmp_path / "direct"), "--unsigned", db=restored).returncode == 0
     for table in TABLES:
         assert rows(restored, table) == rows(city.db, table), table

@@ -3,7 +3,7 @@
 Every ``.execute(`` / ``.executemany(`` / ``.sql(`` call must get as its SQL one of:
 
 * a string literal;
-* a statement from the package's ``.sql`` files: ``q(...)`` or ``pipeline(...)`` (``to_spark(x)`` of
+* a statement from the package's ``.sql`` files: ``q(...)`` (``to_spark(x)`` of
   such a text is its translation);
 * an f-string whose every interpolation is one of the above or a name in ``ALLOWED`` below: internal
   identifiers (table, view, column and step names from code constants) and variables holding SQL text
@@ -26,7 +26,7 @@ from pathlib import Path
 import credo
 
 SRC = Path(credo.__file__).parent
-SQL_SOURCES = {"q", "pipeline"}
+SQL_SOURCES = {"q"}
 """Functions returning SQL text read from ``src/credo/sql/*.sql`` (by name; never built from values)."""
 TRANSLATORS = {"to_spark"}
 """Functions turning SQL text into other SQL text (safe when their argument is)."""

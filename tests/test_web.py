@@ -467,3 +467,12 @@ def test_pages_are_self_contained_accessible_and_fit_a_phone(browser: Browser, l
     finally:
         visit.close()
 
+
+
+def test_the_api_docs_render_with_no_network(visit: Visit) -> None:
+    """Swagger UI comes from the server (fastapi-offline) and shows every operation of the schema;
+    the ``visit`` fixture fails the test if the page asked any other host for anything."""
+    schema = httpx.get(visit.live.url + "/openapi.json").json()
+    page = visit.go("/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() == sum(len(item) for item in schema["paths"].values())

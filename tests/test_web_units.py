@@ -5,14 +5,17 @@ Table-driven where it can be; the browser tests (``test_web.py``) cover the page
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from credo.dashboard import bin_width
-from credo.principals import Directory
+from credo.principals import Directory, Principal, Token
 from credo.web import charts
 from credo.web.html import Html, el, esc
 from credo.web.session import Sessions, token_hash
 
+NOW = datetime(2024, 9, 1, 10)
 ESCAPED = [
     ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
     ('"quoted" & \'single\'', "&quot;quoted&quot; &amp; &#x27;single&#x27;"),
@@ -43,11 +46,11 @@ def test_a_session_cookie_names_the_token_without_holding_it() -> None:
     assert "credo_secret" not in cookie
     found = keeper.read(cookie, now=1001)
     assert found is not None and found.token_hash == token_hash("credo_secret")
-    row = (token_hash("credo_secret"), "resident", None, None, 110112198706121, "resident:x")
-    directory = Directory([row])
-    who = keeper.principal(found, directory)
+    token = Token(1, Principal("resident:x", "resident", resident=110112198706121), None)
+    directory = Directory([(token_hash("credo_secret"), token)])
+    who = keeper.principal(found, directory, lambda: NOW)
     assert who is not None and (who.role, who.resident) == ("resident", 110112198706121)
-    assert keeper.principal(found, Directory([])) is None  # the token is gone: so is the session
+    assert keeper.principal(found, Directory([]), lambda: NOW) is None  # the token is gone: so is the session
 
 
 @pytest.mark.parametrize("spoil", [

@@ -48,6 +48,7 @@ class Event(StrEnum):
     POLICY_APPLIED = "policy.applied"
     BATCH_INGESTED = "batch.ingested"
     TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFIED = "audit.verified"

@@ -20,10 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from credo import policy as policies
+from credo.api.client import here_or_served
 from credo.audit import Verdict
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
 from credo.service import Credo
+from credo.times import iso
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 policy_app = typer.Typer(no_args_is_help=True, help="Check, apply and describe policies.")
@@ -34,8 +36,9 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(objection_app, name="objection")
 app.add_typer(audit_app, name="audit")
 app.add_typer(token_app, name="token")
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 10_000)
+"""Piped to a file or another program, nothing is wrapped or cut to a terminal's width."""
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 Engine = Annotated[str, typer.Option(help="duckdb, or spark (CREDO_SPARK_MASTER, CREDO_SPARK_LAKE)")]
@@ -346,11 +349,41 @@ def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -
 
 @token_app.command("create")
 def token_create(role: Annotated[str, typer.Option()], agency: str | None = None, provider: str | None = None,
-                 resident: str | None = None) -> None:
+                 resident: str | None = None,
+                 expires: Annotated[str | None, typer.Option(help="a duration from now (12h, 30d) or an ISO 8601 "
+                                                             "date or date-time; default: never")] = None) -> None:
     """An API token, shown once."""
-    token, who = service().create_token(role, agency=agency, provider=provider, resident_id=resident)
+    credo = service()
+    token, made = credo.create_token(role, agency=agency, provider=provider, resident_id=resident, expires=expires)
     out.print(f"{token}", markup=False)
-    err.print(f"token for {who.name} (role {who.role}); it is shown only this once", markup=False)
+    until = f", expires {iso(made.expires_at, credo.policy.tz)}" if made.expires_at else ""
+    err.print(f"token {made.id} for {made.principal.name} (role {made.principal.role}{until}); it is shown only "
+              f"this once", markup=False)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """Every token by number, whom it names and its state (active, expired, revoked); never a secret. While
+    `credo serve` holds the database, through the server (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
+    rows = here_or_served(lambda: {"tokens": service().tokens()}, "GET", "/v1/tokens")["tokens"]
+    if as_json:
+        emit(rows)
+        return
+    table = Table("id", "principal", "role", "created", "expires", "status")
+    for t in rows:
+        table.add_row(str(t["id"]), t["principal"], t["role"], t["created_at"], t["expires_at"] or "-",
+                      t["status"] + (f" {t['revoked_at']} by {t['revoked_by']}" if t["revoked_at"] else ""))
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(number: Annotated[int, typer.Argument(metavar="ID", help="the token's number (credo token list)")]
+                 ) -> None:
+    """Revoke a token: it, and every web session opened with it, stop working at once (through the server
+    while it holds the database, as `token list`)."""
+    done = here_or_served(lambda: {"principal": service().revoke_token(number).name}, "DELETE",
+                          f"/v1/tokens/{number}")
+    out.print(f"token {number} ({done['principal']}) revoked", markup=False)
 
 
 @app.command()
@@ -430,9 +463,9 @@ def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
 
 @app.command("backup")
 def backup_cmd(directory: Path) -> None:
-    """A consistent snapshot of the database into DIR (Parquet files and a manifest), also while serving:
-    when `credo serve` holds the database, the server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an
-    operator token)."""
+    """A consistent snapshot of the database into DIR (Parquet files and a manifest of their digests, signed
+    with the signing key when there is one), also while serving: when `credo serve` holds the database, the
+    server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
     import duckdb
 
     try:
@@ -445,18 +478,33 @@ def backup_cmd(directory: Path) -> None:
         manifest = client.backup(directory)
     else:
         manifest = credo.backup(directory)
+    signed = f"; manifest signed by {manifest['signed_by']}" if manifest.get("signed_by") else ""
     out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
-              f"{manifest['counts']['audit']:,} audit entries", markup=False)
+              f"{manifest['counts']['audit']:,} audit entries{signed}", markup=False, soft_wrap=True)
+    if not signed:
+        err.print("warning: the manifest is NOT signed (no signing key: `credo audit key` makes one); "
+                  "restoring it will need --unsigned", markup=False, soft_wrap=True)
 
 
 @app.command("restore")
-def restore_cmd(directory: Path) -> None:
-    """Rebuild the database (--db, which must not exist yet) from a backup, verifying it."""
-    from credo import backup, settings
+def restore_cmd(directory: Path,
+                public_key: Annotated[str | None, typer.Option(
+                    "--public-key", help="the public key (base64 text, or a file holding it) the manifest must be "
+                    "signed with; default: the .pub of CREDO_AUDIT_KEY, else of <db>.audit-key")] = None,
+                unsigned: Annotated[bool, typer.Option(
+                    "--unsigned", help="restore a backup with no signature, or none that can be checked, on its "
+                    "digests alone (a wrong signature is refused even so)")] = False) -> None:
+    """Rebuild the database (--db, which must not exist yet) from a backup, once its signature and every
+    file's digest are checked; exit 2, nothing written, when they do not match."""
+    from credo import backup, settings, signing
 
-    done = backup.restore(directory, settings.db_path())
-    out.print(f"restored {settings.db_path()}: {done['counts']['ledger']:,} records; audit chain verified "
-              f"({done['audit_entries']:,} entries)", markup=False)
+    trusted = signing.load_public(public_key) if public_key else None
+    done = backup.restore(directory, settings.db_path(), public_key=trusted, unsigned=unsigned)
+    proof = ("manifest NOT signed or its signature not checked (--unsigned)" if not done["signed_by"]
+             else f"manifest signed by {done['signed_by']}")
+    files = "every file matches its digest" if done["format"] == backup.FORMAT else "format 2: no digests"
+    out.print(f"restored {settings.db_path()}: {done['counts']['ledger']:,} records; {files}, {proof}; "
+              f"audit chain verified ({done['audit_entries']:,} entries)", markup=False, soft_wrap=True)
 
 
 @app.command()

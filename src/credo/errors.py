@@ -18,9 +18,6 @@ class CredoError(Exception):
             self.code = code
         self.details = details
 
-    def to_json(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
-
 
 class NotFound(CredoError):
     status = 404

@@ -44,6 +44,18 @@ def add(con: duckdb.DuckDBPyConnection, resident: int, kind: str, detail: dict[s
     con.execute("INSERT INTO notices VALUES (?, ?, ?, ?)", [resident, now, kind, orjson.dumps(detail).decode()])
 
 
+TIMES = ("takes_effect", "occurred_at")
+"""Details that hold a time: stored as naive city time, given with the city's offset like every time."""
+
+
 def for_resident(con: duckdb.DuckDBPyConnection, resident: int, tz: str, limit: int = 200) -> list[dict[str, Any]]:
     rows = con.execute(q("notices.for_resident"), {"resident": resident, "limit": limit}).fetchall()
-    return [{"at": iso(at, tz), "kind": kind, "detail": orjson.loads(detail)} for at, kind, detail in rows]
+    return [{"at": iso(at, tz), "kind": kind, "detail": _with_offsets(orjson.loads(detail), tz)}
+            for at, kind, detail in rows]
+
+
+def _with_offsets(detail: dict[str, Any], tz: str) -> dict[str, Any]:
+    for key in TIMES:
+        if isinstance(detail.get(key), str):
+            detail[key] = iso(datetime.fromisoformat(detail[key]), tz)
+    return detail

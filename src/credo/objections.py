@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from credo import ids, ledger
-from credo.errors import Conflict, Forbidden, NotFound
+from credo.errors import Conflict, NotFound
 from credo.policy import Policy
 from credo.sql import q
 from credo.store import next_id
@@ -33,10 +33,15 @@ def _step(con: duckdb.DuckDBPyConnection, **values: Any) -> None:
 
 def open_objection(con: duckdb.DuckDBPyConnection, resident: int, ref: str, reason: str, *,
                    principal: str, now: datetime) -> int:
+    """Open an objection against one of ``resident``'s records. Another resident's record is answered
+    exactly as a record that does not exist: a resident must not learn that someone else has one."""
     agency, record_id = ledger.parse_ref(ref)
-    record = ledger.find(con, agency, record_id)
-    if record["resident"] != resident:
-        raise Forbidden(f"record {ref} is not a record of this resident", code="not_your_record")
+    try:
+        record = ledger.find(con, agency, record_id)
+    except NotFound:
+        record = None
+    if record is None or record["resident"] != resident:
+        raise NotFound(f"no record {ref} of this resident", code="unknown_record")
     if record["revoked_at"] is not None:
         raise Conflict(f"record {ref} is already revoked: nothing to contest", code="already_revoked")
     if not reason.strip():
@@ -52,13 +57,15 @@ def open_objection(con: duckdb.DuckDBPyConnection, resident: int, ref: str, reas
 
 def resolve(con: duckdb.DuckDBPyConnection, number: int, *, uphold: bool, answer: str, agency: str | None,
             principal: str, now: datetime) -> int:
-    """Uphold (revoking the record) or reject an open objection; ``agency`` None is the operator."""
-    rows = _state(con, objection=number)
+    """Uphold (revoking the record) or reject an open objection; ``agency`` None is the operator.
+
+    An agency sees only objections against its own records: another agency's is answered exactly as
+    one that does not exist, so that no agency learns what others are contested on."""
+    rows = _state(con, objection=number, agency=agency)
     if not rows:
-        raise NotFound(f"no objection {number}", code="unknown_objection")
+        raise NotFound(f"no objection {number}" + (f" against a record of {agency}" if agency else ""),
+                       code="unknown_objection")
     _, resident, rec_agency, record_id, *_rest, outcome, _a, _b, _c = rows[0]
-    if agency is not None and agency != rec_agency:
-        raise Forbidden(f"objection {number} is against a record of {rec_agency}, not {agency}")
     if outcome is not None:
         raise Conflict(f"objection {number} was already {outcome}", code="objection_closed")
     if not answer.strip():

@@ -37,9 +37,9 @@ from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError, Forbidden
 from credo.policy import Policy
-from credo.principals import OPERATOR_CLI, Principal
+from credo.principals import OPERATOR_CLI, Principal, a_role
 from credo.store import connect, transaction
-from credo.times import DEFAULT_TZ, parse_when
+from credo.times import DEFAULT_TZ, iso, parse_when
 
 
 class Credo:
@@ -215,7 +215,7 @@ class Credo:
         if who.role == "resident" and who.resident != key:
             raise Forbidden("a resident reads only their own file")
         if who.role in ("provider", "auditor"):
-            raise Forbidden(f"a {who.role} never reads a resident's file")
+            raise Forbidden(f"{a_role(who.role)} never reads a resident's file")
         return key
 
     # -- decisions --------------------------------------------------------------------------
@@ -292,13 +292,40 @@ class Credo:
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
-                     resident_id: str | None = None) -> tuple[str, Principal]:
+                     resident_id: str | None = None, expires: str | None = None,
+                     who: Principal = OPERATOR_CLI) -> tuple[str, principals.Token]:
+        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows."""
+        principals.check_subject(role, {"agency": agency, "provider": provider, "resident": resident_id})
+        if agency is not None:
+            self._require_agency(agency)
         resident = ids.resident_key(ids.normalise_resident_id(resident_id)) if resident_id else None
+        until, shown = None, None
+        if expires is not None:  # the policy's zone: a database with none yet can still get operator tokens
+            tz = self.policy.tz
+            until = principals.expiry(expires, self.now(), tz)
+            shown = iso(until, tz)
         with transaction(self.con):
-            token, who = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
-                                           now=self.now())
-            self._audit(OPERATOR_CLI, Event.TOKEN_CREATED, detail={"principal": who.name, "role": role})
-        return token, who
+            token, made = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
+                                            expires_at=until, now=self.now())
+            self._audit(who, Event.TOKEN_CREATED, detail={"id": made.id, "principal": made.principal.name,
+                                                          "role": role, "expires_at": shown})
+        return token, made
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token with its state, never its secret."""
+        return principals.listing(self.con, self.now(), self.policy.tz)
+
+    def revoke_token(self, number: int, who: Principal = OPERATOR_CLI) -> Principal:
+        """Revoke token ``number``: it, and every web session opened with it, stop at once (the hub
+        announces the change to every process before this returns)."""
+        with transaction(self.con):
+            named = principals.revoke(self.con, number, principal=who.name, now=self.now())
+            self._audit(who, Event.TOKEN_REVOKED, detail={"id": number, "principal": named.name})
+        return named
+
+    def end_session(self, session: str, until: int) -> None:
+        """A web session signed out (``principals.end_session``)."""
+        principals.end_session(self.con, session, until=until, now=self.now())
 
     # -- governance -------------------------------------------------------------------------
     def whatif(self, text: str, as_of: datetime | None = None, *, sample: int = 5, engine: str = "duckdb",
@@ -308,7 +335,7 @@ class Credo:
         Audited as an operator's read of every resident's file in aggregate (spec §6).
         """
         if who.role != "operator":
-            raise Forbidden(f"a {who.role} does not run what-if reports")
+            raise Forbidden(f"{a_role(who.role)} does not run what-if reports")
         proposed = policies.load(text)
         out = governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample, engine=engine)
         self._audit_report(who, "whatif", purpose, out, engine=engine, proposed=proposed.label)
@@ -318,7 +345,7 @@ class Credo:
                  who: Principal = OPERATOR_CLI, purpose: str = "fairness") -> dict[str, Any]:
         """Outcomes under the policy in force by district, sex and age band, with four-fifths flags."""
         if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"a {who.role} does not read fairness reports")
+            raise Forbidden(f"{a_role(who.role)} does not read fairness reports")
         out = governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group, engine=engine)
         self._audit_report(who, "fairness", purpose, out, engine=engine)
         return out
@@ -357,7 +384,7 @@ class Credo:
         if who.role == "resident" and (key is None or key != who.resident):
             raise Forbidden("a resident lists only the accesses to their own file")
         if who.role not in ("resident", "auditor", "operator"):
-            raise Forbidden(f"a {who.role} does not read the audit log")
+            raise Forbidden(f"{a_role(who.role)} does not read the audit log")
         rows = audit.page(self.con, resident=key, after=after, limit=limit)
         event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
         with transaction(self.con):
@@ -406,7 +433,7 @@ class Credo:
         from credo import dashboard, index
 
         if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"a {who.role} does not read the dashboard")
+            raise Forbidden(f"{a_role(who.role)} does not read the dashboard")
         now = self.now()
         stale = index.stale_in_store(self.con, self.policy, now, None)
         if len(stale):

@@ -56,7 +56,17 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM notices WHERE kind = 'record.added';
     """,
-    # 4: signed checkpoints of the audit log (credo.checkpoints), also kept in a file beside the database
+    # 4: tokens get a number and an expiry, and can be revoked; web sessions can be signed out
+    """
+    ALTER TABLE principals ADD COLUMN id INTEGER;
+    ALTER TABLE principals ADD COLUMN expires_at TIMESTAMP;
+    UPDATE principals SET id = n.id FROM (SELECT token_hash,
+        row_number() OVER (ORDER BY created_at, token_hash) AS id FROM principals) n
+        WHERE principals.token_hash = n.token_hash;
+    CREATE TABLE token_revocations (id INTEGER, revoked_at TIMESTAMP, principal VARCHAR);
+    CREATE TABLE ended_sessions (session VARCHAR, ended_at TIMESTAMP, until BIGINT);
+    """,
+    # 5: signed checkpoints of the audit log (credo.checkpoints), also kept in a file beside the database
     """
     CREATE TABLE audit_checkpoints (seq BIGINT, hash VARCHAR, signed_at VARCHAR, key VARCHAR, signature VARCHAR);
     """,

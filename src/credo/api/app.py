@@ -1,5 +1,9 @@
 """The FastAPI application: routes, the error mapping, roles in the OpenAPI schema, metrics.
 
+``/docs`` (Swagger UI) loads its script and styles from the server itself (the files ship in the
+``fastapi-offline`` package), so it works on a machine with no network. There is no ``/redoc``: ReDoc
+would still fetch its logo from its makers' site.
+
 ``create_app`` is also uvicorn's factory: in a worker process of
 ``credo serve --workers N`` it finds the hub through ``CREDO_HUB``; otherwise it
 opens the database itself (one process serving alone).
@@ -11,17 +15,18 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 import credo
 from credo import settings
-from credo.api import errors
+from credo.api import errors, openapi
+from credo.api.auth import CurrentTokens
 from credo.api.fastcheck import FastCheck
 from credo.api.hub import Core, Hub
 from credo.api.metrics import MetricsMiddleware
 from credo.api.remote import ENV, RemoteHub
-from credo.api.routes import auditlog, checks, objections, records, residents, system
+from credo.api.routes import auditlog, checks, objections, records, residents, system, tokens
 from credo.api.runtime import Runtime
 from credo.web.routes import router as web_router
 
@@ -29,6 +34,10 @@ DESCRIPTION = """Credo's HTTP API (spec §7). Every caller sends `Authorization:
 bound to one role (operator, agency, provider, resident, auditor) and, for the last three
 but one, to one agency, provider or resident. Each operation lists the roles it admits
 (`x-roles`). Errors are always `{"error": {"code", "message", "details"}}`."""
+
+
+DOCS_ASSETS = "/docs-assets"
+"""Where /docs finds Swagger UI's files."""
 
 
 def hub_from_env() -> Hub:
@@ -45,30 +54,16 @@ def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
         yield
         runtime.close()
 
-    app = FastAPI(title="Credo", version=credo.__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(title="Credo", version=credo.__version__, description=DESCRIPTION, lifespan=lifespan,
+                         static_url=DOCS_ASSETS, redoc_url=None)
     app.state.runtime = runtime
     errors.install(app)
-    routers = [module.router for module in (checks, residents, records, objections, auditlog, system)]
-    document_roles(routers)
+    routers = [module.router for module in (checks, residents, records, objections, auditlog, tokens, system)]
+    openapi.install(app, routers)
     for router in routers:
         app.include_router(router)
     app.include_router(web_router)  # the web pages (credo.web), kept out of the OpenAPI schema
     app.add_middleware(FastCheck, runtime=runtime)
+    app.add_middleware(CurrentTokens, runtime=runtime)  # around every path, the fast check's too
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: it sees both paths
     return app
-
-
-def document_roles(routers: list[APIRouter]) -> None:
-    """Say in each operation's description which roles may call it (from its ``Allow``); idempotent,
-    since the routers are module-level and every worker process builds an app."""
-    for router in routers:
-        for route in router.routes:
-            if not (isinstance(route, APIRoute) and route.openapi_extra and "x-roles" in route.openapi_extra):
-                continue
-            if "**Roles:**" in (route.description or ""):
-                continue
-            roles = ", ".join(route.openapi_extra["x-roles"])
-            purpose = route.openapi_extra.get("x-purpose-required-for") or []
-            note = f"\n\n**Roles:** {roles}." + (f" A purpose is required from: {', '.join(purpose)}."
-                                                  if purpose else "")
-            route.description = (route.description or "") + note

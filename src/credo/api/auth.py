@@ -15,14 +15,32 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credo import ids
 from credo.api.errors import TooManyRequests, Unprocessable, documented
+from credo.api.http import blocking
+from credo.api.metrics import ASGIApp, Receive, Scope, Send
 from credo.api.runtime import Runtime
 from credo.errors import Forbidden, Unauthorized
-from credo.principals import ROLES, Principal
+from credo.principals import ROLES, Principal, a_role
 
 bearer = HTTPBearer(auto_error=False, description="A token from `credo token create` or POST /v1/tokens.")
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+class CurrentTokens:
+    """ASGI middleware: each request is admitted by the tokens as they are now. When the hub has
+    announced writes since this process read its directory, the directory is caught up first (off
+    the event loop), so a token revoked or a session signed out in any worker process is refused
+    by every other from its next request on."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.runtime.tokens_behind():
+            await blocking(self.runtime.catch_up_tokens)
+        await self.app(scope, receive, send)
 
 
 def runtime(request: Request) -> Runtime:
@@ -42,7 +60,8 @@ class Allow:
         rt = runtime(request)
         who = self.principal(rt, None if credentials is None else credentials.credentials)
         if not rt.limiter.allow(who.name):
-            raise TooManyRequests(f"more than {rt.limiter.rate:g} requests a second for {who.name}")
+            raise TooManyRequests(f"more than {rt.limiter.rate:g} requests a second for {who.name}",
+                                  retry_after=rt.limiter.retry_after(who.name))
         return who
 
     def principal(self, rt: Runtime, token: str | None) -> Principal:
@@ -51,7 +70,7 @@ class Allow:
             raise Unauthorized("a bearer token is required")
         who = rt.authenticate(token)
         if who.role not in self.roles:
-            raise Forbidden(f"a {who.role} may not call this endpoint",
+            raise Forbidden(f"{a_role(who.role)} may not call this endpoint",
                             details={"role": who.role, "allowed": list(self.roles)})
         return who
 
@@ -67,7 +86,7 @@ class Allow:
     def need_purpose(self, who: Principal, purpose: str | None) -> None:
         """Providers and operators say why they read a file or ask for a decision (spec §6)."""
         if who.role in self.purpose and not (purpose and purpose.strip()):
-            raise Unprocessable(f"a {who.role} must give a purpose", code="purpose_required",
+            raise Unprocessable(f"{a_role(who.role)} must give a purpose", code="purpose_required",
                                 details={"field": "purpose"})
 
 

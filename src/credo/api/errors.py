@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from credo.errors import CredoError
 from credo.ids import IdError
@@ -24,8 +25,14 @@ log = logging.getLogger("credo.api")
 
 
 class TooManyRequests(CredoError):
+    """Past CREDO_RATE_LIMIT; ``retry_after`` (whole seconds) goes out as the ``Retry-After`` header."""
+
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 class PayloadTooLarge(CredoError):
@@ -49,7 +56,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 ERROR_STATUSES: dict[int, str] = {
     401: "no or unknown token",
     403: "the role may not call this, or not for this subject",
-    404: "an unknown resident, action, record or objection",
+    404: "an unknown resident, action, record, objection or token",
     409: "refused by the current state (already revoked, an objection open or closed)",
     413: "the body is larger than CREDO_MAX_BODY",
     422: "invalid input",
@@ -57,28 +64,42 @@ ERROR_STATUSES: dict[int, str] = {
 }
 """Every error status the API answers with, as its OpenAPI schema documents it."""
 
+RETRY_AFTER = {"Retry-After": {"description": "whole seconds until the token may ask again", "required": True,
+                               "schema": {"type": "integer", "minimum": 1}}}
+
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error statuses, each with the one error shape: a client (and
     the schema fuzzer, tests/test_fuzz_api.py) can rely on every answer being in the schema."""
-    return {s: {"description": ERROR_STATUSES[s], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-            for s in statuses}
+    return {s: {"description": ERROR_STATUSES[s], "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                **({"headers": RETRY_AFTER} if s == 429 else {})} for s in statuses}
 
 
+NO_STORE = {"Cache-Control": "no-store"}
+"""On every answer of the API, errors included: most name a resident, a record or a decision, and a
+shared cache (or the browser's) must keep none of them; the health answers must be fresh too. Public
+pages (the OpenAPI schema, /docs and its assets) and /metrics (aggregates) do not carry it."""
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The one error shape; never stored by a cache (an error may name a resident or a record)."""
+    extra = {**NO_STORE, **(headers or {})}
+    if status == 401:
+        extra["WWW-Authenticate"] = "Bearer"
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=extra)
 
 
 async def _credo(request: Request, exc: Exception) -> Response:
     """A library refusal without a more precise status (plain ``CredoError``, 400) is the caller's
     input being refused: 422, the status the API documents for invalid input."""
     assert isinstance(exc, CredoError)
-    return error_response(422 if exc.status == 400 else exc.status, exc.code, exc.message, exc.details)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return error_response(422 if exc.status == 400 else exc.status, exc.code, exc.message, exc.details, headers)
 
 
 async def _id(request: Request, exc: Exception) -> Response:
@@ -99,7 +120,19 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
         return error_response(422, "bad_json", f"the body could not be read: {exc.detail}")
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+    headers = {"Allow": allowed_methods(request)} if exc.status_code == 405 else None
+    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail),
+                          headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` of a 405: every method some route answers on this path. Starlette would name only
+    the first route's, and GET and POST /v1/check (say) are two routes; each method is tried against
+    the app's routes, whatever shape FastAPI gives its included routers. No route explains a 405 from
+    inside a mount: the only one is the static files of /docs, which answer GET and HEAD."""
+    routes = request.app.router.routes
+    methods = [m for m in METHODS if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)]
+    return ", ".join(methods) or "GET, HEAD"
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

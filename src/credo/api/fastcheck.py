@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
 
+from credo.api.errors import NO_STORE
 from credo.api.http import dumps
 from credo.api.metrics import ASGIApp, Receive, Scope, Send
 from credo.api.routes import checks
@@ -29,6 +30,8 @@ from credo.principals import Principal
 
 PATH = "/v1/check"
 REFUSED = (CredoError, IdError)
+HEADERS = [(b"content-type", b"application/json"), *((k.lower().encode(), v.encode()) for k, v in NO_STORE.items())]
+"""The headers of every answer, as ``http.json`` sets them, plus its length."""
 
 
 class FastCheck:
@@ -63,8 +66,7 @@ class FastCheck:
         body = dumps(await checks.answer(rt, who, purpose, judged))
         scope["route"] = self.route  # the metrics label it as the framework would
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                    "headers": [*HEADERS, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 

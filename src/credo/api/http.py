@@ -11,14 +11,16 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credo.api.errors import PayloadTooLarge, Unprocessable
+from credo.api.errors import NO_STORE, PayloadTooLarge, Unprocessable
 from credo.times import iso
 
 T = TypeVar("T")
 
 
 def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(value), status_code=status, media_type="application/json", headers=headers)
+    """Every JSON answer of the API: never stored by a cache (``NO_STORE``)."""
+    return Response(dumps(value), status_code=status, media_type="application/json",
+                    headers={**NO_STORE, **headers} if headers else NO_STORE)
 
 
 def dumps(value: Any) -> bytes:

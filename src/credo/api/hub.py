@@ -37,6 +37,7 @@ from credo import audit, index
 from credo.api.commit import GroupCommit
 from credo.errors import Unavailable
 from credo.policy import Policy
+from credo.principals import Directory
 from credo.service import Credo
 
 CHECKPOINT_THRESHOLD = "256MB"
@@ -66,7 +67,7 @@ class Hub(Protocol):
     def changes_since(self, generation: int) -> tuple[int, list[Change] | None]: ...
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows: ...
     def policy(self) -> Policy: ...
-    def principals(self) -> list[tuple[object, ...]]: ...
+    def principals(self) -> Directory: ...
     async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts: ...
     def stats(self) -> dict[str, float]: ...
     def close(self) -> None: ...
@@ -120,7 +121,7 @@ class Core:
         with self._store():
             self._drain()
             result = getattr(self.credo, name)(*args, **kwargs)
-            if name == "create_token":
+            if name in ("create_token", "revoke_token", "end_session"):
                 self._changed(PRINCIPALS)
             return result
 
@@ -163,11 +164,10 @@ class Core:
         with self.lock:
             return self.credo.policy
 
-    def principals(self) -> list[tuple[object, ...]]:
-        from credo.principals import Directory
-
-        with self.lock:
-            return Directory.load(self.credo.con).rows()
+    def principals(self) -> Directory:
+        """Read through the readers' cursor (what is committed), so it does not wait for a write."""
+        with self._reader_lock:
+            return Directory.load(self._reader)
 
     # -- the change feed ----------------------------------------------------------------------
     def _changed(self, residents: Change) -> None:

@@ -32,6 +32,7 @@ from credo import audit, index
 from credo.api.commit import GroupCommit
 from credo.api.hub import Change, Core
 from credo.policy import Policy
+from credo.principals import Directory
 
 ENV = "CREDO_HUB"
 """Set by ``credo serve`` for its worker processes only: where the hub listens (JSON)."""
@@ -156,9 +157,9 @@ class RemoteHub:
         policy: Policy = self._rpc("policy")
         return policy
 
-    def principals(self) -> list[tuple[object, ...]]:
-        rows: list[tuple[object, ...]] = self._rpc("principals")
-        return rows
+    def principals(self) -> Directory:
+        directory: Directory = self._rpc("principals")
+        return directory
 
     async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
         receipts = await self._writer.submit(entries)

@@ -10,6 +10,7 @@ never on the event loop.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import time
 from datetime import datetime
@@ -50,6 +51,14 @@ class RateLimiter:
         self._buckets[who] = (tokens - 1, now)
         return True
 
+    def retry_after(self, who: str) -> int:
+        """Whole seconds until ``who`` may ask again (a 429's ``Retry-After``): until the bucket
+        holds one request again, rounded up, so that a client waiting that long is let in."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(who, (self.rate, now))
+        missing = 1 - min(self.rate, tokens + (now - last) * self.rate)
+        return max(1, math.ceil(missing / self.rate)) if self.rate > 0 else 0
+
 
 class Runtime:
     def __init__(self, hub: Hub, *, owns_hub: bool = True) -> None:
@@ -58,7 +67,9 @@ class Runtime:
         self.metrics = Metrics()
         self.limiter = RateLimiter(float(settings.get("CREDO_RATE_LIMIT") or 0))
         self.max_body = int(settings.get("CREDO_MAX_BODY"))
-        self.directory = Directory(hub.principals())
+        self._tokens_at = hub.generation()
+        self.directory: Directory = hub.principals()
+        self._tokens_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         generation = hub.generation()
         policy = hub.policy()
@@ -69,20 +80,31 @@ class Runtime:
         return settings.now(self.index.policy.tz)
 
     def authenticate(self, token: str) -> Principal:
-        return self.directory.authenticate(token)
+        return self.directory.authenticate(token, self.now)
+
+    def tokens_behind(self) -> bool:
+        """Whether the hub has announced any write since the directory was read (cheap: a memory read)."""
+        return self.hub.generation() != self._tokens_at
+
+    def catch_up_tokens(self) -> None:
+        """Re-read the directory if a write since it was read changed tokens or sessions: a revocation
+        or a sign-out in any process holds in this one from its next request on (``CurrentTokens``)."""
+        with self._tokens_lock:
+            generation, changes = self.hub.changes_since(self._tokens_at)
+            if changes is None or scope_of(changes)[1]:
+                self.directory = self.hub.principals()
+            self._tokens_at = generation
 
     def behind(self) -> bool:
         return self.hub.generation() != self.index.generation
 
     def sync(self) -> None:
-        """Catch the index (and the tokens) up with every write the hub has seen."""
+        """Catch the index up with every write the hub has seen (the tokens: ``catch_up_tokens``)."""
         with self._sync_lock:
             if not self.behind():
                 return
             generation, changes = self.hub.changes_since(self.index.generation)
-            scope, tokens = (None, True) if changes is None else scope_of(changes)
-            if tokens:
-                self.directory = Directory(self.hub.principals())
+            scope = None if changes is None else scope_of(changes)[0]
             if scope is None:
                 policy = self.hub.policy()
                 self.index.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)

@@ -8,11 +8,17 @@ only describe them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 MAX_MANIFEST = 10_000
+RESIDENT_ID_PATTERN = r"^[0-9]{17}[0-9Xx]$"
+"""What the schema says a resident ID looks like (spec §2: 17 digits and a check character, a lower-case
+x normalised): the one place to change when the IDs accepted change. It only documents: ``credo.ids``
+checks every ID and names the reason (length, date, check character), which a pattern could not."""
+RESIDENT_ID: dict[str, Any] = {"pattern": RESIDENT_ID_PATTERN}
+"""``json_schema_extra`` of every resident ID a request carries (or an answer names, once checked)."""
 
 
 class Ends(BaseModel):
@@ -38,7 +44,7 @@ class Receipt(BaseModel):
 
 class DecisionOut(BaseModel):
     decision_id: str
-    resident_id: str
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
     action: str
     decision: Literal["allow", "deny"]
     benefits: list[str]
@@ -48,7 +54,7 @@ class DecisionOut(BaseModel):
 
 
 class CheckIn(BaseModel):
-    resident_id: str
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
     action: str
     purpose: str | None = None
 
@@ -57,8 +63,9 @@ class Manifest(BaseModel):
     """A flight manifest: one action for up to 10,000 residents."""
 
     action: str
-    purpose: str | None = Field(None, description="required from providers and operators (or ?purpose=)")
-    resident_ids: list[str] = Field(max_length=MAX_MANIFEST)
+    purpose: str | None = None
+    resident_ids: list[Annotated[str, Field(json_schema_extra=RESIDENT_ID)]] = Field(
+        max_length=MAX_MANIFEST, description="an ID that is not valid gets an error item, not the whole manifest")
 
 
 class BatchItem(BaseModel):
@@ -120,7 +127,8 @@ class RevokeIn(BaseModel):
 class ObjectionIn(BaseModel):
     record: str = Field(description="AGENCY:RECORD_ID", examples=["court:c1"])
     reason: str = Field(min_length=1)
-    resident_id: str | None = Field(None, description="a resident's own by default; an operator names it")
+    resident_id: str | None = Field(None, description="a resident's own by default; an operator names it",
+                                    json_schema_extra=RESIDENT_ID)
 
 
 class ResolveIn(BaseModel):
@@ -130,9 +138,13 @@ class ResolveIn(BaseModel):
 
 class TokenIn(BaseModel):
     role: Literal["operator", "agency", "provider", "resident", "auditor"]
-    agency: str | None = None
-    provider: str | None = None
-    resident_id: str | None = None
+    agency: str | None = Field(None, description="an agency token's agency (one the policy knows); no other role's")
+    provider: str | None = Field(None, description="a provider token's provider; no other role's")
+    resident_id: str | None = Field(None, description="a resident token's resident; no other role's",
+                                     json_schema_extra=RESIDENT_ID)
+    expires: str | None = Field(None, description="when the token stops: a duration from now (12h, 30d) or an "
+                                "ISO 8601 date or date-time (a bare date is midnight, city time); none: never",
+                                examples=["30d", "2025-01-01"])
 
 
 class BackupIn(BaseModel):
@@ -146,13 +158,42 @@ class BackupOut(BaseModel):
     tables: list[str]
     counts: dict[str, int] = Field(description="rows per table in the snapshot")
     audit_head: list[int | str] = Field(description="[seq, hash] of the last audit entry in the snapshot")
+    files: dict[str, dict[str, int | str]] = Field(description="file -> {bytes, sha256}: every file of the snapshot")
+    signed_by: str | None = Field(description="the public key that signed the manifest (credo-manifest.sig); "
+                                  "null when the server has no signing key")
     dir: str
 
 
 class TokenOut(BaseModel):
     token: str = Field(description="shown only this once")
+    id: int = Field(description="the token's number, to list and revoke it by")
     principal: str
     role: str
+    expires_at: str | None = Field(description="ISO 8601; null: it does not expire")
+
+
+class TokenInfo(BaseModel):
+    id: int
+    principal: str
+    role: str
+    agency: str | None
+    provider: str | None
+    resident_id: str | None
+    created_at: str
+    expires_at: str | None
+    status: Literal["active", "expired", "revoked"]
+    revoked_at: str | None
+    revoked_by: str | None = Field(description="the principal who revoked it")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo] = Field(description="every token ever made, by number; never a secret or its hash")
+
+
+class TokenRevoked(BaseModel):
+    id: int
+    principal: str
+    status: Literal["revoked"]
 
 
 def body_doc(model: type[BaseModel], media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:

@@ -27,10 +27,3 @@ def q(ref: str) -> str:
     """One statement by ``module.name``."""
     module, name = ref.split(".", 1)
     return statements(module)[name]
-
-
-def pipeline(module: str, steps: list[str], final: str) -> str:
-    """Named steps of a module chained as CTEs, ending in ``final`` (text, not a name)."""
-    body = statements(module)
-    ctes = ",\n".join(f"{name} AS (\n{body[name]}\n)" for name in steps)
-    return f"WITH {ctes}\n{final}"

@@ -24,7 +24,7 @@ from credo.api.http import blocking
 from credo.api.runtime import Runtime
 from credo.errors import CredoError, Forbidden, Unauthorized
 from credo.ids import IdError, normalise_resident_id, resident_id_from_key
-from credo.principals import Principal
+from credo.principals import Principal, a_role
 from credo.web import dashboard, layout, resident, whatif
 from credo.web.html import Html, el
 from credo.web.session import COOKIE, SIGNIN_COOKIE, SIGNIN_LIFETIME, Session, Sessions, process_key
@@ -78,7 +78,8 @@ def signed_in(request: Request) -> tuple[Principal, Session] | None:
     found = keeper.read(request.cookies.get(COOKIE))
     if found is None:
         return None
-    who = keeper.principal(found, runtime(request).directory)
+    rt = runtime(request)
+    who = keeper.principal(found, rt.directory, rt.now)
     return None if who is None else (who, found)
 
 
@@ -105,9 +106,11 @@ async def guarded(request: Request, roles: tuple[str, ...], handler: Handler) ->
     rt = runtime(request)
     try:
         if who.role not in roles:
-            raise Denied(403, f"A {who.role} cannot open this page.")
+            raise Denied(403, f"{a_role(who.role).capitalize()} cannot open this page.")
         if not rt.limiter.allow(who.name):
-            raise Denied(429, "Too many requests: wait a moment and try again.")
+            wait = rt.limiter.retry_after(who.name)
+            page = layout.error_page(429, "Too many requests: wait a moment and try again.", who=who, csrf=token)
+            return html(page, 429, {"Retry-After": str(wait)})
         return await blocking(handler, rt, who, token)
     except Denied as exc:
         return html(layout.error_page(exc.status, exc.message, who=who, csrf=token), exc.status)
@@ -127,15 +130,16 @@ async def form_of(request: Request) -> dict[str, Any]:
         return out
 
 
-def _check_form(request: Request, given: Any) -> Principal:
-    """The caller of a form post: signed in, and the form is this session's (not another site's)."""
+def _check_form(request: Request, given: Any) -> tuple[Principal, Session]:
+    """The caller of a form post and their session: signed in, and the form is this session's (not
+    another site's)."""
     found = signed_in(request)
     if found is None:
         raise Unauthorized("your session has ended: sign in again")
     who, session = found
     if not sessions(request).valid_form(session, given if isinstance(given, str) else None):
         raise Forbidden("this form is out of date or not from this site: reload the page and try again")
-    return who
+    return who, session
 
 
 # -- signing in and out -------------------------------------------------------------------------
@@ -150,7 +154,7 @@ def home(request: Request) -> Response:
     if who.role == "resident":
         return redirect("/me")
     token = sessions(request).form_token(found[1])
-    return html(layout.error_page(403, f"There are no pages for a {who.role}: use the HTTP API (/docs).",
+    return html(layout.error_page(403, f"There are no pages for {a_role(who.role)}: use the HTTP API (/docs).",
                                   who=who, csrf=token), 403)
 
 
@@ -210,9 +214,10 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     data = await form_of(request)
     try:
-        _check_form(request, data.get("csrf"))
+        session = _check_form(request, data.get("csrf"))[1]
     except CredoError as exc:
         return html(layout.error_page(exc.status, exc.message), exc.status)
+    await blocking(runtime(request).hub.call, "end_session", session.nonce, session.expires)
     response = redirect("/signin")
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -2,11 +2,13 @@
 
 The cookie never holds the token. It holds the token's SHA-256 (what the store keeps,
 ``credo.principals``), a random nonce and an expiry, signed with HMAC-SHA256 under a key
-of the serving processes, so it needs no table and every worker process of
+of the serving processes, so signing in writes nothing and every worker process of
 ``credo serve --workers N`` accepts it: they derive the key from the hub's own secret
 (``CREDO_HUB``); a process serving alone draws one at random, so its sessions end when
-it stops. The principal is looked up again on every request, so a token the directory
-no longer holds ends its sessions too.
+it stops. Signing out ends the session on the server too: its nonce is stored
+(``ended_sessions``) and every process's directory refuses it from then on. The
+principal is looked up again on every request, so a token revoked or expired ends its
+sessions at once.
 
 Forms are safe against cross-site requests twice over: the cookie is ``SameSite=Strict``
 and every form carries a token derived from the session's nonce. The sign-in form,
@@ -21,7 +23,9 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from credo.principals import Directory, Principal
 
@@ -61,8 +65,6 @@ class Sessions:
     def __init__(self, key: bytes, lifetime: int = LIFETIME) -> None:
         self._key = key
         self.lifetime = lifetime
-        self._directory: Directory | None = None
-        self._by_hash: dict[str, Principal] = {}
 
     def _mac(self, purpose: str, text: str) -> str:
         return hmac.new(self._key, f"{purpose}:{text}".encode(), hashlib.sha256).hexdigest()
@@ -85,14 +87,12 @@ class Sessions:
             return None
         return Session(digest, nonce, int(expires))
 
-    def principal(self, session: Session, directory: Directory) -> Principal | None:
-        """Whom the session's token names now (None once the directory no longer holds it)."""
-        if directory is not self._directory:
-            self._by_hash = {str(h): Principal(str(name), str(role), _opt(agency), _opt(provider),
-                                               None if resident is None else int(str(resident)))
-                             for h, role, agency, provider, resident, name in directory.rows()}
-            self._directory = directory
-        return self._by_hash.get(session.token_hash)
+    def principal(self, session: Session, directory: Directory, clock: Callable[[], datetime]) -> Principal | None:
+        """Whom the session's token names now (``clock``: city time); None once the session was signed
+        out or its token revoked or expired."""
+        if directory.ended(session.nonce):
+            return None
+        return directory.find(session.token_hash, clock)
 
     # -- form tokens ----------------------------------------------------------------------------
     def form_token(self, session: Session) -> str:
@@ -116,6 +116,3 @@ class Sessions:
             return False
         return hmac.compare_digest(str(given), self.signin_token(nonce))
 
-
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from credo.api.auth import Allow, own_resident, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, localise
+from credo.api.schemas import RESIDENT_ID
 from credo.checkpoints import parse_receipt
 from credo.ids import resident_id_from_key
 from credo.principals import Principal
@@ -24,12 +25,13 @@ VERIFY = Allow("auditor", "operator")
 # bounded to BIGINT, the column it is compared with: a larger number is invalid input, not a crash
 After = Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq already seen")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-About = Annotated[str | None, Query(description="only entries about this resident")]
+About = Annotated[str | None, Query(description="only entries about this resident", json_schema_extra=RESIDENT_ID)]
+Purpose = Annotated[str | None, Query(description="why you read the log: kept in the audit entry of this read")]
 
 
 @router.get("", openapi_extra=READ.openapi, responses={**READ.responses, **documented(404)})
 def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: After = 0, limit: Limit = 100,
-            resident_id: About = None, purpose: str | None = None) -> Response:
+            resident_id: About = None, purpose: Purpose = None) -> Response:
     """Entries oldest first: who, role, what, the decision and its id, the purpose, the policy, the chain."""
     rt = runtime(request)
     if who.role == "resident":

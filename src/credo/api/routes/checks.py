@@ -22,7 +22,7 @@ from credo.api.auth import Allow, own_resident, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, parse_json, read_body
 from credo.api.runtime import Runtime
-from credo.api.schemas import MAX_MANIFEST, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
+from credo.api.schemas import MAX_MANIFEST, RESIDENT_ID, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
 from credo.audit import Entry, Event
 from credo.decisions import Decision
 from credo.index import micros
@@ -34,9 +34,9 @@ BATCH = Allow("provider", "operator", purpose=("provider", "operator"))
 DECISION = Event.DECISION.value
 NO_CODES = "[]"
 Decider = Annotated[Principal, Depends(DECIDE)]
-ResidentId = Annotated[str, Query(description="18-character resident ID")]
+ResidentId = Annotated[str, Query(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 Action = Annotated[str, Query(description="an action the policy names")]
-Purpose = Annotated[str | None, Query(description="why you ask; required from providers and operators")]
+Purpose = Annotated[str | None, Query()]  # described from DECIDE (credo.api.openapi)
 
 
 def reasons_for(who: Principal, reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,7 +104,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
 @router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
              openapi_extra={**BATCH.openapi, **body_doc(Manifest)})
 async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)],
-                      purpose: Annotated[str | None, Query(description="or in the body")] = None) -> Response:
+                      purpose: Purpose = None) -> Response:
     """A flight manifest: one action for up to 10,000 residents, each decision audited.
 
     Items come back in the manifest's order; an invalid or unregistered ID gets an

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from credo.api.auth import Allow, own_resident, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json
-from credo.api.schemas import ObjectionIn, ResolveIn
+from credo.api.schemas import RESIDENT_ID, ObjectionIn, ResolveIn
 from credo.ids import resident_id_from_key
 from credo.principals import Principal
 
@@ -46,7 +46,8 @@ def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], b
 @router.get("", openapi_extra=LIST.openapi, responses={**LIST.responses, **documented(404)})
 def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
                     overdue: Annotated[bool, Query(description="only those past the deadline")] = False,
-                    resident_id: Annotated[str | None, Query(description="operators: one resident's")] = None
+                    resident_id: Annotated[str | None, Query(description="operators: one resident's",
+                                                             json_schema_extra=RESIDENT_ID)] = None
                     ) -> Response:
     """Objections with every step's time: a resident's own, an agency's, or (operator) all."""
     rt = runtime(request)

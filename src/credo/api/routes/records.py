@@ -26,6 +26,7 @@ router = APIRouter(prefix="/v1", tags=["records"])
 SUBMIT = Allow("agency")
 AGENCY_OR_OPERATOR = Allow("agency", "operator")
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+NDJSON_HINT = "(NDJSON is sent with Content-Type: application/x-ndjson)"
 _ROWS_DOC = {"requestBody": {"required": True, "content": {
     media: {"schema": {"type": "array", "items": RecordRow.model_json_schema()}} for media in
     ("application/json", *NDJSON)}}}
@@ -39,7 +40,7 @@ async def submit(request: Request, who: Annotated[Principal, Depends(SUBMIT)]) -
     One transaction: all of it lands, with the rescoring it causes, or none of it.
     """
     rt = runtime(request)
-    rows = _rows(await read_body(request, rt.max_body), request.headers.get("content-type", ""))
+    rows = _rows(await read_body(request, rt.max_body), request.headers.get("content-type", "").lower())
     source = f"api request {secrets.token_hex(6)} by {who.name}"
     out = await blocking(_ingest, rt, who, rows, source)
     return json(out, headers={"X-Credo-Source": source})
@@ -55,17 +56,21 @@ def _ingest(rt: Runtime, who: Principal, rows: list[Any], source: str) -> dict[s
 
 
 def _rows(body: bytes, content_type: str) -> list[Any]:
-    """A JSON array, or NDJSON (a line that is not JSON is kept as a malformed row, not dropped)."""
+    """NDJSON when the Content-Type says so (a line that is not JSON is kept as a malformed row, not
+    dropped); any other body is a JSON array of rows, and anything else (an object, a number) is refused
+    whole, as a file that could not be read would be, rather than stored as one malformed row."""
     text = body.strip()
     if not text:
         raise Unprocessable("the batch is empty", code="empty_batch")
-    if text[:1] == b"[" and not content_type.startswith(NDJSON):
+    if not content_type.startswith(NDJSON):
         try:
             rows = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise Unprocessable(f"the body is not a valid JSON array: {exc}", code="bad_json") from None
+            raise Unprocessable(f"the body is not a valid JSON array: {exc} {NDJSON_HINT}", code="bad_json",
+                                details={"field": "body"}) from None
         if not isinstance(rows, list):
-            raise Unprocessable("the body must be a JSON array of rows", code="bad_json")
+            raise Unprocessable(f"the body must be a JSON array of rows, not {_kind(rows)} {NDJSON_HINT}",
+                                code="not_an_array", details={"field": "body"})
         return rows
     out: list[Any] = []
     for line in text.split(b"\n"):
@@ -75,6 +80,10 @@ def _rows(body: bytes, content_type: str) -> list[Any]:
             except orjson.JSONDecodeError:
                 out.append(line.decode("utf-8", "replace"))
     return out
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 @router.post("/records/{record_id:path}/revoke", openapi_extra=AGENCY_OR_OPERATOR.openapi,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_resident, runtime
 from credo.api.errors import documented
 from credo.api.http import json, localise
+from credo.api.schemas import RESIDENT_ID
 from credo.principals import Principal
 
 router = APIRouter(prefix="/v1/residents", tags=["residents"])
@@ -21,13 +22,14 @@ FILE = Allow("resident", "operator", purpose=("operator",))
 RECORDS = Allow("resident", "agency", "operator", purpose=("operator",))
 FILE_ERRORS = {**FILE.responses, **documented(404)}
 RECORDS_ERRORS = {**RECORDS.responses, **documented(404)}
-Purpose = Annotated[str | None, Query(description="why you read the file; required from operators")]
+Purpose = Annotated[str | None, Query()]  # described from FILE and RECORDS (credo.api.openapi)
+ResidentId = Annotated[str, Path(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 Reader = Annotated[Principal, Depends(FILE)]
 RecordsReader = Annotated[Principal, Depends(RECORDS)]
 
 
 @router.get("/{resident_id}/standing", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
-def standing(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
+def standing(request: Request, who: Reader, resident_id: ResidentId, purpose: Purpose = None) -> Response:
     """Score, grade, lists in force, pending lists and when the standing next changes by itself."""
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)
@@ -37,7 +39,7 @@ def standing(request: Request, who: Reader, resident_id: str, purpose: Purpose =
 
 
 @router.get("/{resident_id}/explanation", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
-def explanation(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
+def explanation(request: Request, who: Reader, resident_id: ResidentId, purpose: Purpose = None) -> Response:
     """The standing plus every record: the points it adds after caps, or why it adds none."""
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)
@@ -45,7 +47,7 @@ def explanation(request: Request, who: Reader, resident_id: str, purpose: Purpos
 
 
 @router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=RECORDS_ERRORS)
-def records(request: Request, who: RecordsReader, resident_id: str, purpose: Purpose = None) -> Response:
+def records(request: Request, who: RecordsReader, resident_id: ResidentId, purpose: Purpose = None) -> Response:
     """Records as stored, with revocations and their reasons; an agency sees only its own."""
     RECORDS.need_purpose(who, purpose)
     own_resident(who, resident_id)
@@ -55,7 +57,7 @@ def records(request: Request, who: RecordsReader, resident_id: str, purpose: Pur
 
 
 @router.get("/{resident_id}/notices", openapi_extra=FILE.openapi, responses=FILE_ERRORS)
-def notices(request: Request, who: Reader, resident_id: str, purpose: Purpose = None) -> Response:
+def notices(request: Request, who: Reader, resident_id: ResidentId, purpose: Purpose = None) -> Response:
     """What the resident has been told: records added, lists pending and in force, objections."""
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)

@@ -1,4 +1,4 @@
-"""The policy in force, tokens, who am I, health, readiness and metrics."""
+"""The policy in force, backups, who am I, health, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from credo import settings
 from credo.api.auth import Allow, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, read_body
-from credo.api.schemas import BackupIn, BackupOut, TokenIn, TokenOut
+from credo.api.schemas import BackupIn, BackupOut
 from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
 from credo.principals import ROLES, Principal
@@ -49,17 +49,6 @@ async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERA
     return await blocking(apply)
 
 
-@router.post("/v1/tokens", status_code=201, response_model=TokenOut, openapi_extra=OPERATOR.openapi,
-             responses=OPERATOR.responses)
-def create_token(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: TokenIn) -> Response:
-    """A new token bound to a role (and its agency, provider or resident); shown only in this answer."""
-    rt = runtime(request)
-    token, made = rt.hub.call("create_token", body.role, agency=body.agency, provider=body.provider,
-                              resident_id=body.resident_id)
-    rt.sync()
-    return json({"token": token, "principal": made.name, "role": made.role}, status=201)
-
-
 @router.post("/v1/admin/backup", response_model=BackupOut, openapi_extra=OPERATOR.openapi,
              responses=OPERATOR.responses)
 async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: BackupIn) -> Response:
@@ -67,7 +56,8 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
 
     The server holds the database file, so nothing else can open it: the snapshot is taken by the
     server's own connection, in one read transaction (``credo backup DIR`` comes here when it finds
-    the database locked). Writes wait for it; the backup is audited.
+    the database locked). Writes wait for it; the backup is audited. Its manifest holds every file's
+    SHA-256 and is signed with the server's signing key (CREDO_AUDIT_KEY, else beside the database).
     """
     rt = runtime(request)
     folder = backup_folder(body.dir)
@@ -76,7 +66,8 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
     except OSError as exc:
         raise Unprocessable(f"cannot write the backup into {folder}: {exc.strerror or exc}", code="bad_path",
                             details={"field": "dir"}) from None
-    detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"]}).decode()
+    detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"],
+                           "signed_by": manifest["signed_by"]}).decode()
     await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN.value, detail=detail)])
     return json({**manifest, "dir": str(folder)})
 

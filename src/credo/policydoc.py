@@ -1,0 +1,90 @@
+"""The policy document's schema: typed models of the YAML file, and the problems a check finds.
+
+Kept apart from the checks (``credo.lint``) and from the compiled policy (``credo.policy``) so that
+each can import it without importing the others.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from credo.times import DEFAULT_TZ
+
+CODE = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
+NAME = r"^[a-z][a-z0-9-]*$"
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DurationText = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}[dmy]$", description="<n>d, <n>m or <n>y")]
+
+
+class Grade(_Strict):
+    grade: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9+-]*$")
+    min: StrictInt
+
+
+class RecordType(_Strict):
+    agency: str = Field(pattern=NAME, description="the only agency that may submit this type")
+    category: str
+    points: StrictInt
+    valid_for: DurationText | None = None
+    cap_per_year: Annotated[int, Field(strict=True, gt=0)] | None = None
+    lists: list[str] = []
+    resolves: list[str] = []
+    basis: str = Field(min_length=3, description="the legal basis under which the agency submits it")
+
+
+class ListDef(_Strict):
+    title: str
+    kind: Literal["red", "black"]
+    grace: DurationText | None = None
+
+
+Names = list[str]  # a plain alias: inside Measure the field `list` shadows the builtin
+
+
+class Measure(_Strict):
+    list: str | None = None
+    grades: Names | None = None
+    action: str
+    effect: Literal["deny", "green_channel", "deposit_waiver", "discount", "fast_track"]
+
+
+class PolicyDoc(_Strict):
+    """The policy file's schema; ``credo policy schema`` prints it as JSON Schema."""
+
+    policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    timezone: str = DEFAULT_TZ
+    base_score: StrictInt
+    score_bounds: tuple[StrictInt, StrictInt]
+    disputed: Literal["suspend", "count"] = "suspend"
+    objection_deadline: DurationText = "15d"
+    grades: list[Grade] = Field(min_length=1)
+    record_types: dict[str, RecordType]
+    lists: dict[str, ListDef] = {}
+    actions: dict[str, str]
+    measures: list[Measure] = []
+
+    @field_validator("record_types", "lists", "actions")
+    @classmethod
+    def _codes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if not re.match(CODE, k)]
+        if bad:
+            raise ValueError(f"codes must be dotted lowercase words: {', '.join(bad)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    severity: Literal["refuse", "warn"] = "refuse"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
