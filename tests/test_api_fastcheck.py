@@ -124,7 +124,8 @@ def test_the_rate_limit_hands_the_request_on_having_counted_it_once(city: City,
 
 @pytest.mark.parametrize("who", ["provider", "operator", "resident"])
 def test_get_and_post_give_the_same_decision(city: City, who: str) -> None:
-    """GET takes the fast path, POST the framework's route: the answers differ only in their ID."""
+    """GET takes the fast path, POST the framework's route: the answers differ only in their ID and
+    their receipt (the next entry of the log)."""
     with TestClient(create_app(Core(city.db))) as c:
         c.headers["Authorization"] = f"Bearer {city.tokens[who]}"
         for letter in "ABI":
@@ -137,6 +138,7 @@ def test_get_and_post_give_the_same_decision(city: City, who: str) -> None:
                 assert got.headers["content-type"] == posted.headers["content-type"]
                 g, p = got.json(), posted.json()
                 assert g.pop("decision_id") != p.pop("decision_id")
+                assert g.pop("receipt")["seq"] + 1 == p.pop("receipt")["seq"]
                 assert g == p
         metrics = c.get("/metrics", headers={"Authorization": f"Bearer {city.tokens['operator']}"}).text
     fast = [line for line in metrics.splitlines()

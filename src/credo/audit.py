@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -105,6 +105,22 @@ def head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return (int(found[0][0]), str(found[0][1])) if found else (0, GENESIS)
 
 
+class Receipts(NamedTuple):
+    """Where entries joined the chain: the first one's number and each one's hash. An entry's
+    ``{"seq", "hash"}`` is the receipt its decision answer carries (spec §6), which a provider or
+    resident can keep and an auditor check with ``credo audit verify --receipt SEQ:HASH``."""
+
+    first: int
+    hashes: list[str]
+
+    def part(self, start: int, count: int) -> Receipts:
+        """The receipts of ``count`` entries from the ``start``-th on (one submitter's share of a group)."""
+        return Receipts(self.first + start, self.hashes[start:start + count])
+
+    def receipt(self, i: int = 0) -> dict[str, Any]:
+        return {"seq": self.first + i, "hash": self.hashes[i]}
+
+
 @dataclass(frozen=True)
 class Chained:
     """Entries linked into the chain after entry ``first - 1`` (whose hash is ``prev``): each one's
@@ -120,6 +136,10 @@ class Chained:
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last entry: what the next group chains after."""
         return self.first + len(self.hashes) - 1, self.hashes[-1] if self.hashes else self.prev
+
+    @property
+    def receipts(self) -> Receipts:
+        return Receipts(self.first, self.hashes)
 
 
 def chain(entries: Sequence[Sequence[Any]], seq: int, prev: str) -> Chained:
@@ -164,18 +184,16 @@ def table(groups: Sequence[Chained]) -> pa.Table:
                                 schema=_SCHEMA)
 
 
-def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
-    """Chain and store entries (``Entry`` or tuples in its field order).
+def append(con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> Receipts:
+    """Chain and store entries (``Entry`` or tuples in its field order); their receipts.
 
     The caller holds the transaction, so the entries become durable together with
     its other writes.
     """
-    if not entries:
-        return []
-    first, prev = head(con)
-    chained = chain(entries, first, prev)
-    extend(con, table([chained]), chained.head)
-    return list(range(first + 1, chained.head[0] + 1))
+    chained = chain(entries, *head(con))
+    if entries:
+        extend(con, table([chained]), chained.head)
+    return chained.receipts
 
 
 def extend(con: duckdb.DuckDBPyConnection, audit_in: pa.Table, last: tuple[int, str]) -> None:
@@ -249,7 +267,7 @@ class Journal:
             return False
         os.rename(self.path, self.sealed_path)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        _sync_folder(self.path.parent)  # both names durable before an entry is acknowledged in the new file
+        sync_folder(self.path.parent)  # both names durable before an entry is acknowledged in the new file
         os.close(self._fd)
         self._fd, self._size = fd, 0
         self._sealed, self._pending, self.rows = self._pending, [], 0
@@ -293,7 +311,7 @@ def sealed_path(path: Path) -> Path:
     return path.with_name(path.name + ".sealed")
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -338,10 +356,21 @@ def recover(con: duckdb.DuckDBPyConnection, path: Path) -> int:
 
 @dataclass
 class Verdict:
+    """The chain's verdict (``verify``), extended by ``credo.checkpoints.verify`` with the checkpoints':
+    whether the log is signed, how many checkpoints, the last that holds, the entries after it, every
+    finding (``{"entry", "problem"}``; ``first_bad`` and ``problem`` are the lowest entry's) and the
+    receipts checked."""
+
     ok: bool
     entries: int
     first_bad: int | None = None
     problem: str | None = None
+    signing: str = "unsigned"
+    checkpoints: int = 0
+    last_checkpoint: dict[str, Any] | None = None
+    unsigned_entries: int | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

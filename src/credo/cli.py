@@ -22,6 +22,7 @@ from rich.text import Text
 
 from credo import policy as policies
 from credo.api.client import here_or_served
+from credo.audit import Verdict
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError, named_by_id
 from credo.service import Credo
@@ -46,17 +47,31 @@ AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time; a bare
 
 
 @app.callback()
-def _global(db: Annotated[Path | None, typer.Option("--db", envvar="CREDO_DB", help="database file")] = None) -> None:
+def _global(ctx: typer.Context,
+            db: Annotated[Path | None, typer.Option("--db", envvar="CREDO_DB", help="database file")] = None) -> None:
     if db is not None:
         os.environ["CREDO_DB"] = str(db)
+    ctx.call_on_close(_close_services)
 
 
 def emit(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+_opened: list[Credo] = []
+
+
 def service() -> Credo:
-    return Credo.open()
+    """The database, closed when the command ends: a command that appended audit entries signs the
+    log's head then (a checkpoint, when a key is configured)."""
+    credo = Credo.open()
+    _opened.append(credo)
+    return credo
+
+
+def _close_services() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 @policy_app.command("check")
@@ -232,8 +247,9 @@ def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) 
 @app.command("check")
 def check_cmd(resident_id: str, action: str, as_json: JsonOpt = False,
               purpose: Annotated[str, typer.Option(help="why the operator asks")] = "operator console") -> None:
-    """A decision, as a provider would get it."""
-    d = service().check(resident_id, action, purpose=purpose).to_json()
+    """A decision, as a provider would get it, with the receipt of its audit entry."""
+    decision, receipt = service().check_receipted(resident_id, action, purpose=purpose)
+    d = {**decision.to_json(), "receipt": receipt}
     if as_json:
         emit(d)
         return
@@ -241,6 +257,7 @@ def check_cmd(resident_id: str, action: str, as_json: JsonOpt = False,
               markup=False)
     for r in d["reasons"]:
         out.print(f"  {r['code']}: {len(r['records'])} record(s); ends {r['ends']}", markup=False)
+    out.print(f"  receipt {receipt['seq']}:{receipt['hash']}", markup=False)
 
 
 @app.command()
@@ -277,14 +294,43 @@ def objection_list(as_json: JsonOpt = False, overdue: bool = False, agency: str 
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit 1 naming the first bad entry."""
-    v = service().verify_audit()
+def audit_verify(as_json: JsonOpt = False,
+                 public_key: Annotated[str | None, typer.Option(
+                     "--public-key", help="the auditor's public key, text or file (default: the key's .pub)")] = None,
+                 receipts: Annotated[list[str] | None, typer.Option(
+                     "--receipt", help="SEQ:HASH of a decision's receipt the log must hold (repeatable)")] = None,
+                 ) -> None:
+    """Check the hash chain against every signed checkpoint and the receipts given; exit 1 naming
+    the first bad entry."""
+    from credo.checkpoints import parse_receipt
+
+    try:
+        wanted = [parse_receipt(r) for r in receipts or []]
+    except ValueError as exc:
+        raise CredoError(f"--receipt: {exc}", code="bad_receipt") from None
+    v = service().verify_audit(public_key, wanted)
+    if as_json:
+        emit(v.to_json())
+        raise typer.Exit(0 if v.ok else 1)
     if v.ok:
-        out.print(f"audit log intact: {v.entries} entries", markup=False)
+        out.print(f"audit log intact: {v.entries} entries; {_signing_line(v)}", markup=False)
+        for r in v.receipts:
+            out.print(f"receipt {r['seq']}:{r['hash']} holds", markup=False)
         return
     err.print(f"audit log BROKEN at entry {v.first_bad}: {v.problem}", markup=False)
+    for f in v.findings:
+        if f["problem"] != v.problem:
+            err.print(f"  also: {f['problem']}", markup=False)
     raise typer.Exit(1)
+
+
+def _signing_line(v: Verdict) -> str:
+    if v.signing == "unsigned":
+        return "unsigned (no checkpoint yet; without a key nothing is signed: `credo audit key` makes one)"
+    last = v.last_checkpoint
+    assert last is not None  # a signed log that verifies has a checkpoint that holds
+    return (f"signed: {v.checkpoints} checkpoint(s) hold, the last of entry {last['seq']} at {last['signed_at']}; "
+            f"{v.unsigned_entries} entries after it not signed yet")
 
 
 @audit_app.command("key")

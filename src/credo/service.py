@@ -19,6 +19,7 @@ import orjson
 
 from credo import (
     audit,
+    checkpoints,
     decisions,
     feeds,
     governance,
@@ -44,11 +45,17 @@ from credo.times import DEFAULT_TZ, iso, parse_when
 class Credo:
     """One open database, its policy in force and the clock."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | str | None = None) -> None:
         self.con = con
+        self.path = path
+        self.notary = checkpoints.Notary(path)
+        """Signs the log's head (``credo.checkpoints``): when this service closes, if it appended
+        entries, and, under the server, every second or so (``credo.api.hub``)."""
+        self._opened_head = audit.head(con)
+        self._closed = False
         self._policy: Policy | None = None
         self._listeners: list[Callable[[np.ndarray | None], None]] = []
-        self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], list[int]] = audit.append
+        self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
         """How this service's own audit entries join the log, inside its transaction: straight into
         the table, or (``credo.api.hub``) after the server's journal."""
 
@@ -56,11 +63,26 @@ class Credo:
     def open(cls, path: Path | str | None = None) -> Credo:
         """Open the store; audit entries a stopped server left in its journal are moved in first."""
         con = connect(path)
-        audit.recover(con, audit.journal_path(path))
-        return cls(con)
+        credo = cls(con, path)
+        audit.recover(con, audit.journal_path(path))  # after the head is noted: recovered entries get signed
+        return credo
 
     def close(self) -> None:
-        self.con.close()
+        """Sign the head if this service appended entries (a key configured), then close (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            head = audit.head(self.con)
+            if head != self._opened_head:
+                self.checkpoint(head)
+        finally:
+            self.con.close()
+
+    def checkpoint(self, head: tuple[int, str] | None = None) -> checkpoints.Checkpoint | None:
+        """Sign the log's head (or ``head``) now; None without a key or when it is signed already."""
+        tz = self._policy.tz if self._policy else DEFAULT_TZ
+        return self.notary.sign(self.con, head or audit.head(self.con), checkpoints.signed_at(self.now(), tz))
 
     # -- policy -----------------------------------------------------------------------------
     @property
@@ -199,21 +221,25 @@ class Credo:
     # -- decisions --------------------------------------------------------------------------
     def check(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
               purpose: str | None = None) -> decisions.Decision:
+        return self.check_receipted(resident_id, action, who, purpose)[0]
+
+    def check_receipted(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
+                        purpose: str | None = None) -> tuple[decisions.Decision, dict[str, Any]]:
+        """A decision and the receipt of its audit entry (``{"seq", "hash"}``)."""
         decisions.require_action(self.policy, action)
         key = self.resident(resident_id)
         now = self.now()
         decision = decisions.decide(self.policy, standing.current(self.con, self.policy, key, now), action, now)
-        self.log_decisions(who, [(key, decision)], purpose)
-        return decision
+        return decision, self.log_decisions(who, [(key, decision)], purpose).receipt()
 
     def log_decisions(self, who: Principal, made: list[tuple[int, decisions.Decision]],
-                      purpose: str | None) -> None:
+                      purpose: str | None) -> audit.Receipts:
         now = self.now()
         entries = [Entry(now, who.name, who.role, Event.DECISION, key, d.action, d.decision, d.decision_id,
                          purpose, d.policy, orjson.dumps([r["code"] for r in d.reasons]).decode())
                    for key, d in made]
         with transaction(self.con):
-            self.append_audit(self.con, entries)
+            return self.append_audit(self.con, entries)
 
     # -- objections -------------------------------------------------------------------------
     def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
@@ -257,8 +283,10 @@ class Credo:
 
         return backup.backup(self.con, directory)
 
-    def verify_audit(self) -> audit.Verdict:
-        return audit.verify(self.con)
+    def verify_audit(self, public_key: str | None = None,
+                     receipts: list[tuple[int, str]] | None = None) -> audit.Verdict:
+        """The chain, checked against every signed checkpoint and the receipts given (``credo.checkpoints``)."""
+        return checkpoints.verify(self.con, self.path, public_key, receipts)
 
     def export_audit(self) -> list[dict[str, Any]]:
         return audit.export(self.con)

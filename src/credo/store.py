@@ -66,6 +66,10 @@ MIGRATIONS: list[str] = [
     CREATE TABLE token_revocations (id INTEGER, revoked_at TIMESTAMP, principal VARCHAR);
     CREATE TABLE ended_sessions (session VARCHAR, ended_at TIMESTAMP, until BIGINT);
     """,
+    # 5: signed checkpoints of the audit log (credo.checkpoints), also kept in a file beside the database
+    """
+    CREATE TABLE audit_checkpoints (seq BIGINT, hash VARCHAR, signed_at VARCHAR, key VARCHAR, signature VARCHAR);
+    """,
 ]
 
 

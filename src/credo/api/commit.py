@@ -7,6 +7,9 @@ entries to one writer thread and waits; the writer takes everything that has
 arrived, writes it in one transaction, and then releases all those requests
 together. While it commits, the next group gathers, so the group grows with the
 load and the cost per decision falls.
+
+The flush returns the group's receipts (``credo.audit.Receipts``: where its entries
+joined the chain); each submitter is handed its own share of them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from credo.audit import Receipts
+
 T = TypeVar("T")
 
 
@@ -27,15 +32,16 @@ class _Waiter:
     """One submitter: an asyncio future on its loop, or a thread waiting on an event."""
 
     loop: asyncio.AbstractEventLoop | None = None
-    future: asyncio.Future[None] | None = None
+    future: asyncio.Future[Receipts | None] | None = None
     event: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    result: Receipts | None = None
 
 
 class GroupCommit(Generic[T]):
     """A writer thread calling ``flush(items)`` for everything submitted while the last flush ran."""
 
-    def __init__(self, flush: Callable[[list[T]], None], name: str = "group-commit") -> None:
+    def __init__(self, flush: Callable[[list[T]], Receipts | None], name: str = "group-commit") -> None:
         self._flush = flush
         self._cond = threading.Condition()
         self._pending: list[tuple[Sequence[T], _Waiter]] = []
@@ -47,21 +53,22 @@ class GroupCommit(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    async def submit(self, items: Sequence[T]) -> None:
-        """Return once ``items`` are flushed (raise what the flush raised)."""
+    async def submit(self, items: Sequence[T]) -> Receipts | None:
+        """Return the receipts of ``items`` once they are flushed (raise what the flush raised)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop, loop.create_future())
         self._enqueue(items, waiter)
         assert waiter.future is not None
-        await waiter.future
+        return await waiter.future
 
-    def submit_wait(self, items: Sequence[T]) -> None:
+    def submit_wait(self, items: Sequence[T]) -> Receipts | None:
         """The same for a thread (the store process serving worker processes)."""
         waiter = _Waiter()
         self._enqueue(items, waiter)
         waiter.event.wait()
         if waiter.error is not None:
             raise waiter.error
+        return waiter.result
 
     def _enqueue(self, items: Sequence[T], waiter: _Waiter) -> None:
         with self._cond:
@@ -93,10 +100,16 @@ class GroupCommit(Generic[T]):
             error: BaseException | None = None
             started = time.perf_counter()
             try:
-                self._flush(items)
+                receipts = self._flush(items)
             except BaseException as exc:  # handed to every waiter of the group
                 error = exc
                 self.failures += 1
+            else:
+                if receipts is not None:
+                    start = 0
+                    for chunk, waiter in group:
+                        waiter.result = receipts.part(start, len(chunk))
+                        start += len(chunk)
             self.seconds += time.perf_counter() - started
             self.commits += 1
             self.items += len(items)
@@ -121,6 +134,6 @@ def _resolve(group: list[_Waiter], error: BaseException | None) -> None:
         fut: Any = w.future
         if fut is not None and not fut.done():
             if error is None:
-                fut.set_result(None)
+                fut.set_result(w.result)
             else:
                 fut.set_exception(error)

@@ -68,7 +68,7 @@ class Hub(Protocol):
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows: ...
     def policy(self) -> Policy: ...
     def principals(self) -> Directory: ...
-    async def log(self, entries: Sequence[Sequence[Any]]) -> None: ...
+    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts: ...
     def stats(self) -> dict[str, float]: ...
     def close(self) -> None: ...
 
@@ -87,6 +87,7 @@ class Core:
         self._closing = False
         self._to_move = threading.Event()
         self.mover_failures = 0
+        self.checkpoint_failures = 0
         self._mover_failing = False
         """True from a failed move of the journal into the table until one succeeds: not ready."""
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
@@ -221,14 +222,18 @@ class Core:
             return index.read_rows(con, policy, scope)
 
     # -- the audit log ------------------------------------------------------------------------
-    async def log(self, entries: Sequence[Sequence[Any]]) -> None:
-        """Return once the entries are committed (group commit)."""
-        await self.writer.submit(entries)
+    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
+        """Return the entries' receipts once they are committed (group commit)."""
+        receipts = await self.writer.submit(entries)
+        assert receipts is not None  # _write_audit always returns them
+        return receipts
 
-    def log_wait(self, entries: Sequence[Sequence[Any]]) -> None:
-        self.writer.submit_wait(entries)
+    def log_wait(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
+        receipts = self.writer.submit_wait(entries)
+        assert receipts is not None
+        return receipts
 
-    def _write_audit(self, entries: list[Sequence[Any]]) -> None:
+    def _write_audit(self, entries: list[Sequence[Any]]) -> audit.Receipts:
         """One group: chained after the last entry and durable in the journal (a write and an
         fdatasync, not a DuckDB commit). Every second or so the journal is sealed for the mover
         thread to store; the writer itself never waits for the database."""
@@ -240,13 +245,19 @@ class Core:
             if due and self.journal.seal():
                 self._sealed_at = time.monotonic()
                 self._to_move.set()
+        return chained.receipts
 
     def _move(self) -> None:
         """The mover thread: stores each sealed part of the journal in the table, while the writer
-        goes on journaling (a store of a second's entries takes a few hundred ms of DuckDB)."""
+        goes on journaling (a store of a second's entries takes a few hundred ms of DuckDB), and
+        then signs the table's head (``credo.checkpoints``) when it moved. Entries that stopped
+        arriving are sealed here once due, so the last of them are signed within seconds too."""
         while True:
             self._to_move.wait(DRAIN_SECONDS)
             self._to_move.clear()
+            with self._journal_lock:
+                if time.monotonic() - self._sealed_at >= DRAIN_SECONDS and self.journal.seal():
+                    self._sealed_at = time.monotonic()
             with self.lock:
                 if self._closing:
                     return
@@ -254,10 +265,15 @@ class Core:
                     self.journal.store_sealed(self.credo.con)
                 except Exception as exc:  # the entries stay sealed and durable; the next round tries again
                     self._moved(exc)
-                else:
-                    self._moved(None)
+                    continue
+                self._moved(None)
+                try:
+                    self.credo.checkpoint()
+                except Exception as exc:  # the head stays unsigned until the next round manages
+                    self.checkpoint_failures += 1
+                    log.error("signing an audit checkpoint failed: %s", exc)
 
-    def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> list[int]:
+    def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
         """A service call's own entries (inside its transaction, the hub lock held). They chain after
         every decision journaled so far: those are moved into the call's transaction first, and the
         journal waits from here until the call ends, since the call's entries may still roll back.
@@ -290,6 +306,7 @@ class Core:
                 "audit_failures": self.writer.failures, "audit_writer_alive": float(self.writer.alive),
                 "audit_flush_seconds": self.writer.seconds,
                 "audit_mover_failures": self.mover_failures, "audit_mover_failing": float(self._mover_failing),
+                "audit_checkpoint_failures": self.checkpoint_failures,
                 "generation": self._generation}
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from credo import index
+from credo import audit, index
 from credo.api.commit import GroupCommit
 from credo.api.hub import Change, Core
 from credo.policy import Policy
@@ -161,11 +161,15 @@ class RemoteHub:
         directory: Directory = self._rpc("principals")
         return directory
 
-    async def log(self, entries: Sequence[Sequence[Any]]) -> None:
-        await self._writer.submit(entries)
+    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
+        receipts = await self._writer.submit(entries)
+        assert receipts is not None  # _send_log always returns them
+        return receipts
 
-    def _send_log(self, entries: list[Sequence[Any]]) -> None:
-        self._rpc("log_wait", [tuple(e) for e in entries])
+    def _send_log(self, entries: list[Sequence[Any]]) -> audit.Receipts:
+        """One message for this worker's group; the hub answers with the group's receipts."""
+        receipts: audit.Receipts = self._rpc("log_wait", [tuple(e) for e in entries])
+        return receipts
 
     def stats(self) -> dict[str, float]:
         stats: dict[str, float] = self._rpc("stats")

@@ -34,6 +34,14 @@ class Reason(BaseModel):
     ends: Ends
 
 
+class Receipt(BaseModel):
+    """Where the decision's audit entry sits in the chain: keep it, and an auditor can check with
+    ``credo audit verify --receipt SEQ:HASH`` that the log still holds that entry unchanged."""
+
+    seq: int
+    hash: str
+
+
 class DecisionOut(BaseModel):
     decision_id: str
     resident_id: str = Field(json_schema_extra=RESIDENT_ID)
@@ -42,6 +50,7 @@ class DecisionOut(BaseModel):
     benefits: list[str]
     reasons: list[Reason]
     policy: str
+    receipt: Receipt
 
 
 class CheckIn(BaseModel):
@@ -65,6 +74,7 @@ class BatchItem(BaseModel):
     decision_id: str | None = None
     benefits: list[str] | None = None
     reasons: list[Reason] | None = None
+    receipt: Receipt | None = None
     error: dict[str, Any] | None = Field(None, description="instead of a decision: an invalid or unknown ID")
 
 

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo.api.auth import Allow, own_resident, runtime
-from credo.api.errors import documented
+from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
+from credo.checkpoints import parse_receipt
 from credo.ids import named_by_id, resident_id_from_key
 from credo.principals import Principal
 
@@ -44,7 +45,14 @@ def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: A
     return json({"entries": out, "next_after": rows[-1]["seq"] if len(rows) == limit else None})
 
 
-@router.get("/verify", openapi_extra=VERIFY.openapi, responses=VERIFY.responses)
-def verify(request: Request, who: Annotated[Principal, Depends(VERIFY)]) -> Response:
-    """Walk the hash chain; name the first entry that was altered, removed or moved."""
-    return json(runtime(request).hub.call("verify_audit").to_json())
+@router.get("/verify", openapi_extra=VERIFY.openapi, responses={**VERIFY.responses, **documented(422)})
+def verify(request: Request, who: Annotated[Principal, Depends(VERIFY)],
+           receipt: Annotated[list[str] | None, Query(description="SEQ:HASH of a decision's receipt")] = None
+           ) -> Response:
+    """Walk the hash chain, check it against every signed checkpoint and the receipts given; name the
+    first entry that was altered, removed or moved."""
+    try:
+        receipts = [parse_receipt(r) for r in receipt or []]
+    except ValueError as exc:
+        raise Unprocessable(str(exc), code="bad_receipt", details={"field": "receipt"}) from None
+    return json(runtime(request).hub.call("verify_audit", receipts=receipts).to_json())

@@ -2,7 +2,8 @@
 
 The hot path never touches DuckDB: the resident is found in the decision index,
 decided in memory, and the decision's audit entry joins the next group commit;
-the response leaves only once that commit is done. A provider sees the decision,
+the response leaves only once that commit is done, with the entry's receipt
+(its ``seq`` and ``hash`` in the chain). A provider sees the decision,
 its reason codes and how each ends, never the records behind them or a score.
 """
 
@@ -92,12 +93,12 @@ async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purp
 
 
 async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judged) -> dict[str, Any]:
-    """Log the decision (durably, with its group) and only then give it."""
+    """Log the decision (durably, with its group) and only then give it, with its receipt."""
     now, key, d = judged
-    await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision, d.decision_id,
-                            purpose, d.policy, codes(d.reasons))])
+    receipts = await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision,
+                                       d.decision_id, purpose, d.policy, codes(d.reasons))])
     rt.metrics.decisions[d.decision] += 1
-    return {**d.to_json(), "reasons": reasons_for(who, d.reasons)}
+    return {**d.to_json(), "reasons": reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
 
 @router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
@@ -125,14 +126,18 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     label = rt.index.policy.label
     good_keys = good.tolist()
     name, role = who.name, who.role
-    await rt.hub.log([(now, name, role, DECISION, k, action, verdict, did, purpose, label, codes(reasons))
-                      for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
+    receipts = await rt.hub.log([(now, name, role, DECISION, k, action, verdict, did, purpose, label,
+                                  codes(reasons))
+                                 for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
     items: list[dict[str, Any] | None] = [None] * len(resident_ids)
     denied = 0
-    for i, (did, verdict, benefits, reasons) in zip(np.flatnonzero(ok).tolist(), made, strict=True):
+    seq = receipts.first
+    for i, (did, verdict, benefits, reasons), h in zip(np.flatnonzero(ok).tolist(), made, receipts.hashes,
+                                                      strict=True):
         denied += verdict == "deny"
         items[i] = {"resident_id": _normalised(resident_ids[i]), "decision": verdict, "decision_id": did,
-                    "benefits": benefits, "reasons": reasons_for(who, reasons)}
+                    "benefits": benefits, "reasons": reasons_for(who, reasons), "receipt": {"seq": seq, "hash": h}}
+        seq += 1
     for i, error in errors.items():
         items[i] = {"resident_id": resident_ids[i], "error": error}
     rt.metrics.batch_requests += 1
