@@ -312,3 +312,26 @@ def test_no_text_says_a_before_a_vowel_role() -> None:
     found = [f"{f.relative_to(ROOT)}:{n}: {line.strip()}" for f in files
              for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1) if wrong.search(line)]
     assert found == []
+
+
+def test_an_engine_failure_is_logged_and_its_sql_not_shown(caplog: pytest.LogCaptureFixture) -> None:
+    """A library error of status 500 is the server's fault: the client gets the generic answer, the
+    log gets the step and its SQL."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from credo.api import errors
+    from credo.engines.base import EngineError
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise EngineError("duckdb", "hits", "SELECT secret FROM ledger_in", ValueError("no such column"))
+
+    with caplog.at_level("ERROR"), TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/boom")
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "internal"
+    assert "SELECT" not in answer.text and "ledger_in" not in answer.text
+    assert "failed at step hits" in caplog.text and "SELECT secret FROM ledger_in" in caplog.text

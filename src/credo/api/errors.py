@@ -96,8 +96,11 @@ def error_response(status: int, code: str, message: str, details: Any = None,
 
 async def _credo(request: Request, exc: Exception) -> Response:
     """A library refusal without a more precise status (plain ``CredoError``, 400) is the caller's
-    input being refused: 422, the status the API documents for invalid input."""
+    input being refused: 422, the status the API documents for invalid input. A library error of
+    status 500 is no refusal but the server's own fault, answered as any unexpected error is."""
     assert isinstance(exc, CredoError)
+    if exc.status == 500:  # a fault of the server (an engine step that failed): logged, its SQL not shown
+        return await _unexpected(request, exc)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return error_response(422 if exc.status == 400 else exc.status, exc.code, exc.message, exc.details, headers)
 
