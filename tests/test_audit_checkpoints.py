@@ -310,3 +310,28 @@ def test_a_line_of_the_file_that_is_not_a_checkpoint_fails_the_verdict(signed: t
         con.close()
     problem = verdict.problem or ""
     assert not verdict.ok and "line 4 of" in problem and "is not a checkpoint" in problem
+
+
+def test_a_restored_log_is_checked_against_the_checkpoints_of_its_backup(signed: tuple[Path, int],
+                                                                       tmp_path: Path) -> None:
+    """A backup carries the signed checkpoints up to its own audit head (not one the server signed
+    while it was being written), and a restore puts them beside the new database."""
+    from credo import backup
+
+    db, n = signed
+    path = checkpoints.checkpoint_path(db)
+    with path.open("ab") as f:  # signed after the snapshot's head: not the backup's to carry
+        f.write(orjson.dumps({"seq": n + 99, "hash": "0" * 64, "signed_at": "x", "key": "k", "signature": "s"}) + b"\n")
+    credo = Credo.open(db)
+    try:
+        head = backup.backup(credo.con, tmp_path / "snap")["audit_head"][0]
+    finally:
+        credo.close()
+    public = signing.load_public(str(signing.public_path(signing.key_path(db))))
+    restored = tmp_path / "restored.duckdb"
+    backup.restore(tmp_path / "snap", restored, public_key=public)
+    assert [p.seq for p in checkpoints.filed(checkpoints.checkpoint_path(restored))[0]] == [n + 2, n + 4, n + 6]
+    run = cli(restored, "audit", "verify", "--json", "--public-key", public)
+    body = orjson.loads(run.stdout)
+    assert run.returncode == 0 and body["ok"] and body["checkpoints"] == 3 and body["findings"] == [], run.stdout
+    assert head >= n + 6

@@ -28,12 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from credo import audit, signing, store
+from credo import audit, checkpoints, signing, store
 from credo.errors import CredoError
 from credo.store import transaction
 
@@ -42,6 +44,8 @@ FORMAT = 3
 only (restored only when ``unsigned`` is asked for); 1 was DuckDB's EXPORT DATABASE."""
 MANIFEST = "credo-manifest.json"
 SIGNATURE = "credo-manifest.sig"
+CHECKPOINTS = "audit-checkpoints.jsonl"
+"""The signed audit checkpoints up to the snapshot's head, restored beside the new database."""
 CONTEXT = b"credo backup manifest\n"
 """Signed before the manifest's bytes, so that the signature of a manifest can never pass for that of
 anything else the same key signs (audit checkpoints), nor the other way round."""
@@ -68,11 +72,36 @@ def _digest(path: Path) -> dict[str, Any]:
         return {"bytes": os.fstat(f.fileno()).st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
+def _db_file(con: duckdb.DuckDBPyConnection) -> Path:
+    """The connection's database file (the server takes backups with its own connection)."""
+    [(path,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return Path(path)
+
+
 def _signer(con: duckdb.DuckDBPyConnection) -> signing.Signer | None:
     """The key that signs this database's backups: CREDO_AUDIT_KEY, else beside the connection's file
     (so the server, taking a backup with its own connection, signs with the same key as the CLI)."""
-    [(path,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    return signing.Signer.load(signing.key_path(path))
+    return signing.Signer.load(signing.key_path(_db_file(con)))
+
+
+def _copy_checkpoints(source: Path, directory: Path, upto: int) -> list[str]:
+    """The signed checkpoints of the file beside the database, up to the snapshot's audit head (the
+    server may sign later ones while the backup is written): a restored log is checked against them
+    as the original was. The file names written (none when there is no checkpoint)."""
+    lines = [line for line in source.read_bytes().splitlines() if _seq(line) <= upto] if source.is_file() else []
+    if not lines:
+        return []
+    (directory / CHECKPOINTS).write_bytes(b"\n".join(lines) + b"\n")
+    return [CHECKPOINTS]
+
+
+def _seq(line: bytes) -> int:
+    """A checkpoint line's sequence number (lines that are not checkpoints are left out: verify names them)."""
+    try:
+        seq = json.loads(line)["seq"]
+    except (ValueError, KeyError, TypeError):
+        return sys.maxsize
+    return seq if type(seq) is int else sys.maxsize
 
 
 def backup(con: duckdb.DuckDBPyConnection, directory: Path) -> dict[str, Any]:
@@ -91,7 +120,9 @@ def backup(con: duckdb.DuckDBPyConnection, directory: Path) -> dict[str, Any]:
             version = store.schema_version(con)
             for table in tables:
                 con.table(table).write_parquet(str(directory / f"{table}.parquet"))
-        files = {f"{t}.parquet": _digest(directory / f"{t}.parquet") for t in tables}
+        names = [f"{t}.parquet" for t in tables]
+        names += _copy_checkpoints(checkpoints.checkpoint_path(_db_file(con)), directory, head[0])
+        files = {name: _digest(directory / name) for name in names}
         manifest = {"format": FORMAT, "schema_version": version, "tables": tables, "counts": counts,
                     "audit_head": list(head), "files": files}
         text = json.dumps(manifest, indent=2).encode()
@@ -211,6 +242,9 @@ def restore(directory: Path, target: Path, *, public_key: str | None = None,
             os.link(building, target)  # unlike a rename, never replaces a file that appeared meanwhile
         except FileExistsError:
             raise CredoError(f"{target} exists: restore into a new file", code="target_exists") from None
+        if CHECKPOINTS in manifest.get("files", {}):  # the new database's own: one left there is stale
+            shutil.copyfile(directory / CHECKPOINTS, checkpoints.checkpoint_path(target))
+            os.chmod(checkpoints.checkpoint_path(target), 0o600)
     finally:
         _remove(building)
     return {**manifest, "audit_entries": entries, "signed_by": signed_by}
