@@ -8,7 +8,7 @@ returns, and a crash leaves none of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,11 +53,15 @@ class Credo:
         the table, or (``credo.api.hub``) after the server's journal."""
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Credo:
-        """Open the store; audit entries a stopped server left in its journal are moved in first."""
-        con = connect(path)
+    def open(cls, path: Path | str | None = None, *, create: bool = True) -> Credo:
+        """Open the store; audit entries a stopped server left in its journal are moved in first.
+
+        ``create=False`` (every CLI command but ``init``) refuses a path holding no Credo database,
+        where a mistyped ``--db`` would otherwise be a new, empty city."""
+        con = connect(path, create=create)
         audit.recover(con, audit.journal_path(path))
         return cls(con)
+
 
     def close(self) -> None:
         self.con.close()
@@ -260,12 +264,14 @@ class Credo:
     def verify_audit(self) -> audit.Verdict:
         return audit.verify(self.con)
 
-    def export_audit(self) -> list[dict[str, Any]]:
+    def export_audit(self) -> Iterator[dict[str, Any]]:
+        """The whole log, oldest first, streamed (``audit.export``)."""
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
                      resident_id: str | None = None) -> tuple[str, Principal]:
-        resident = ids.resident_key(ids.normalise_resident_id(resident_id)) if resident_id else None
+        today = self.now().date()
+        resident = ids.resident_key(ids.normalise_resident_id(resident_id, today)) if resident_id else None
         with transaction(self.con):
             token, who = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
                                            now=self.now())
