@@ -8,10 +8,10 @@ chained. So each size gets an audit table of decision entries shaped like the se
 provider's principal, an action, a decision id, a purpose, a policy label, a detail of a few
 dozen bytes, two hashes of 64 hex digits), one every 7 ms.
 
-Both phases run as child processes, measured by the parent (``os.wait4``: wall, CPU and peak RSS
-of that child alone). ``export`` is the real command, ``credo audit export --out FILE``, start-up
-included (about a second of imports, which weighs on small sizes). The floor, ``copy``, is the
-least DuckDB itself does to write the log out as JSON Lines in sequence order:
+Both phases run as child processes, each measured by a small launcher (``os.wait4``: wall, CPU
+and peak RSS of that child alone; see ``LAUNCH``). ``export`` is the real command, ``credo audit
+export --out FILE``, start-up included (about a second of imports, which weighs on small sizes).
+The floor, ``copy``, is the least DuckDB itself does to write the log out as JSON Lines in sequence order:
 ``COPY (SELECT ... ORDER BY seq) TO FILE (FORMAT JSON)``, in a Python process that imports
 only duckdb. Its peak memory grows with the log (the sort holds all of it); the export's must
 not: it reads a window of sequence numbers at a time.
@@ -58,18 +58,29 @@ def build(db: Path, n: int) -> float:
     return time.perf_counter() - t0
 
 
+LAUNCH = """
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024,
+      os.waitstatus_to_exitcode(status), file=sys.stderr)
+"""
+"""Runs a command and reports its wall and CPU seconds and peak RSS. The measured command is this
+small process's child, because Linux counts in a child's peak RSS the parent's own at the fork:
+started from the benchmark (or a test) after it filled a large table, the figure would be theirs."""
+
+
 def measure(argv: list[str], out: Path) -> dict[str, Any]:
-    """One child: wall and CPU seconds, peak RSS (its own, from the kernel), lines written."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv[:4]} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    """One command: wall and CPU seconds, peak RSS (its own, from the kernel), lines written."""
+    done = subprocess.run([sys.executable, "-c", LAUNCH, *argv], capture_output=True, text=True, check=False)
+    seconds, cpu, rss, code = done.stderr.split("\n")[-2].split()
+    if int(code) != 0:
+        raise SystemExit(f"{argv[:4]} failed: {done.stderr}")
     with out.open("rb") as f:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss * 1024,
-            "lines": lines, "bytes": out.stat().st_size}
+    return {"seconds": float(seconds), "cpu": float(cpu), "rss": int(rss), "lines": lines,
+            "bytes": out.stat().st_size}
 
 
 def line(label: str, n: int, r: dict[str, Any], floor: dict[str, Any] | None) -> str:

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from credo import ids, settings
-from tests.conftest import City, running, write_csv
 from tests.cityfactory import POLICY
+from tests.conftest import City, running, write_csv
 
 CITY_NOW = "2031-06-02T01:00:00+08:00"
 TODAY, TOMORROW = date(2031, 6, 2), date(2031, 6, 3)

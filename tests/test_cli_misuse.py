@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import NOW, City, build_city, rid, running
 from tests.cityfactory import POLICY
+from tests.conftest import NOW, City, build_city, rid, running
 
 CREDO = str(Path(sys.executable).with_name("credo"))
 

@@ -300,10 +300,13 @@ def audit_verify() -> None:
 @audit_app.command("export")
 def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Write the log out as JSON Lines (stdout by default), streamed: memory stays bounded at any size."""
-    entries = service().export_audit()
-    with output.open("wb") if output else open(sys.stdout.fileno(), "wb", closefd=False) as sink:
-        for entry in entries:
-            sink.write(orjson.dumps(entry, default=str) + b"\n")
+    credo = service()
+    try:
+        with output.open("wb") if output else open(sys.stdout.fileno(), "wb", closefd=False) as sink:
+            for entry in credo.export_audit():
+                sink.write(orjson.dumps(entry, default=str) + b"\n")
+    finally:
+        credo.close()
 
 
 @token_app.command("create")
