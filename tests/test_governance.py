@@ -378,7 +378,7 @@ def test_reports_are_audited_and_bounded_by_role(city: City, six: dict[str, int]
                       ("provider", lambda who: city.credo.fairness(T, who=who))]:
         with pytest.raises(Forbidden):
             run(Principal(f"{role}:x", role))
-    entry = city.credo.export_audit()[-1]
+    entry = list(city.credo.export_audit())[-1]
     assert (entry["principal"], entry["role"], entry["event"], entry["purpose"]) == (
         "auditor:ann", "auditor", "read.report", "quarterly review")
     assert json.loads(entry["detail"])["report"] == "fairness"

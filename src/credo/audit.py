@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -402,9 +402,30 @@ def verify(con: duckdb.DuckDBPyConnection) -> Verdict:
     return Verdict(True, count)
 
 
-def export(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    rows = con.execute(f"SELECT {COLUMN_LIST} FROM audit ORDER BY seq").fetchall()
-    return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+EXPORT_WINDOW = 20_000
+"""Sequence numbers read per query by ``export``: about 10 MB of rows at a time."""
+EXPORT_MEMORY = "64MB"
+"""DuckDB's memory limit while ``export`` reads (see there)."""
+
+
+def export(con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
+    """Every entry, oldest first, read one window of sequence numbers at a time, so memory stays
+    bounded at any size of log: one ``ORDER BY seq`` over the whole table sorts all of it in memory
+    first (11.5 GB for 4.56 M entries). A window is a range filter that the table's min/max per row
+    group answers without reading the rest. DuckDB also keeps every block it read cached, up to its
+    memory limit (70 bytes an entry), so the limit is lowered while the export reads and set back
+    to the store's (``CREDO_MEMORY_LIMIT``) when it ends."""
+    con.execute("SET memory_limit = ?", [EXPORT_MEMORY])
+    try:
+        low, high = con.execute("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM audit").fetchall()[0]
+        for start in range(int(low), int(high) + 1, EXPORT_WINDOW):
+            rows = con.execute(f"SELECT {COLUMN_LIST} FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq",
+                               [start, start + EXPORT_WINDOW]).fetchall()
+            for r in rows:
+                yield dict(zip(COLUMNS, r, strict=True))
+    finally:
+        limit = settings.get("CREDO_MEMORY_LIMIT")
+        con.execute("SET memory_limit = ?", [limit]) if limit else con.execute("RESET memory_limit")
 
 
 def page(con: duckdb.DuckDBPyConnection, *, resident: int | None = None, after: int = 0,

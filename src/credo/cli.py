@@ -10,22 +10,30 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
+try:  # typer 0.29 carries its own copy of click, whose exceptions are not click's
+    from typer._click import exceptions as click_errors
+except ImportError:
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+from credo import cli_output as output
 from credo import policy as policies
+from credo import settings
 from credo.api.client import here_or_served
 from credo.audit import Verdict
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError, named_by_id
 from credo.service import Credo
+from credo.store import creating
 from credo.times import iso
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
@@ -62,9 +70,10 @@ _opened: list[Credo] = []
 
 
 def service() -> Credo:
-    """The database, closed when the command ends: a command that appended audit entries signs the
+    """The database of --db, which must exist (only `credo init`, `restore` and `demo` make one),
+    closed when the command ends: a command that appended audit entries signs the
     log's head then (a checkpoint, when a key is configured)."""
-    credo = Credo.open()
+    credo = Credo.open(create=False)
     _opened.append(credo)
     return credo
 
@@ -74,10 +83,29 @@ def _close_services() -> None:
         _opened.pop().close()
 
 
+def read_text(path: Path, what: str) -> str:
+    """A file given on the command line, or a one-line error naming it and why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CredoError(f"{what} {path}: {exc.strerror or exc}", code="unreadable_file") from None
+    except UnicodeDecodeError:
+        raise CredoError(f"{what} {path}: not UTF-8 text", code="unreadable_file") from None
+
+
+def as_of_time(credo: Credo, text: str | None) -> datetime:
+    """--as-of in the city's time (now when not given), or a one-line error saying what is wrong."""
+    try:
+        return credo.when(text)
+    except ValueError as exc:
+        raise CredoError(f"--as-of {text}: not an ISO 8601 date or date-time such as 2025-01-01 or "
+                         f"2025-01-01T09:00:00+08:00 ({exc})", code="bad_time") from None
+
+
 @policy_app.command("check")
 def policy_check(file: Path) -> None:
     """Lint a policy: exit 0 when clean or with warnings only, 1 when refused."""
-    _, problems = policies.check_text(file.read_text(encoding="utf-8"))
+    _, problems = policies.check_text(read_text(file, "policy file"))
     for p in problems:
         (err if p.severity == "refuse" else out).print(f"{p.severity}: {p}", markup=False, highlight=False)
     refused = [p for p in problems if p.severity == "refuse"]
@@ -89,7 +117,8 @@ def policy_check(file: Path) -> None:
 @policy_app.command("apply")
 def policy_apply(file: Path) -> None:
     """Lint then apply a policy as a new version, rescoring everyone."""
-    applied = service().apply_policy(file.read_text(encoding="utf-8"))
+    text = read_text(file, "policy file")
+    applied = service().apply_policy(text)
     for w in applied.warnings:
         out.print(f"warn: {w}", markup=False)
     out.print(f"applied {applied.label}", markup=False)
@@ -103,12 +132,24 @@ def policy_schema() -> None:
 
 @app.command()
 def init(policy: Annotated[Path | None, typer.Option(help="policy file (default: shipped beijing)")] = None) -> None:
-    """Create the database with a policy."""
-    credo = service()
-    if credo.initialised():
-        raise CredoError("the database already has a policy: use `credo policy apply`", code="already_initialised")
-    applied = credo.apply_policy((policy or policies.shipped("beijing")).read_text(encoding="utf-8"))
-    out.print(f"initialised {os.environ.get('CREDO_DB', 'credo.duckdb')} with policy {applied.label}", markup=False)
+    """Create the database with a policy: whole, or (the policy refused) not at all."""
+    text = read_text(policy or policies.shipped("beijing"), "policy file")
+    path = settings.db_path()
+    if path.exists():  # a Credo database without a policy yet (made by the library) takes one
+        credo = service()
+        if credo.initialised():
+            raise CredoError("the database already has a policy: use `credo policy apply`",
+                             code="already_initialised")
+        applied = credo.apply_policy(text)
+    else:
+        with creating(path) as draft:
+            credo = Credo.open(draft)
+            try:
+                applied = credo.apply_policy(text)
+                credo.con.execute("CHECKPOINT")
+            finally:
+                credo.close()
+    out.print(f"initialised {path} with policy {applied.label}", markup=False)
 
 
 @app.command()
@@ -132,11 +173,11 @@ def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_jso
     results: list[Any] = []
     unreadable: list[UnreadableFeed] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:>12,} rows"),
-                  _RateColumn(), TimeElapsedColumn(), console=err, transient=True,
+                  output.RateColumn(), TimeElapsedColumn(), console=err, transient=True,
                   disable=as_json or not err.is_terminal) as bar:
         for path in files:
             try:
-                results.append(credo.ingest_files(agency, [path], progress=_rows_progress(bar, path))[0])
+                results.append(credo.ingest_files(agency, [path], progress=output.rows_progress(bar, path))[0])
             except UnreadableFeed as exc:
                 unreadable.append(exc)
                 err.print(f"error: {exc.message}", markup=False, soft_wrap=True)
@@ -150,29 +191,6 @@ def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_jso
     if as_json:
         emit([r.to_json() for r in results] + [{"error": e.code, "message": e.message} for e in unreadable])
     raise typer.Exit(2 if unreadable else 1 if any(r.rejected for r in results) else 0)
-
-
-_PHASES = {"read": (0.0, 0.15), "check": (0.15, 0.5), "store": (0.5, 0.7), "score": (0.7, 1.0)}
-"""Share of the bar each phase of one file takes (roughly its share of the time on a large file)."""
-
-
-class _RateColumn(ProgressColumn):
-    """Rows of the file per second so far (recomputed at each refresh, so it moves between updates)."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.fields['rows'] / max(task.elapsed or 0.0, 1e-6):>10,.0f} rows/s")
-
-
-def _rows_progress(bar: Progress, path: Path) -> Any:
-    """A progress callback for one file: the bar moves through its phases and shows rows and rows/s."""
-    task = bar.add_task(f"{path.name}: read", total=1.0, rows=0)
-
-    def tick(phase: str, done: int, total: int) -> None:
-        lo, hi = _PHASES.get(phase, (0.0, 1.0))
-        bar.update(task, completed=lo + (hi - lo) * (done / total if total else 1.0),
-                   description=f"{path.name}: {phase}", rows=done if phase == "read" else total)
-
-    return tick
 
 
 @app.command()
@@ -201,7 +219,7 @@ def rejects(agency: Annotated[str | None, typer.Option()] = None, as_json: JsonO
 def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
     """Recompute every standing."""
     credo = service()
-    when = credo.when(as_of)
+    when = as_of_time(credo, as_of)
     if engine == "spark":
         from credo.scoring import score_with_spark
 
@@ -217,7 +235,7 @@ def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
 def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """One resident's standing."""
     credo = service()
-    s = credo.standing(resident_id, credo.when(as_of) if as_of else None).to_json(credo.policy.tz)
+    s = credo.standing(resident_id, as_of_time(credo, as_of) if as_of else None).to_json(credo.policy.tz)
     if as_json:
         emit(s)
         return
@@ -232,7 +250,7 @@ def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False)
 def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """One resident's records and how each counts."""
     credo = service()
-    x = credo.explain(resident_id, credo.when(as_of) if as_of else None)
+    x = credo.explain(resident_id, as_of_time(credo, as_of) if as_of else None)
     if as_json:
         emit(x)
         return
@@ -275,7 +293,11 @@ def objection_open(resident_id: str, record_ref: str, reason: Annotated[str, typ
 
 @objection_app.command("resolve")
 def objection_resolve(number: int, answer: Annotated[str, typer.Option()],
-                      uphold: Annotated[bool, typer.Option("--uphold/--reject")] = False) -> None:
+                      uphold: Annotated[bool, typer.Option("--uphold", help="the record is withdrawn")] = False,
+                      reject: Annotated[bool, typer.Option("--reject", help="the record stands")] = False) -> None:
+    """Answer an objection: exactly one of --uphold or --reject, never a default."""
+    if uphold == reject:
+        raise CredoError("give exactly one of --uphold or --reject", code="bad_usage")
     service().resolve_objection(number, uphold=uphold, answer=answer)
     out.print(f"objection {number} {'upheld' if uphold else 'rejected'}", markup=False)
 
@@ -347,13 +369,14 @@ def audit_key() -> None:
 
 @audit_app.command("export")
 def audit_export(output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
-    """Write the log out as JSON Lines (stdout by default)."""
-    rows = service().export_audit()
-    text = b"".join(orjson.dumps(named_by_id(r), default=str) + b"\n" for r in rows)
-    if output:
-        output.write_bytes(text)
-    else:
-        sys.stdout.buffer.write(text)
+    """Write the log out as JSON Lines (stdout by default), streamed: memory stays bounded at any size."""
+    credo = service()
+    try:
+        with output.open("wb") if output else open(sys.stdout.fileno(), "wb", closefd=False) as sink:
+            for entry in credo.export_audit():
+                sink.write(orjson.dumps(named_by_id(entry), default=str) + b"\n")
+    finally:
+        credo.close()
 
 
 @token_app.command("create")
@@ -396,46 +419,18 @@ def token_revoke(number: Annotated[int, typer.Argument(metavar="ID", help="the t
 
 
 @app.command()
-def whatif(policy_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="proposed policy")],
+def whatif(policy_file: Annotated[Path, typer.Argument(help="proposed policy")],
            as_of: AsOf = None, as_json: JsonOpt = False,
            sample: Annotated[int, typer.Option(help="resident IDs shown per list join/leave")] = 5,
            engine: Engine = "duckdb") -> None:
     """The impact of a proposed policy on the current ledger; nothing is applied or stored."""
+    text = read_text(policy_file, "policy file")
     credo = service()
-    w = credo.whatif(policy_file.read_text(encoding="utf-8"), credo.when(as_of), sample=sample, engine=engine)
+    w = credo.whatif(text, as_of_time(credo, as_of), sample=sample, engine=engine)
     if as_json:
         emit(w)
         return
-    n = "{:,}".format
-    out.print(f"{w['proposed']['policy']} instead of {w['policy']} at {w['as_of']}: {n(w['residents'])} "
-              f"residents, {n(w['residents_changed_grade'])} change grade", markup=False, highlight=False)
-    for warning in w["proposed"]["warnings"]:
-        out.print(f"warn: {warning}", markup=False)
-    after = list(w["grades"]["after"])
-    matrix = Table("before \\ after", *after, title="grade transitions")
-    for g, row in w["matrix"].items():
-        matrix.add_row(g, *[n(row[a]) if row.get(a) else "" for a in after])
-    lists = Table("list", "kind", "before", "after", "joined", "left", "e.g. joined", "e.g. left",
-                  title="lists in force")
-    for name, x in w["lists"].items():
-        lists.add_row(name, x["kind"], *[n(x[k]) for k in ("before", "after", "joined", "left")],
-                      " ".join(x["sample_joined"][:2]), " ".join(x["sample_left"][:2]))
-    measures = Table("action", "denied before", "after", "newly", "no longer", "benefits before->after",
-                     title="residents denied")
-    for action, x in w["measures"].items():
-        benefits = ", ".join(f"{e} {n(b['before'])}->{n(b['after'])}" for e, b in x["benefits"].items())
-        measures.add_row(action, *[n(x[k]) for k in ("denied_before", "denied_after", "newly_denied",
-                                                      "no_longer_denied")], benefits)
-    districts = Table("district", "residents", "change grade", "score up", "score down", "list joins",
-                      "list leaves", "denials before", "after", title="by district")
-    for code, d in w["by_district"].items():
-        lists_, denied = d["lists"].values(), d["denied"].values()
-        districts.add_row(code, *[n(d[k]) for k in ("residents", "changed_grade", "score_up", "score_down")],
-                          n(sum(x["joined"] for x in lists_)), n(sum(x["left"] for x in lists_)),
-                          n(sum(x["before"] for x in denied)), n(sum(x["after"] for x in denied)))
-    for table in (matrix, lists, measures, districts):
-        out.print(table)
-
+    output.print_whatif(out, w)
 
 @app.command()
 def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
@@ -443,44 +438,21 @@ def fairness(as_of: AsOf = None, as_json: JsonOpt = False,
              engine: Engine = "duckdb") -> None:
     """Outcomes by district, sex and age band, flagging groups below four-fifths of the best."""
     credo = service()
-    f = credo.fairness(credo.when(as_of), min_group=min_group, engine=engine)
+    f = credo.fairness(as_of_time(credo, as_of), min_group=min_group, engine=engine)
     if as_json:
         emit(f)
         return
-    out.print(f"fairness under {f['policy']} at {f['as_of']}: {f['residents']:,} residents; flagged: a rate "
-              f"below {f['rule']['threshold']:.0%} of the best group's (groups under {min_group} not judged)",
-              markup=False, highlight=False)
-    pct = "{:.1%}".format
-    for dim, groups in f["dimensions"].items():
-        table = Table(dim, "residents", "grades", "black-listed", "denied", "ratio: not listed",
-                      "ratio: not denied", "flag", title=f"by {dim.replace('_', ' ')}")
-        for g in groups:
-            ratios = [g["impact_ratio"].get(o) for o in f["rule"]["outcomes"]]
-            table.add_row(g["group"], f"{g['residents']:,}",
-                          " ".join(f"{k} {pct(v / g['residents'])}" for k, v in g["grades"].items()),
-                          pct(g["black_list_rate"]), pct(g["denial_rate"]),
-                          *["-" if r is None else f"{r:.2f}" for r in ratios],
-                          "small" if g["small"] else ("FLAG" if g["flagged"] else ""))
-        out.print(table)
-    for x in f["flags"]:
-        drivers = "; ".join(f"{d['type']} {pct(d['group_rate'])} vs {pct(d['best_rate'])}"
-                            for d in x["drivers"])
-        out.print(f"FLAG {x['dimension']} {x['group']}: {x['outcome']} {pct(x['rate'])} vs "
-                  f"{pct(x['best_rate'])} in {x['best_group']} (ratio {x['impact_ratio']:.2f}); "
-                  f"driven by: {drivers or '-'}", markup=False, highlight=False)
-
+    output.print_fairness(out, f, min_group)
 
 @app.command("backup")
 def backup_cmd(directory: Path) -> None:
     """A consistent snapshot of the database into DIR (Parquet files and a manifest of their digests, signed
     with the signing key when there is one), also while serving: when `credo serve` holds the database, the
     server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
-    import duckdb
-
     try:
         credo = service()
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc):
+    except CredoError as exc:
+        if exc.code != "database_held":
             raise
         from credo.api import client
 
@@ -505,7 +477,7 @@ def restore_cmd(directory: Path,
                     "digests alone (a wrong signature is refused even so)")] = False) -> None:
     """Rebuild the database (--db, which must not exist yet) from a backup, once its signature and every
     file's digest are checked; exit 2, nothing written, when they do not match."""
-    from credo import backup, settings, signing
+    from credo import backup, signing
 
     trusted = signing.load_public(public_key) if public_key else None
     done = backup.restore(directory, settings.db_path(), public_key=trusted, unsigned=unsigned)
@@ -522,9 +494,9 @@ def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_
           workers: Annotated[int | None, typer.Option(help="worker processes (default CREDO_WORKERS)")] = None
           ) -> None:
     """The HTTP API under /v1 (OpenAPI at /docs), holding the database until interrupted."""
-    from credo import settings
     from credo.api.server import run
 
+    service().close()  # a missing, foreign or held database is said here, before the workers start
     host = host or settings.get("CREDO_HOST")
     port = port or int(settings.get("CREDO_PORT"))
     workers = workers or int(settings.get("CREDO_WORKERS"))
@@ -541,13 +513,12 @@ def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city
     """Synthetic city -> ingest -> score -> serve, in one command (needs an empty --db)."""
     import time
 
-    from credo import settings
     from credo.synth import synth_city
 
     started = time.perf_counter()
     err.print(f"writing a synthetic city of {residents:,} residents into {city}/", markup=False)
     files = synth_city(residents, city, seed=seed)
-    credo = service()
+    credo = Credo.open()  # created when new, as the demo's own city
     if not credo.initialised():
         credo.apply_policy(policies.shipped("beijing").read_text(encoding="utf-8"))
     order = ["population", "telecom", *sorted(a for a in files if a not in ("population", "telecom"))]
@@ -585,17 +556,32 @@ def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city
 
 
 def main() -> None:
+    """Run the CLI: every failure that is not a refusal is one line on stderr and exit 2 (spec §7)."""
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError:
+        sys.exit(2)  # the help is printed already
+    except click_errors.UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        fail(f"error: {exc.format_message()}{where}")
+    except click_errors.ClickException as exc:
+        fail(f"error: {exc.format_message()}", exc.exit_code)
+    except typer.Abort:
+        fail("aborted", 1)
     except UnreadableFeed as exc:
-        err.print(f"error: {exc.message}", markup=False)
-        sys.exit(2)
+        fail(f"error: {exc.message}")
     except (CredoError, IdError) as exc:
-        err.print(f"error: {exc}", markup=False)
         details = getattr(exc, "details", None)
-        if isinstance(details, list):
-            for d in details:
-                err.print(f"  {d}", markup=False)
-        sys.exit(2)
+        fail(f"error: {exc}", lines=[f"  {d}" for d in details] if isinstance(details, list) else [])
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int = 2, lines: list[str] | None = None) -> None:
+    """Say what went wrong (soft-wrapped: one line however wide) and exit."""
+    for line in [message, *(lines or [])]:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     main()

@@ -104,7 +104,13 @@ def check_char_of_key(key: int) -> str:
 
 
 def normalise_resident_id(value: str, today: date | None = None) -> str:
-    """`today` is a parameter so ingest of a historical feed and tests judge 'future' against a fixed day."""
+    """The canonical form of an ID, or an ``IdError`` naming the first problem.
+
+    ``today`` is the city's date on the one clock (``credo.settings.now(policy.tz).date()``, which
+    ``CREDO_NOW`` fixes): a birth date after it is in the future. This module never reads a clock of
+    its own, since the process's date differs from the city's for hours every day. Without ``today``
+    the future is not judged: for an ID only compared with a known one, or keyed after a caller
+    judged it on the city's date."""
     s = value.strip(_WS)
     if len(s) != 18:
         raise IdError(_RID, BAD_LENGTH, f"must be 18 characters, got {len(s)}")
@@ -121,7 +127,7 @@ def normalise_resident_id(value: str, today: date | None = None) -> str:
         raise IdError(_RID, BAD_DATE, f"{ymd} is not a calendar date") from None
     if born.year < 1900:
         raise IdError(_RID, BAD_DATE, f"birth date {ymd} is before 1900-01-01")
-    if born > (date.today() if today is None else today):
+    if today is not None and born > today:
         raise IdError(_RID, FUTURE_DATE, f"birth date {ymd} is in the future")
     expected = check_char(s[:17])
     if s[17] != expected:
@@ -130,7 +136,8 @@ def normalise_resident_id(value: str, today: date | None = None) -> str:
 
 
 def resident_key(resident_id: str) -> int:
-    """Validates first, so a key can only ever come from a real ID."""
+    """Validates first (all but the future, see ``normalise_resident_id``), so a key can only ever
+    come from a well-formed ID."""
     return int(normalise_resident_id(resident_id)[:17])
 
 

@@ -8,7 +8,7 @@ returns, and a crash leaves none of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,16 @@ class Credo:
         the table, or (``credo.api.hub``) after the server's journal."""
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Credo:
-        """Open the store; audit entries a stopped server left in its journal are moved in first."""
-        con = connect(path)
+    def open(cls, path: Path | str | None = None, *, create: bool = True) -> Credo:
+        """Open the store; audit entries a stopped server left in its journal are moved in first.
+
+        ``create=False`` (every CLI command but ``init``) refuses a path holding no Credo database,
+        where a mistyped ``--db`` would otherwise be a new, empty city."""
+        con = connect(path, create=create)
         credo = cls(con, path)
         audit.recover(con, audit.journal_path(path))  # after the head is noted: recovered entries get signed
         return credo
+
 
     def close(self) -> None:
         """Sign the head if this service appended entries (a key configured), then close (once)."""
@@ -288,7 +292,8 @@ class Credo:
         """The chain, checked against every signed checkpoint and the receipts given (``credo.checkpoints``)."""
         return checkpoints.verify(self.con, self.path, public_key, receipts)
 
-    def export_audit(self) -> list[dict[str, Any]]:
+    def export_audit(self) -> Iterator[dict[str, Any]]:
+        """The whole log, oldest first, streamed (``audit.export``)."""
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
@@ -298,7 +303,7 @@ class Credo:
         principals.check_subject(role, {"agency": agency, "provider": provider, "resident": resident_id})
         if agency is not None:
             self._require_agency(agency)
-        resident = ids.resident_key(ids.normalise_resident_id(resident_id)) if resident_id else None
+        resident = ids.resident_key(ids.normalise_resident_id(resident_id, self.now().date())) if resident_id else None
         until, shown = None, None
         if expires is not None:  # the policy's zone: a database with none yet can still get operator tokens
             tz = self.policy.tz

@@ -10,6 +10,7 @@ audit log are append-only tables: rows are added, never updated.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from credo import settings
+from credo.errors import CredoError
 
 MIGRATIONS: list[str] = [
     # 1: the foundation
@@ -73,21 +75,81 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def connect(path: Path | str | None = None, *, read_only: bool = False,
-            migrate_schema: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open (creating with mode 0600) the database and bring its schema up to date."""
+def connect(path: Path | str | None = None, *, read_only: bool = False, migrate_schema: bool = True,
+            create: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open (creating with mode 0600 unless ``create`` is False) the database and bring its schema up
+    to date. A file that is no DuckDB database, or one another process holds, is a one-line
+    ``CredoError``; with ``create=False`` so is a path holding no Credo database."""
     path = Path(path) if path is not None else settings.db_path()
+    if not create and not path.exists():
+        raise CredoError(f"no Credo database at {path}: give the right --db, or create one with `credo init`",
+                         code="no_database")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     # The database and its WAL are readable by the owner only. DuckDB creates the WAL at the first
     # write and again after each checkpoint, at moments no caller sees, so the process's umask is
     # tightened for good (never loosened): every file of a process holding a database is private.
     os.umask(os.umask(0o077) | 0o077)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise _unopenable(path, exc) from None
     _configure(con)
+    if not create and schema_version(con) == 0:
+        con.close()
+        raise CredoError(f"{path} is a DuckDB file but holds no Credo database", code="no_database")
     if migrate_schema and not read_only:
         migrate(con)
     return con
+
+
+_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def _unopenable(path: Path, exc: duckdb.Error) -> CredoError:
+    """DuckDB's refusal to open a file, as one line saying what is wrong (its own message names
+    the holder of a lock by executable only, and adds a link)."""
+    text = str(exc)
+    if "not a valid DuckDB database" in text:
+        return CredoError(f"{path} is not a DuckDB database", code="not_a_database")
+    held = _HOLDER.search(text) if "lock" in text else None
+    if held:
+        pid = int(held.group(1))
+        holder = "`credo serve`" if _is_server(pid) else "another process"
+        return CredoError(f"the database {path} is held by {holder} (PID {pid}): stop it, or go through "
+                          "the server's HTTP API", code="database_held")
+    return CredoError(f"cannot open the database {path}: {text.splitlines()[0]}", code="database_unopenable")
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` runs ``credo serve`` (Linux's /proc; elsewhere the holder is not named)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in argv and any(b"credo" in a for a in argv)
+
+
+@contextmanager
+def creating(path: Path) -> Iterator[Path]:
+    """A new database file made whole or not at all: the caller builds (and closes, checkpointed) the
+    draft this yields beside ``path``, which is then linked into place. A failure or a crash
+    leaves no file a later command would take for a database, and the link (unlike a rename)
+    never replaces one another process made meanwhile."""
+    if path.exists():
+        raise CredoError(f"{path} already exists", code="already_initialised")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.draft-{os.getpid()}")
+    try:
+        yield draft
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            raise CredoError(f"{path} was created meanwhile by another process",
+                             code="already_initialised") from None
+    finally:
+        for leftover in (draft, draft.with_name(draft.name + ".wal")):
+            leftover.unlink(missing_ok=True)
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
