@@ -32,7 +32,7 @@ from typing import Any
 FILL = """
 INSERT INTO audit
 SELECT i, TIMESTAMP '2026-01-01 08:00:00' + to_milliseconds(i * 7), 'provider:air', 'provider', 'decision',
-       110105199001010000 + i % 900000, 'rail.high_speed.book', CASE WHEN i % 10 = 0 THEN 'deny' ELSE 'allow' END,
+       11010519900101000 + i % 1000, 'rail.high_speed.book', CASE WHEN i % 10 = 0 THEN 'deny' ELSE 'allow' END,
        'd-' || lpad(i::VARCHAR, 12, '0'), 'booking', 'beijing-2026@1',
        CASE WHEN i % 10 = 0 THEN '{"reasons":["dishonest_debtor"],"benefits":[]}' ELSE '{"benefits":[]}' END,
        sha256((i - 1)::VARCHAR), sha256(i::VARCHAR)

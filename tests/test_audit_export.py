@@ -14,6 +14,7 @@ import pytest
 from bench.audit_export import FILL, measure
 
 from credo import audit
+from credo.ids import named_by_id
 from credo.service import Credo
 from tests.conftest import NOW, City, rid
 
@@ -46,11 +47,12 @@ def test_export_writes_the_lines_it_wrote_before(city: City, tmp_path: Path) -> 
     assert all(list(e) == FIELDS for e in entries)
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     [decision] = [e for e in entries if e["event"] == "decision"]
-    assert (decision["resident"], decision["purpose"]) == (int(rid("A")[:17]), "购票 booking")
+    assert (decision["resident"], decision["purpose"]) == (rid("A"), "购票 booking")  # the 18-character ID
     con = duckdb.connect(str(city.db), read_only=True)
     rows = con.execute(f"SELECT {', '.join(FIELDS)} FROM audit ORDER BY seq").fetchall()
     con.close()
-    assert stdout == b"".join(orjson.dumps(dict(zip(FIELDS, r, strict=True)), default=str) + b"\n" for r in rows)
+    assert stdout == b"".join(orjson.dumps(named_by_id(dict(zip(FIELDS, r, strict=True))), default=str) + b"\n"
+                              for r in rows)
     to_file = export(city.db, "--out", str(tmp_path / "log.jsonl"))
     assert to_file.wait(120) == 0 and to_file.stdout and to_file.stdout.read() == b""
     assert (tmp_path / "log.jsonl").read_bytes() == stdout

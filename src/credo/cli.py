@@ -449,16 +449,8 @@ def backup_cmd(directory: Path) -> None:
     """A consistent snapshot of the database into DIR (Parquet files and a manifest of their digests, signed
     with the signing key when there is one), also while serving: when `credo serve` holds the database, the
     server takes it (CREDO_HOST, CREDO_PORT; CREDO_TOKEN: an operator token)."""
-    try:
-        credo = service()
-    except CredoError as exc:
-        if exc.code != "database_held":
-            raise
-        from credo.api import client
-
-        manifest = client.backup(directory)
-    else:
-        manifest = credo.backup(directory)
+    manifest = here_or_served(lambda: service().backup(directory), "POST", "/v1/admin/backup",
+                              {"dir": str(directory.resolve())})
     signed = f"; manifest signed by {manifest['signed_by']}" if manifest.get("signed_by") else ""
     out.print(f"backup in {directory}: {manifest['counts']['ledger']:,} records, "
               f"{manifest['counts']['audit']:,} audit entries{signed}", markup=False, soft_wrap=True)

@@ -159,9 +159,10 @@ _KEY_NAMED = re.compile(r"resident:([0-9]{17})")
 
 def named_by_id(row: dict[str, Any]) -> dict[str, Any]:
     """An output row (an audit entry) with residents named by their 18-character ID: its ``resident``
-    key, and a ``principal`` named by a key; the stored row (and so its hash) is left as it is."""
+    key, and a ``principal`` named by a key; the stored row (and so its hash) is left as it is. A value
+    that is no resident key (only an edited log holds one) is shown as stored: an export never fails."""
     out = dict(row)
-    if isinstance(out.get("resident"), int):
+    if isinstance(out.get("resident"), int) and 0 <= out["resident"] < _KEY_LIMIT:
         out["resident"] = resident_id_from_key(out["resident"])
     found = _KEY_NAMED.fullmatch(out["principal"]) if isinstance(out.get("principal"), str) else None
     if found:

@@ -14,7 +14,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from credo import settings
@@ -55,21 +54,13 @@ def call(method: str, path: str, body: Any, *, timeout: float = 3600) -> Any:
                          code="server_unreachable") from None
 
 
-def backup(directory: Path) -> dict[str, Any]:
-    """``credo backup`` through the server (``POST /v1/admin/backup``)."""
-    manifest: dict[str, Any] = call("POST", "/v1/admin/backup", {"dir": str(directory.resolve())})
-    return manifest
-
-
 def here_or_served(here: Callable[[], dict[str, Any]], method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """``here()`` on the database; when a running server holds it (DuckDB's lock, met on opening), the
-    same operation asked of the server, whose answer has the same shape."""
-    import duckdb
-
+    """``here()`` on the database; when a running server holds it (``database_held``, met on opening),
+    the same operation asked of the server, whose answer has the same shape."""
     try:
         return here()
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc):
+    except CredoError as exc:
+        if exc.code != "database_held":
             raise
     answer: dict[str, Any] = call(method, path, body)
     return answer
