@@ -16,7 +16,7 @@ the worker that answered (every worker follows the same generation). No gauge is
 files, so an exited worker leaves nothing to forget (``mark_process_dead`` concerns only those).
 
 The hot path: a request costs one counter and one histogram update (a lock and a write into the
-memory map each, about 3 µs in all here); the labelled counters' children are looked up once per
+memory map each, about 4 µs in all here); the labelled counters' children are looked up once per
 label set and cached, since ``labels()`` itself costs more than the update.
 """
 
