@@ -64,7 +64,7 @@ class Runtime:
     def __init__(self, hub: Hub, *, owns_hub: bool = True) -> None:
         self.hub = hub
         self.owns_hub = owns_hub
-        self.metrics = Metrics()
+        self.metrics = Metrics(self._gauges)
         self.limiter = RateLimiter(float(settings.get("CREDO_RATE_LIMIT") or 0))
         self.max_body = int(settings.get("CREDO_MAX_BODY"))
         self._tokens_at = hub.generation()
@@ -75,6 +75,12 @@ class Runtime:
         policy = hub.policy()
         self.index = DecisionIndex(policy, hub.index_rows(None, settings.now(policy.tz)), generation)
         _settle()
+
+    def _gauges(self) -> dict[str, float]:
+        """What ``/metrics`` reads when scraped: this worker's index, and the hub's figures."""
+        return {"index_registered": float(self.index.registered), "index_measured": float(self.index.measured),
+                "index_generation": float(self.index.generation),
+                **{f"hub_{name}": value for name, value in self.hub.stats().items()}}
 
     def now(self) -> datetime:
         return settings.now(self.index.policy.tz)
@@ -108,19 +114,19 @@ class Runtime:
             if scope is None:
                 policy = self.hub.policy()
                 self.index.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)
-                self.metrics.index_reloads += 1
+                self.metrics.index_reloads.inc()
                 _settle()
                 return
             if len(scope):
                 self.index.apply(scope, self.hub.index_rows(scope, self.now()))
-                self.metrics.index_refreshed += len(scope)
+                self.metrics.index_refreshed.inc(len(scope))
             self.index.generation = generation
 
     def refresh(self, keys: Keys) -> None:
         """Re-read residents past their due time (the hub rescores them first)."""
         keys = np.unique(np.asarray(keys, np.int64))
         self.index.apply(keys, self.hub.index_rows(keys, self.now()))
-        self.metrics.index_refreshed += len(keys)
+        self.metrics.index_refreshed.inc(len(keys))
 
     def close(self) -> None:
         if self.owns_hub:

@@ -9,7 +9,8 @@ reach the hub over a Unix socket (see ``credo.api.remote``). ``create_app`` with
 
 uvicorn's ``[standard]`` extras (uvloop, httptools) nearly double throughput on
 this kind of machine; access logs are off because a line per decision would
-cost more than the decision.
+cost more than the decision. The workers count into files of a folder of this run
+(``credo.api.metrics``), so that ``/metrics`` reports them all whichever answers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from credo import settings
+from credo.api.metrics import shared_between_workers
 from credo.api.remote import ENV, CoreServer
 
 APP = "credo.api.app:create_app"
@@ -35,7 +37,8 @@ def run(host: str, port: int, workers: int = 1, *, app: str = APP, db: Path | No
     hub = CoreServer.start(db or settings.db_path())
     os.environ[ENV] = hub.address.to_env()
     try:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with shared_between_workers():  # one scrape of any worker counts the requests of all
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         os.environ.pop(ENV, None)
         hub.close()

@@ -97,7 +97,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
     now, key, d = judged
     receipts = await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision,
                                        d.decision_id, purpose, d.policy, codes(d.reasons))])
-    rt.metrics.decisions[d.decision] += 1
+    rt.metrics.decided(d.decision)
     return {**d.to_json(), "reasons": reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
 
@@ -140,9 +140,9 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
         seq += 1
     for i, error in errors.items():
         items[i] = {"resident_id": resident_ids[i], "error": error}
-    rt.metrics.batch_requests += 1
-    rt.metrics.decisions["deny"] += denied
-    rt.metrics.decisions["allow"] += len(made) - denied
+    rt.metrics.batch_requests.inc()
+    rt.metrics.decided("deny", denied)
+    rt.metrics.decided("allow", len(made) - denied)
     return json({"action": action, "policy": label, "count": len(resident_ids), "allowed": len(made) - denied,
                  "denied": denied, "errors": len(errors), "decisions": items})
 

@@ -14,6 +14,7 @@ from credo import settings
 from credo.api.auth import Allow, runtime
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import blocking, json, read_body
+from credo.api.metrics import CONTENT_TYPE
 from credo.api.schemas import BackupIn, BackupOut
 from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
@@ -120,8 +121,4 @@ def readyz(request: Request) -> Response:
             responses=WATCHERS.responses)
 def metrics(request: Request, who: Annotated[Principal, Depends(WATCHERS)]) -> Response:
     """Prometheus text: requests by route and status, latency, decisions, audit commits, index size."""
-    rt = runtime(request)
-    gauges = {"index_registered": float(rt.index.registered), "index_measured": float(rt.index.measured),
-              "index_generation": float(rt.index.generation)}
-    return PlainTextResponse(rt.metrics.render(gauges, rt.hub.stats()),
-                             media_type="text/plain; version=0.0.4")
+    return Response(runtime(request).metrics.render(), media_type=CONTENT_TYPE)
