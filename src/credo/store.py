@@ -153,11 +153,11 @@ def creating(path: Path) -> Iterator[Path]:
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
-    limit, threads = settings.get("CREDO_MEMORY_LIMIT"), settings.get("CREDO_THREADS")
+    limit, threads = settings.current().memory_limit, settings.current().threads
     if limit:
         con.execute("SET memory_limit = ?", [limit])
     if threads:
-        con.execute("SET threads = ?", [int(threads)])
+        con.execute("SET threads = ?", [threads])
     con.execute("SET TimeZone = 'UTC'")
 
 

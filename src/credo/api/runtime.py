@@ -65,8 +65,8 @@ class Runtime:
         self.hub = hub
         self.owns_hub = owns_hub
         self.metrics = Metrics()
-        self.limiter = RateLimiter(float(settings.get("CREDO_RATE_LIMIT") or 0))
-        self.max_body = int(settings.get("CREDO_MAX_BODY"))
+        self.limiter = RateLimiter(settings.current().rate_limit)
+        self.max_body = settings.current().max_body
         self._tokens_at = hub.generation()
         self.directory: Directory = hub.principals()
         self._tokens_lock = threading.Lock()

@@ -20,6 +20,7 @@ try:  # typer 0.29 carries its own copy of click, whose exceptions are not click
 except ImportError:
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
+from credo import settings
 from credo.cli import audit, governance, objections, operations, policy, records, residents, tokens
 from credo.cli.common import close_services, err
 from credo.errors import CredoError, UnreadableFeed
@@ -46,6 +47,7 @@ def _global(ctx: typer.Context,
             db: Annotated[Path | None, typer.Option("--db", envvar="CREDO_DB", help="database file")] = None) -> None:
     if db is not None:
         os.environ["CREDO_DB"] = str(db)
+    settings.current()  # a bad CREDO_* value is said now, before the command does anything
     ctx.call_on_close(close_services)
 
 
