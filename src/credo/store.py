@@ -153,7 +153,8 @@ def creating(path: Path) -> Iterator[Path]:
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
-    limit, threads = settings.current().memory_limit, settings.current().threads
+    configured = settings.current()
+    limit, threads = configured.memory_limit, configured.threads
     if limit:
         con.execute("SET memory_limit = ?", [limit])
     if threads:

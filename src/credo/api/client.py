@@ -24,9 +24,9 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def server_url() -> str:
-    host = settings.current().host
-    host = WILDCARDS.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.current().port}"
+    configured = settings.current()
+    host = WILDCARDS.get(configured.host, configured.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{configured.port}"
 
 
 def call(method: str, path: str, body: Any, *, timeout: float = 3600) -> Any:

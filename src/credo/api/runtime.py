@@ -65,8 +65,9 @@ class Runtime:
         self.hub = hub
         self.owns_hub = owns_hub
         self.metrics = Metrics()
-        self.limiter = RateLimiter(settings.current().rate_limit)
-        self.max_body = settings.current().max_body
+        configured = settings.current()
+        self.limiter = RateLimiter(configured.rate_limit)
+        self.max_body = configured.max_body
         self._tokens_at = hub.generation()
         self.directory: Directory = hub.principals()
         self._tokens_lock = threading.Lock()

@@ -106,9 +106,8 @@ def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_
     from credo.api.server import run
 
     service().close()  # a missing, foreign or held database is said here, before the workers start
-    host = host or settings.current().host
-    port = port or settings.current().port
-    workers = workers or settings.current().workers
+    configured = settings.current()
+    host, port, workers = host or configured.host, port or configured.port, workers or configured.workers
     err.print(f"serving http://{host}:{port}/v1 with {workers} worker(s); OpenAPI at /docs", markup=False)
     run(host, port, workers)
 
@@ -148,8 +147,8 @@ def demo(residents: Annotated[int, typer.Option(help="size of the synthetic city
     resident, _ = credo.create_token("resident", resident_id=resident_id)
     provider, _ = credo.create_token("provider", provider="airline")
     credo.close()
-    host = host or settings.current().host
-    port = port or settings.current().port
+    configured = settings.current()
+    host, port = host or configured.host, port or configured.port
     say = [f"\nCredo demo ready in {time.perf_counter() - started:.0f} s: {residents:,} residents",
            f"  dashboard   http://{host}:{port}/  (sign in with the operator token)",
            f"  operator    {operator}",
