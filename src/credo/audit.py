@@ -424,7 +424,7 @@ def export(con: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
             for r in rows:
                 yield dict(zip(COLUMNS, r, strict=True))
     finally:
-        limit = settings.get("CREDO_MEMORY_LIMIT")
+        limit = settings.current().memory_limit
         con.execute("SET memory_limit = ?", [limit]) if limit else con.execute("RESET memory_limit")
 
 

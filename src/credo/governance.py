@@ -105,7 +105,7 @@ def _seam(con: duckdb.DuckDBPyConnection, engine: str, params: Params) -> Iterat
         with _session(con) as cur:
             yield DuckDBGovernance(cur, params.table())
     elif engine == "spark":
-        with scoring.snapshot(con, settings.get("CREDO_SPARK_LAKE") or None) as (sources, _):
+        with scoring.snapshot(con, settings.current().spark_lake) as (sources, _):
             seam = SparkGovernance(session(), sources, params.table())
             try:
                 yield seam

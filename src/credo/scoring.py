@@ -176,5 +176,5 @@ def score_with_spark(credo: _Service, when: datetime) -> int:
     Reads the lake named by ``CREDO_SPARK_LAKE`` when set (standings are written back under it),
     else a Parquet export of the store. Returns the number of standings written.
     """
-    lake = settings.get("CREDO_SPARK_LAKE") or None
+    lake = settings.current().spark_lake
     return rescore_on_spark(credo.con, credo.policy, when, lake=lake)

@@ -30,9 +30,9 @@ _RAW = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 def key_path(db: Path | str | None) -> Path:
     """Where the signing key is: ``CREDO_AUDIT_KEY``, else beside the database (``CREDO_DB`` when None)."""
-    configured = settings.get("CREDO_AUDIT_KEY")
+    configured = settings.current().audit_key
     if configured:
-        return Path(configured)
+        return configured
     path = Path(db) if db is not None else settings.db_path()
     return path.with_name(path.name + ".audit-key")
 

@@ -153,11 +153,12 @@ def creating(path: Path) -> Iterator[Path]:
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
-    limit, threads = settings.get("CREDO_MEMORY_LIMIT"), settings.get("CREDO_THREADS")
+    configured = settings.current()
+    limit, threads = configured.memory_limit, configured.threads
     if limit:
         con.execute("SET memory_limit = ?", [limit])
     if threads:
-        con.execute("SET threads = ?", [int(threads)])
+        con.execute("SET threads = ?", [threads])
     con.execute("SET TimeZone = 'UTC'")
 
 

@@ -24,14 +24,14 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def server_url() -> str:
-    host = settings.get("CREDO_HOST")
-    host = WILDCARDS.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.get('CREDO_PORT')}"
+    configured = settings.current()
+    host = WILDCARDS.get(configured.host, configured.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{configured.port}"
 
 
 def call(method: str, path: str, body: Any, *, timeout: float = 3600) -> Any:
     """One JSON request with the operator token; an API error comes back as a ``CredoError``."""
-    token = settings.get("CREDO_TOKEN")
+    token = settings.current().token
     url = server_url() + path
     if not token:
         raise CredoError(f"the database is held by a running server; set CREDO_TOKEN to an operator token to "

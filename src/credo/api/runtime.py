@@ -65,8 +65,9 @@ class Runtime:
         self.hub = hub
         self.owns_hub = owns_hub
         self.metrics = Metrics(self._gauges)
-        self.limiter = RateLimiter(float(settings.get("CREDO_RATE_LIMIT") or 0))
-        self.max_body = int(settings.get("CREDO_MAX_BODY"))
+        configured = settings.current()
+        self.limiter = RateLimiter(configured.rate_limit)
+        self.max_body = configured.max_body
         self._tokens_at = hub.generation()
         self.directory: Directory = hub.principals()
         self._tokens_lock = threading.Lock()

@@ -60,7 +60,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
 
     from pyspark.sql import SparkSession
 
-    master = master or settings.get("CREDO_SPARK_MASTER")
+    master = master or settings.current().spark_master
     builder = SparkSession.builder.master(master).appName("credo-score")
     options = {**CONF, **(dict(LOCAL_CONF) if master.startswith("local") else {}), **(conf or {})}
     if master.startswith("local"):

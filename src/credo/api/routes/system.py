@@ -76,7 +76,7 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
 def backup_folder(given: str) -> Path:
     """Where a backup asked for over HTTP may go: inside CREDO_BACKUP_DIR (default: ``backups`` beside the
     database file), so that an operator token cannot make the server write anywhere else on its disk."""
-    root = Path(settings.get("CREDO_BACKUP_DIR") or settings.db_path().resolve().parent / "backups").resolve()
+    root = (settings.current().backup_dir or settings.db_path().resolve().parent / "backups").resolve()
     if "\0" in given:
         raise Unprocessable("dir holds a NUL character", code="bad_path", details={"field": "dir"})
     folder = (root / given).resolve()

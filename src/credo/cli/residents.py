@@ -1,0 +1,56 @@
+"""One resident at a time: ``credo standing``, ``credo explain`` and ``credo check`` (a decision
+with the receipt of its audit entry)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from credo.cli.common import AsOf, JsonOpt, as_of_time, emit, out, service
+
+
+def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
+    """One resident's standing."""
+    credo = service()
+    s = credo.standing(resident_id, as_of_time(credo, as_of) if as_of else None).to_json(credo.policy.tz)
+    if as_json:
+        emit(s)
+        return
+    out.print(f"{s['resident_id']}  score {s['score']}  grade {s['grade']}  lists {', '.join(s['lists']) or '-'}",
+              markup=False)
+    for p in s["pending"]:
+        out.print(f"  pending {p['list']} from {p['takes_effect']}", markup=False)
+    out.print(f"  changes at {s['changes_at'] or 'never by itself'}; policy {s['policy']}", markup=False)
+
+
+def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
+    """One resident's records and how each counts."""
+    credo = service()
+    x = credo.explain(resident_id, as_of_time(credo, as_of) if as_of else None)
+    if as_json:
+        emit(x)
+        return
+    out.print(f"{x['resident_id']}  score {x['score']}  grade {x['grade']}", markup=False)
+    table = Table("record", "type", "occurred", "points", "why")
+    for r in x["records"]:
+        table.add_row(f"{r['agency']}:{r['record_id']}", r["type"], r["occurred_at"][:10], f"{r['points']:+d}",
+                      r["why"])
+    out.print(table)
+
+
+def check_cmd(resident_id: str, action: str, as_json: JsonOpt = False,
+              purpose: Annotated[str, typer.Option(help="why the operator asks")] = "operator console") -> None:
+    """A decision, as a provider would get it, with the receipt of its audit entry."""
+    decision, receipt = service().check_receipted(resident_id, action, purpose=purpose)
+    d = {**decision.to_json(), "receipt": receipt}
+    if as_json:
+        emit(d)
+        return
+    out.print(f"{d['decision'].upper()}  {d['resident_id']} {d['action']}  ({d['decision_id']}, {d['policy']})",
+              markup=False)
+    for r in d["reasons"]:
+        out.print(f"  {r['code']}: {len(r['records'])} record(s); ends {r['ends']}", markup=False)
+    out.print(f"  receipt {receipt['seq']}:{receipt['hash']}", markup=False)
+
