@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo.ids import resident_ids_from_keys
+from credo.ids import CHECK_CHARS, check_indices, resident_ids_from_keys
 from credo.synth.city import _City
 from credo.synth.draw import I64, _dates, _join, _pad, _phone_number, _repeat, _text
-from credo.synth.rates import _CHECK, _UNKNOWN_REGION, _WEIGHTS, DIRTY_KINDS, RECORD_COLUMNS
+from credo.synth.rates import _UNKNOWN_REGION, DIRTY_KINDS, RECORD_COLUMNS
 from credo.synth.records import _materialise, _Records
 
 
@@ -19,18 +19,8 @@ def _ids_with_check(keys: I64, wrong: bool, rng: np.random.Generator) -> pa.Arra
     ids = resident_ids_from_keys(keys).cast(pa.string())
     if not wrong:
         return ids
-    other = (_check_index(keys) + rng.integers(1, 11, len(keys))) % 11  # any of the ten other characters
-    return _join(pc.utf8_slice_codeunits(ids, 0, 17), pc.take(pa.array(list(_CHECK)), pa.array(other)))
-
-
-def _check_index(keys: I64) -> I64:
-    """Index into ``_CHECK`` of the check character of each key (ISO 7064 MOD 11-2)."""
-    rest = keys.copy()
-    total = np.zeros(len(keys), np.int64)
-    for w in reversed(_WEIGHTS):
-        total += rest % 10 * w
-        rest //= 10
-    return total % 11
+    other = (check_indices(keys) + rng.integers(1, 11, len(keys))) % 11  # any of the ten other characters
+    return _join(pc.utf8_slice_codeunits(ids, 0, 17), pc.take(pa.array(list(CHECK_CHARS)), pa.array(other)))
 
 
 def _bad_dates_keys(c: _City, rng: np.random.Generator, m: int) -> I64:

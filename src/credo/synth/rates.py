@@ -149,8 +149,6 @@ _PHONE_SPAN = 6_000_000_000  # numbers 130..189 xxxx xxxx
 _PHONE_MULT = 2_654_435_761  # coprime to the span: index -> number is a bijection
 _PHONE_ADD = 1_234_567_891
 _UNKNOWN_REGION = 310101  # Shanghai: a valid ID that is never a resident of this city
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
 
 _ROADS = ("长安街", "二环路", "三环路", "四环路", "五环路", "京藏高速", "京承高速", "京港澳高速",
           "建国路", "学院路", "中关村大街", "朝阳北路", "西直门外大街", "南苑路")
