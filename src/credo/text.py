@@ -1,8 +1,9 @@
-"""The vectorised text kernels that ingest, synth and the benches share: trimming, fixed-width byte
-matrices, ISO 8601 parsing with its calendar checks, hashing and the duplicate finder.
+"""The vectorised text kernels of ingest: trimming, fixed-width byte matrices, ISO 8601 parsing with
+its calendar checks, hashing and the finder of possibly repeated values.
 
-They import nothing of Credo (numpy and pyarrow only), so any room may use them without pulling in
-the store or the policy.
+They import nothing of Credo (numpy and pyarrow only), so any room may use them without pulling in the
+store or the policy. The resident ID's check character lives in ``credo.ids``, which imports nothing of
+Credo either: ids, ingest and synth all take it from there.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def parse_times(values: pa.Array, tz: str) -> Times:
     ``+HH:MM``/``+HHMM``/``+HH``. A value without an offset is city wall time; one with an offset is
     that instant, converted to city time. Anything else is not ok (a calendar check included).
 
-    Rows are grouped by length, so each group is a fixed-width byte matrix read column by column."""
+    Rows are grouped by length, so each group is a fixed-width byte matrix read column by column.
+
+    Not DuckDB's ``TRY_CAST(... AS TIMESTAMP)``: it accepts forms that are not ISO 8601 (``2024-1-1``,
+    a single-digit hour), which the spec rejects."""
     n = len(values)
     out = Times(np.zeros(n, np.int64), np.zeros(n, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.int64))
     utc = np.zeros(n, np.bool_)
@@ -209,7 +213,11 @@ def _parse_fixed(cols: npt.NDArray[np.uint8]) -> tuple[_I64, _Bools, _Bools, _I6
 
 def _hash_strings(values: pa.Array) -> npt.NDArray[np.uint64]:
     """A 64-bit hash per string, vectorised: strings of one byte length form a fixed-width byte matrix,
-    folded column by column (ids of one agency are nearly always of one or a few lengths)."""
+    folded column by column (ids of one agency are nearly always of one or a few lengths).
+
+    Kept rather than DuckDB's ``hash()``: on 2 M ids of one width this fold took 0.070 s and DuckDB's
+    0.062 s, and on the real ingest path (bench.ingest, 200,000 records) the check phase was no faster
+    with DuckDB's (0.25 s against 0.20 s from Parquet), so the hand-written fold stays."""
     n = len(values)
     out = np.zeros(n, np.uint64)
     lengths = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
