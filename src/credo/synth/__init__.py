@@ -2,7 +2,7 @@
 
 The city goes into Credo through ingest like any other data, so synth never touches the store. It
 reads the policy only to learn which agencies exist and which types each may submit; how often each
-type happens is fixed here in ``RATES``, tuned so that the default policy (Beijing) gives a plausible
+type happens is fixed in ``synth.rates`` (``RATES``), tuned so that the default policy (Beijing) gives a plausible
 grade distribution: most residents in grade A, a few percent on the dishonest-debtor list.
 
 Everything is vectorised (numpy for the numbers, Arrow compute for the strings) and deterministic by
