@@ -295,3 +295,11 @@ def test_unsafe_characters(text: str, flagged: bool) -> None:
     if flagged:
         assert "\\u" in ids.unsafe_detail(text) and not any(c in ids.unsafe_detail(text) for c in text if
                                                               ids.unsafe_text(pa.array([c]))[0])
+
+
+@given(st.lists(st.integers(0, 10**17 - 1), min_size=1, max_size=50))
+def test_vectorised_check_character_agrees(keys: list[int]) -> None:
+    """synth's wrong check characters and resident_ids_from_keys take the check from check_indices:
+    it must name the check character the scalar rule gives, for every key."""
+    got = [ids.CHECK_CHARS[i] for i in ids.check_indices(np.array(keys, np.int64))]
+    assert got == [ids.check_char_of_key(k) for k in keys]

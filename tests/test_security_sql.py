@@ -61,8 +61,10 @@ ALLOWED: dict[str, dict[str, str]] = {
         "where": "'r.resident IN (SELECT resident FROM scope_in) AND' or '' (scope as a registered table)",
         "HIT_COLUMNS": "the standing_hits columns of Hit's fields, a constant",
     },
-    "ingest.py": {
+    "ingest/verdicts.py": {
         "statement": "one statement of a named script, q(ref).split(';')",
+    },
+    "ingest/rejects.py": {
         "sql": "q('ingest.rejects_append') with $row_text/$got replaced by SQL over the feed's fixed columns",
         "c": "a column of the feed's fixed column set (checked against the header), never data",
         "pairs": "json_object arguments over the feed's fixed columns",

@@ -43,8 +43,8 @@ MOBILE_SECOND = "3456789"
 """The second digit of a mainland mobile number: 10x, 11x and 12x are never mobile (service,
 emergency and other numbers)."""
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-_CHECK_BYTES = np.frombuffer(_CHECK.encode(), dtype=np.uint8)
+CHECK_CHARS = "10X98765432"
+_CHECK_BYTES = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
 _DIGITS = frozenset("0123456789")  # not str.isdigit(), which accepts full-width and Arabic-Indic digits
 # An explicit set rather than str.strip()'s notion of whitespace, so Python and Arrow trim exactly alike.
 _WS = " \t\n\r\x0b\x0c\u00a0\u3000\ufeff"
@@ -78,7 +78,7 @@ def check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2; raises rather than guessing when handed anything but 17 ASCII digits."""
     if len(first17) != 17 or not _is_digits(first17):
         raise IdError(_RID, BAD_FORMAT, "check character needs exactly 17 digits")
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    return CHECK_CHARS[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
 def _chunk_sums(weights: tuple[int, ...]) -> list[int]:
@@ -100,7 +100,7 @@ def check_char_of_key(key: int) -> str:
     rest, c = divmod(rest, 10_000)
     a, b = divmod(rest, 10_000)
     first, second, third, fourth = _SUMS
-    return _CHECK[(first[a] + second[b] + third[c] + fourth[low]) % 11]
+    return CHECK_CHARS[(first[a] + second[b] + third[c] + fourth[low]) % 11]
 
 
 def normalise_resident_id(value: str, today: date | None = None) -> str:
@@ -287,6 +287,23 @@ def check_phones(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array
     return phones, pc.if_else(pa.array(ok), pa.scalar(None, pa.string()), pa.scalar(BAD_PHONE))
 
 
+def check_indices(keys: npt.NDArray[np.int64], spelt: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.int64]:
+    """Per key (an ID's first 17 digits), the index into ``CHECK_CHARS`` of its check character
+    (ISO 7064 MOD 11-2), vectorised: the one place the weighted sum is computed over many keys. When
+    ``spelt`` (an (n, 18) byte matrix) is given, the key's digits are written into its first 17 columns
+    as ASCII on the way, so that spelling IDs out costs one pass over the digits, not two."""
+    rest = keys.copy()
+    weighted = np.zeros(len(rest), dtype=np.int64)
+    for j in range(16, -1, -1):
+        digit = rest % 10
+        rest //= 10
+        if spelt is not None:
+            spelt[:, j] = digit + 48
+        weighted += digit * _WEIGHTS[j]
+    out: npt.NDArray[np.int64] = weighted % 11
+    return out
+
+
 def resident_ids_from_keys(keys: pa.Array | pa.ChunkedArray | npt.NDArray[np.integer]) -> pa.Array:
     """Keys back to 18-character IDs for output; nulls stay null."""
     valid: pa.Array | None = None
@@ -301,13 +318,7 @@ def resident_ids_from_keys(keys: pa.Array | pa.ChunkedArray | npt.NDArray[np.int
         raise ValueError("resident keys must be in 0 .. 10**17 - 1")
     n = len(rest)
     mat = np.empty((n, 18), dtype=np.uint8)
-    weighted = np.zeros(n, dtype=np.int64)
-    for j in range(16, -1, -1):
-        digit = rest % 10
-        rest //= 10
-        mat[:, j] = digit + 48
-        weighted += digit * _WEIGHTS[j]
-    mat[:, 17] = _CHECK_BYTES[weighted % 11]
+    mat[:, 17] = _CHECK_BYTES[check_indices(rest, mat)]
     large = n * 18 >= 2**31
     offsets = np.arange(n + 1, dtype=np.int64 if large else np.int32) * 18
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(mat)]
