@@ -136,17 +136,6 @@ def backup(con: duckdb.DuckDBPyConnection, directory: Path) -> dict[str, Any]:
     return {**manifest, "signed_by": signer.public if signer else None}
 
 
-def trusted_key(target: Path) -> str | None:
-    """The public key a restore into ``target`` trusts when none is given: ``<key>.pub`` of the signing
-    key for that database (CREDO_AUDIT_KEY, else beside it), else that private key's public half."""
-    key = signing.key_path(target)
-    public = signing.public_path(key)
-    if public.is_file():
-        return signing.load_public(str(public))
-    signer = signing.Signer.load(key)
-    return signer.public if signer else None
-
-
 def _read_manifest(directory: Path, text: bytes) -> dict[str, Any]:
     """The manifest's content, refused when it is not one this Credo can restore."""
     try:
@@ -216,7 +205,7 @@ def restore(directory: Path, target: Path, *, public_key: str | None = None,
             unsigned: bool = False) -> dict[str, Any]:
     """Rebuild a database file from a snapshot, once it is proved; refuses to overwrite an existing one.
 
-    ``public_key`` is the key the manifest must be signed with (default: ``trusted_key(target)``);
+    ``public_key`` is the key the manifest must be signed with (default: ``signing.trusted_public(target)``);
     ``unsigned`` accepts a manifest without a signature, or one no key is at hand to check. The answer
     is the manifest, ``audit_entries`` and ``signed_by`` (the key checked, None when none was)."""
     manifest_file = directory / MANIFEST
@@ -227,7 +216,7 @@ def restore(directory: Path, target: Path, *, public_key: str | None = None,
     text = manifest_file.read_bytes()
     manifest = _read_manifest(directory, text)
     if manifest["format"] == FORMAT:
-        signed_by = _check_signature(directory, text, public_key or trusted_key(target), unsigned)
+        signed_by = _check_signature(directory, text, signing.trusted_public(target, public_key), unsigned)
         _check_files(directory, manifest)
     elif unsigned:
         signed_by = None

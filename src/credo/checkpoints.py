@@ -123,19 +123,6 @@ class Notary:
         return point
 
 
-def auditor_key(db: Path | str | None, given: str | None) -> str | None:
-    """The public key signatures are checked against: the one given, else the ``.pub`` beside the
-    configured key, else the key's own public half; None when there is none."""
-    if given:
-        return signing.load_public(given)
-    key = signing.key_path(db)
-    pub = signing.public_path(key)
-    if pub.is_file():
-        return signing.load_public(str(pub))
-    signer = signing.Signer.load(key)
-    return signer.public if signer else None
-
-
 def parse_receipt(text: str) -> tuple[int, str]:
     """``SEQ:HASH`` as a decision answer's receipt gives them."""
     seq, _, h = text.partition(":")
@@ -160,7 +147,7 @@ def verify(con: duckdb.DuckDBPyConnection, db: Path | str | None, public: str | 
         findings.append((point.seq, f"the checkpoint of entry {point.seq} signed at {point.signed_at} is in "
                                     f"{where} but not in {missing} (it was removed from there)"))
     points = sorted(table_set | file_set)
-    key = auditor_key(db, public)
+    key = signing.trusted_public(db, public)
     if points and key is None:
         findings.append((None, f"{len(points)} checkpoint(s) but no public key to check their signatures "
                                "(give --public-key)"))

@@ -106,3 +106,17 @@ def load_public(text_or_path: str) -> str:
     except (ValueError, binascii.Error) as exc:
         raise CredoError(f"not an Ed25519 public key: {text_or_path!r}", code="bad_key") from exc
     return text
+
+
+def trusted_public(db: Path | str | None, given: str | None = None) -> str | None:
+    """The public key a signature about database ``db`` is checked against: the one ``given`` (its text
+    or a file), else the ``.pub`` beside the signing key for ``db``, else that key's own public half;
+    None when there is none."""
+    if given:
+        return load_public(given)
+    key = key_path(db)
+    public = public_path(key)
+    if public.is_file():
+        return load_public(str(public))
+    signer = Signer.load(key)
+    return signer.public if signer else None
