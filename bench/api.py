@@ -122,8 +122,8 @@ def build_city(folder: Path, n: int) -> dict[str, Any]:
 
 # -- in-process -------------------------------------------------------------------------------
 def in_process(city: dict[str, Any], seconds: float) -> dict[str, float]:
-    from credo.api.hub import Core
-    from credo.api.runtime import Runtime
+    from credo.serving.hub import Core
+    from credo.serving.runtime import Runtime
 
     core = Core(city["db"])
     try:
@@ -161,7 +161,7 @@ def in_process(city: dict[str, Any], seconds: float) -> dict[str, float]:
 # -- the server -------------------------------------------------------------------------------
 def floored_app() -> Any:
     """The API plus two bare endpoints returning a constant: the floor of this server setup."""
-    from credo.api.app import create_app
+    from credo.app import create_app
 
     app = create_app()
     constant = b'{"ok":true}'
@@ -392,7 +392,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
     if args.command == "serve":
-        from credo.api.server import run
+        from credo.serving.server import run
 
         run("127.0.0.1", args.port, args.workers, app="bench.api:floored_app")
         return

@@ -19,11 +19,11 @@ import duckdb
 import pytest
 
 from credo import audit
-from credo.api.commit import GroupCommit
-from credo.api.hub import Core
 from credo.audit import Entry
 from credo.errors import CredoError
 from credo.principals import Principal
+from credo.serving.commit import GroupCommit
+from credo.serving.hub import Core
 from credo.store import connect
 from tests.conftest import City, rid
 
@@ -172,7 +172,7 @@ def test_close_flushes_what_is_pending() -> None:
 KILLED_HUB = """
 import os, signal, sys
 from datetime import datetime
-from credo.api.hub import Core
+from credo.serving.hub import Core
 from credo.audit import Entry
 from credo.errors import CredoError
 core = Core(sys.argv[1])

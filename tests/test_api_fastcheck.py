@@ -18,10 +18,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from credo.api.app import create_app
 from credo.api.fastcheck import FastCheck
-from credo.api.hub import Core
-from credo.api.runtime import Runtime
+from credo.app import create_app
+from credo.serving.hub import Core
+from credo.serving.runtime import Runtime
 from tests.conftest import City, rid
 
 RAIL = "rail.high_speed.book"

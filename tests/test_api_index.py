@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from credo import ids
-from credo.api.hub import Core
-from credo.api.runtime import Runtime
 from credo.decisions import Decision
 from credo.errors import NotFound
 from credo.index import DecisionIds, micros
 from credo.principals import OPERATOR_CLI
+from credo.serving.hub import Core
+from credo.serving.runtime import Runtime
 from tests.conftest import PEOPLE, City, rid
 
 ACTIONS = ("rail.high_speed.book", "admin.approval")

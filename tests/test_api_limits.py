@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from credo.api.app import create_app
-from credo.api.hub import Core
+from credo.app import create_app
+from credo.serving.hub import Core
 from tests.conftest import City, rid
 
 

@@ -22,10 +22,10 @@ import orjson
 import pytest
 
 from credo import audit, checkpoints, signing
-from credo.api.commit import GroupCommit
 from credo.audit import Receipts
 from credo.principals import Principal
 from credo.service import Credo
+from credo.serving.commit import GroupCommit
 from credo.store import connect
 from tests.conftest import City, rid, running
 

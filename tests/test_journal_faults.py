@@ -21,10 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo import audit
-from credo.api.app import create_app
-from credo.api.hub import Core
+from credo.app import create_app
 from credo.audit import Entry
 from credo.errors import Unavailable
+from credo.serving.hub import Core
 from tests.conftest import City, Live, build_city, rid, running
 
 RAIL = "rail.high_speed.book"

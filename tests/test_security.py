@@ -34,9 +34,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo import principals
-from credo.api import auth, fastcheck, runtime
-from credo.api.app import create_app
-from credo.api.hub import Core
+from credo.api import auth, fastcheck
+from credo.app import create_app
+from credo.serving import runtime
+from credo.serving.hub import Core
 from tests.conftest import POLICY, City, Live, rid, running
 
 # -- tokens: hashed at rest, never logged -------------------------------------------------------

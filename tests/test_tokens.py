@@ -24,8 +24,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from credo.api.app import create_app
-from credo.api.hub import Core
+from credo.app import create_app
+from credo.serving.hub import Core
 from tests.conftest import City, Live, build_city, rid, running
 
 LISTED = {"id", "principal", "role", "agency", "provider", "resident_id", "created_at", "expires_at", "status",

@@ -16,7 +16,7 @@ The server authenticates from a ``Directory`` held in memory (a DuckDB point
 query costs about a millisecond, more than a whole decision): while it runs it
 holds the database, so tokens can only change through it, and every process
 re-reads the directory when the hub's change feed says they did
-(``credo.api.runtime``).
+(``credo.serving.runtime``).
 """
 
 from __future__ import annotations

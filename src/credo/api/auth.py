@@ -15,37 +15,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credo import ids
 from credo.api.errors import TooManyRequests, Unprocessable, documented
-from credo.api.http import blocking
-from credo.api.metrics import ASGIApp, Receive, Scope, Send
-from credo.api.runtime import Runtime
 from credo.errors import Forbidden, Unauthorized
 from credo.principals import ROLES, Principal, a_role
+from credo.serving.asgi import runtime
+from credo.serving.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="A token from `credo token create` or POST /v1/tokens.")
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-
-
-class CurrentTokens:
-    """ASGI middleware: each request is admitted by the tokens as they are now. When the hub has
-    announced writes since this process read its directory, the directory is caught up first (off
-    the event loop), so a token revoked or a session signed out in any worker process is refused
-    by every other from its next request on."""
-
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        self.app = app
-        self.runtime = runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.runtime.tokens_behind():
-            await blocking(self.runtime.catch_up_tokens)
-        await self.app(scope, receive, send)
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 class Allow:

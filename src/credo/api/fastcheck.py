@@ -21,12 +21,12 @@ from fastapi.routing import APIRoute
 
 from credo.api.errors import NO_STORE
 from credo.api.http import dumps
-from credo.api.metrics import ASGIApp, Receive, Scope, Send
 from credo.api.routes import checks
-from credo.api.runtime import Runtime
 from credo.errors import CredoError
 from credo.ids import IdError
 from credo.principals import Principal
+from credo.serving.asgi import ASGIApp, Receive, Scope, Send
+from credo.serving.runtime import Runtime
 
 PATH = "/v1/check"
 REFUSED = (CredoError, IdError)

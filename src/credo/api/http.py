@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credo.api.errors import NO_STORE, PayloadTooLarge, Unprocessable
 from credo.times import iso
-
-T = TypeVar("T")
 
 
 def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -26,11 +22,6 @@ def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def dumps(value: Any) -> bytes:
     """orjson bytes: several times cheaper than FastAPI's encoder for big bodies."""
     return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run something that may wait for the database in a worker thread."""
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

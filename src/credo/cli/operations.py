@@ -9,10 +9,10 @@ import typer
 
 from credo import policy as policies
 from credo import settings
-from credo.api.client import here_or_served
 from credo.cli.common import AsOf, Engine, as_of_time, err, out, read_text, service
 from credo.errors import CredoError
 from credo.service import Credo
+from credo.serving.client import here_or_served
 from credo.store import creating
 
 
@@ -103,7 +103,7 @@ def serve(host: Annotated[str | None, typer.Option(help="address (default CREDO_
           workers: Annotated[int | None, typer.Option(help="worker processes (default CREDO_WORKERS)")] = None
           ) -> None:
     """The HTTP API under /v1 (OpenAPI at /docs), holding the database until interrupted."""
-    from credo.api.server import run
+    from credo.serving.server import run
 
     service().close()  # a missing, foreign or held database is said here, before the workers start
     configured = settings.current()

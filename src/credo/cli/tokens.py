@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from credo.api.client import here_or_served
 from credo.cli.common import JsonOpt, emit, err, out, service
+from credo.serving.client import here_or_served
 from credo.times import iso
 
 app = typer.Typer(no_args_is_help=True, help="API tokens.")

@@ -19,12 +19,11 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
-from credo.api.auth import runtime
-from credo.api.http import blocking
-from credo.api.runtime import Runtime
 from credo.errors import CredoError, Forbidden, Unauthorized
 from credo.ids import IdError, normalise_resident_id, resident_id_from_key
 from credo.principals import Principal, a_role
+from credo.serving.asgi import blocking, runtime
+from credo.serving.runtime import Runtime
 from credo.web import dashboard, layout, resident, whatif
 from credo.web.html import Html, el
 from credo.web.session import COOKIE, SIGNIN_COOKIE, SIGNIN_LIFETIME, Session, Sessions, process_key

@@ -52,7 +52,7 @@ def process_key() -> bytes:
     """The signing key: derived from the hub's secret when worker processes share one, else random."""
     hub = os.environ.get("CREDO_HUB")
     if hub:
-        from credo.api.remote import Address
+        from credo.serving.remote import Address
 
         secret = bytes.fromhex(Address.from_env(hub).key)
         return hmac.new(secret, b"credo.web.sessions", hashlib.sha256).digest()

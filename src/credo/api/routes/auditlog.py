@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_resident, runtime
+from credo.api.auth import Allow, own_resident
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
 from credo.checkpoints import parse_receipt
 from credo.ids import named_by_id, resident_id_from_key
 from credo.principals import Principal
+from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 READ = Allow("resident", "auditor", "operator")

@@ -18,15 +18,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo import decisions, ids
-from credo.api.auth import Allow, own_resident, runtime
+from credo.api.auth import Allow, own_resident
 from credo.api.errors import Unprocessable, documented
-from credo.api.http import blocking, json, parse_json, read_body
-from credo.api.runtime import Runtime
+from credo.api.http import json, parse_json, read_body
 from credo.api.schemas import MAX_MANIFEST, RESIDENT_ID, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
 from credo.audit import Entry, Event
 from credo.decisions import Decision
 from credo.index import micros
 from credo.principals import Principal
+from credo.serving.asgi import blocking, runtime
+from credo.serving.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 DECIDE = Allow("provider", "operator", "resident", purpose=("provider", "operator"))

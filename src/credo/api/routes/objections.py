@@ -11,12 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_resident, runtime
+from credo.api.auth import Allow, own_resident
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json
 from credo.api.schemas import RESIDENT_ID, ObjectionIn, ResolveIn
 from credo.ids import resident_id_from_key
 from credo.principals import Principal
+from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/objections", tags=["objections"])
 OPEN = Allow("resident", "operator")

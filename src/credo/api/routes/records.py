@@ -14,13 +14,14 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_agency, runtime
+from credo.api.auth import Allow, own_agency
 from credo.api.errors import Unprocessable, documented
-from credo.api.http import blocking, json, read_body
-from credo.api.runtime import Runtime
+from credo.api.http import json, read_body
 from credo.api.schemas import BatchResultOut, RecordRow, RevokeIn
 from credo.ids import resident_id_from_key
 from credo.principals import Principal
+from credo.serving.asgi import blocking, runtime
+from credo.serving.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["records"])
 SUBMIT = Allow("agency")

@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_resident, runtime
+from credo.api.auth import Allow, own_resident
 from credo.api.errors import documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
 from credo.principals import Principal
+from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/residents", tags=["residents"])
 FILE = Allow("resident", "operator", purpose=("operator",))

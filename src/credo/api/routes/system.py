@@ -11,14 +11,15 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import PlainTextResponse, Response
 
 from credo import settings
-from credo.api.auth import Allow, runtime
+from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
-from credo.api.http import blocking, json, read_body
-from credo.api.metrics import CONTENT_TYPE
+from credo.api.http import json, read_body
 from credo.api.schemas import BackupIn, BackupOut
 from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
 from credo.principals import ROLES, Principal
+from credo.serving.asgi import blocking, runtime
+from credo.serving.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
 ANYONE = Allow(*ROLES)

@@ -13,11 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, runtime
+from credo.api.auth import Allow
 from credo.api.errors import documented
 from credo.api.http import json
 from credo.api.schemas import TokenIn, TokenList, TokenOut, TokenRevoked
 from credo.principals import Principal
+from credo.serving.asgi import runtime
 from credo.times import iso
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])

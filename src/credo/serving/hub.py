@@ -5,7 +5,7 @@ between threads, so the server opens one connection, guards it with a lock and
 funnels every use through here: service calls (``call``), the audit writer
 (group commit) and the reads that feed the decision index. With several worker
 processes the hub lives in the ``credo serve`` process and the workers reach it
-through ``credo.api.remote``, which offers this same interface.
+through ``credo.serving.remote``, which offers this same interface.
 
 Decisions' audit entries go to a journal file first (``credo.audit.Journal``), which a
 mover thread stores in the table; a service call takes the journal over only when it
@@ -34,11 +34,11 @@ import duckdb
 import numpy as np
 
 from credo import audit, index
-from credo.api.commit import GroupCommit
 from credo.errors import Unavailable
 from credo.policy import Policy
 from credo.principals import Directory
 from credo.service import Credo
+from credo.serving.commit import GroupCommit
 
 CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""

@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 
 from credo import audit, index
-from credo.api.commit import GroupCommit
-from credo.api.hub import Change, Core
 from credo.policy import Policy
 from credo.principals import Directory
+from credo.serving.commit import GroupCommit
+from credo.serving.hub import Change, Core
 
 ENV = "CREDO_HUB"
 """Set by ``credo serve`` for its worker processes only: where the hub listens (JSON)."""

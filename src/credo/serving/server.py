@@ -4,13 +4,13 @@ Why a separate hub even for one worker: on two cores, the audit log's hashing an
 DuckDB's inserts and commits are half the work of a decision, and in one Python
 process they would share a single GIL with the event loop answering requests. In
 the hub process they run beside the worker, not between its requests. The workers
-reach the hub over a Unix socket (see ``credo.api.remote``). ``create_app`` without
+reach the hub over a Unix socket (see ``credo.serving.remote``). ``create_app`` without
 ``CREDO_HUB`` still opens the database itself, for tests and embedding.
 
 uvicorn's ``[standard]`` extras (uvloop, httptools) nearly double throughput on
 this kind of machine; access logs are off because a line per decision would
 cost more than the decision. The workers count into files of a folder of this run
-(``credo.api.metrics``), so that ``/metrics`` reports them all whichever answers.
+(``credo.serving.metrics``), so that ``/metrics`` reports them all whichever answers.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from credo import settings
-from credo.api.metrics import shared_between_workers
-from credo.api.remote import ENV, CoreServer
+from credo.serving.metrics import shared_between_workers
+from credo.serving.remote import ENV, CoreServer
 
-APP = "credo.api.app:create_app"
+APP = "credo.app:create_app"
 
 
 def run(host: str, port: int, workers: int = 1, *, app: str = APP, db: Path | None = None,

@@ -18,10 +18,10 @@ from datetime import datetime
 import numpy as np
 
 from credo import settings
-from credo.api.hub import Hub, scope_of
-from credo.api.metrics import Metrics
 from credo.index import DecisionIndex, Keys
 from credo.principals import Directory, Principal
+from credo.serving.hub import Hub, scope_of
+from credo.serving.metrics import Metrics
 
 
 def _settle() -> None:
