@@ -25,7 +25,8 @@ from credo.serving.runtime import Runtime
 DESCRIPTION = """Credo's HTTP API (spec §7). Every caller sends `Authorization: Bearer TOKEN`; a token is
 bound to one role (operator, agency, provider, resident, auditor) and, for the last three
 but one, to one agency, provider or resident. Each operation lists the roles it admits
-(`x-roles`). Errors are always `{"error": {"code", "message", "details"}}`."""
+(`x-roles`) and names its row of the permission table (`x-operation`). Errors are always
+`{"error": {"code", "message", "details"}}`."""
 
 
 DOCS_ASSETS = "/docs-assets"

@@ -5,7 +5,8 @@ Why: on this kind of machine a bare FastAPI endpoint costs about 290 µs of CPU 
 entry together, so the framework, not the decision, set the ceiling on single checks.
 
 What stays the same: this is the route's own code (``checks.judge`` and ``checks.answer``)
-behind the route's own admission (``DECIDE``), only reached without the routing. Every
+behind the route's own admission (``DECIDE``: the rule of ``Op.CHECK`` in ``credo.permissions``,
+refusals in its order), only reached without the routing. Every
 refusal (no token, a wrong role, a missing parameter, an invalid or unknown ID, an unknown
 action, the rate limit) is raised before anything is logged, and such a request is handed
 to the framework unchanged, which answers it exactly as it answers any refused request: the

@@ -1,7 +1,8 @@
 """What the OpenAPI schema says beyond FastAPI's own: who may call each operation, and who must say why.
 
-Both come from the route's ``Allow`` (``credo.api.auth``), the object that also decides the request,
-so the schema cannot drift from what the server does: the roles go into each operation's description
+Both come from the route's ``Allow`` (``credo.api.auth``), which reads its operation's rule in
+``credo.permissions``, the rule that also decides the request, so the schema cannot drift from what
+the server does: the roles go into each operation's description
 (and ``x-roles``), and the roles that must give a purpose into the description of the ``purpose``
 parameter or body field (and its ``x-required-for``). OpenAPI has no "required for some callers", so
 ``purpose`` stays optional in the schema and its description says for whom it is not.

@@ -1,1 +1,2 @@
-"""One module per noun of the API; each route names the roles it admits (``credo.api.auth.Allow``)."""
+"""One module per noun of the API; each route names the operation it performs (``credo.api.auth.Allow``),
+whose rule in ``credo.permissions`` says who may call it."""

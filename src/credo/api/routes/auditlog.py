@@ -11,18 +11,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_resident
+from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
 from credo.checkpoints import parse_receipt
-from credo.ids import named_by_id, resident_id_from_key
+from credo.ids import named_by_id
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-READ = Allow("resident", "auditor", "operator")
-VERIFY = Allow("auditor", "operator")
+READ = Allow(Op.READ_AUDIT)
+VERIFY = Allow(Op.VERIFY_AUDIT)
 # bounded to BIGINT, the column it is compared with: a larger number is invalid input, not a crash
 After = Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq already seen")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -35,10 +36,7 @@ def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: A
             resident_id: About = None, purpose: Purpose = None) -> Response:
     """Entries oldest first: who, role, what, the decision and its id, the purpose, the policy, the chain."""
     rt = runtime(request)
-    if who.role == "resident":
-        assert who.resident is not None
-        resident_id = resident_id or resident_id_from_key(who.resident)
-        own_resident(who, resident_id)
+    resident_id = READ.rule.own_file(who, resident_id)
     rows = rt.hub.call("audit_page", who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
     tz = rt.index.policy.tz
     out = [localise(named_by_id(r), tz)

@@ -4,7 +4,8 @@ The hot path never touches DuckDB: the resident is found in the decision index,
 decided in memory, and the decision's audit entry joins the next group commit;
 the response leaves only once that commit is done, with the entry's receipt
 (its ``seq`` and ``hash`` in the chain). A provider sees the decision,
-its reason codes and how each ends, never the records behind them or a score.
+its reason codes and how each ends, never the records behind them or a score
+(``credo.permissions``: the rules of ``Op.CHECK`` and ``Op.CHECK_BATCH``).
 """
 
 from __future__ import annotations
@@ -18,33 +19,27 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from credo import decisions, ids
-from credo.api.auth import Allow, own_resident
+from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, parse_json, read_body
 from credo.api.schemas import MAX_MANIFEST, RESIDENT_ID, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
 from credo.audit import Entry, Event
 from credo.decisions import Decision
 from credo.index import micros
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import blocking, runtime
 from credo.serving.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
-DECIDE = Allow("provider", "operator", "resident", purpose=("provider", "operator"))
-BATCH = Allow("provider", "operator", purpose=("provider", "operator"))
+DECIDE = Allow(Op.CHECK)
+BATCH = Allow(Op.CHECK_BATCH)
 DECISION = Event.DECISION.value
 NO_CODES = "[]"
 Decider = Annotated[Principal, Depends(DECIDE)]
 ResidentId = Annotated[str, Query(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 Action = Annotated[str, Query(description="an action the policy names")]
 Purpose = Annotated[str | None, Query()]  # described from DECIDE (credo.api.openapi)
-
-
-def reasons_for(who: Principal, reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A provider gets each reason's code, effect and how it ends; never the records behind it."""
-    if who.role != "provider" or not reasons:
-        return reasons
-    return [{"code": r["code"], "effect": r["effect"], "ends": r["ends"]} for r in reasons]
 
 
 def codes(reasons: list[dict[str, Any]]) -> str:
@@ -81,8 +76,7 @@ Judged = tuple[datetime, int, Decision]
 async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purpose: str | None) -> Judged:
     """Every refusal of a check is raised here, before anything is logged: the fast path
     (``credo.api.fastcheck``) relies on that to hand a refused request to the framework."""
-    DECIDE.need_purpose(who, purpose)
-    own_resident(who, resident_id)
+    DECIDE.rule.require(who, resident_id=resident_id, purpose=purpose)
     decisions.require_action(rt.index.policy, action)
     if rt.behind():
         await blocking(rt.sync)
@@ -99,7 +93,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
     receipts = await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision,
                                        d.decision_id, purpose, d.policy, codes(d.reasons))])
     rt.metrics.decided(d.decision)
-    return {**d.to_json(), "reasons": reasons_for(who, d.reasons), "receipt": receipts.receipt()}
+    return {**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
 
 @router.post("/check/batch", response_model=BatchOut, responses={**BATCH.responses, **documented(404, 413)},
@@ -113,7 +107,7 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     """
     rt = runtime(request)
     action, purpose, resident_ids = _manifest(parse_json(await read_body(request, rt.max_body)), purpose)
-    BATCH.need_purpose(who, purpose)
+    BATCH.rule.require(who, purpose=purpose)
     decisions.require_action(rt.index.policy, action)
     if rt.behind():
         await blocking(rt.sync)
@@ -137,7 +131,8 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
                                                       strict=True):
         denied += verdict == "deny"
         items[i] = {"resident_id": _normalised(resident_ids[i]), "decision": verdict, "decision_id": did,
-                    "benefits": benefits, "reasons": reasons_for(who, reasons), "receipt": {"seq": seq, "hash": h}}
+                    "benefits": benefits, "reasons": BATCH.rule.reasons_for(who, reasons),
+                    "receipt": {"seq": seq, "hash": h}}
         seq += 1
     for i, error in errors.items():
         items[i] = {"resident_id": resident_ids[i], "error": error}

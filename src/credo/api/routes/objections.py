@@ -11,18 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_resident
+from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json
 from credo.api.schemas import RESIDENT_ID, ObjectionIn, ResolveIn
-from credo.ids import resident_id_from_key
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/objections", tags=["objections"])
-OPEN = Allow("resident", "operator")
-LIST = Allow("resident", "agency", "operator")
-RESOLVE = Allow("agency", "operator")
+OPEN = Allow(Op.OPEN_OBJECTION)
+LIST = Allow(Op.LIST_OBJECTIONS)
+RESOLVE = Allow(Op.RESOLVE_OBJECTION)
 # objection numbers are INTEGER in the store: a larger one is invalid input (422), not a crash
 Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="the objection's number")]
 
@@ -32,11 +32,7 @@ Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="the objection's nu
 def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], body: ObjectionIn) -> Response:
     """Contest one of your records, with a reason; under ``disputed: suspend`` it stops counting meanwhile."""
     rt = runtime(request)
-    resident_id = body.resident_id
-    if who.role == "resident":
-        assert who.resident is not None
-        resident_id = resident_id or resident_id_from_key(who.resident)
-        own_resident(who, resident_id)
+    resident_id = OPEN.rule.own_file(who, body.resident_id)
     if not resident_id:
         raise Unprocessable("an operator names the resident (resident_id)", details={"field": "resident_id"})
     number = rt.hub.call("open_objection", resident_id, body.record, body.reason, who)
@@ -52,11 +48,8 @@ def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
                     ) -> Response:
     """Objections with every step's time: a resident's own, an agency's, or (operator) all."""
     rt = runtime(request)
-    agency = who.agency if who.role == "agency" else None
-    if who.role == "resident":
-        assert who.resident is not None
-        resident_id = resident_id or resident_id_from_key(who.resident)
-        own_resident(who, resident_id)
+    agency = LIST.rule.own_agency(who, None)
+    resident_id = LIST.rule.own_file(who, resident_id)
     rows = rt.hub.call("objections", resident_id=resident_id, agency=agency, overdue=overdue)
     return json({"objections": rows})
 

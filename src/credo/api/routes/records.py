@@ -14,18 +14,20 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from credo.api.auth import Allow, own_agency
+from credo.api.auth import Allow, acting_agency
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, read_body
 from credo.api.schemas import BatchResultOut, RecordRow, RevokeIn
 from credo.ids import resident_id_from_key
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import blocking, runtime
 from credo.serving.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["records"])
-SUBMIT = Allow("agency")
-AGENCY_OR_OPERATOR = Allow("agency", "operator")
+SUBMIT = Allow(Op.SUBMIT_RECORDS)
+REVOKE = Allow(Op.REVOKE)
+REJECTS = Allow(Op.READ_REJECTS)
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 NDJSON_HINT = "(NDJSON is sent with Content-Type: application/x-ndjson)"
 _ROWS_DOC = {"requestBody": {"required": True, "content": {
@@ -87,23 +89,23 @@ def _kind(value: Any) -> str:
     return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
-@router.post("/records/{record_id:path}/revoke", openapi_extra=AGENCY_OR_OPERATOR.openapi,
-             responses={**AGENCY_OR_OPERATOR.responses, **documented(404, 409)})
-def revoke(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)], record_id: str,
+@router.post("/records/{record_id:path}/revoke", openapi_extra=REVOKE.openapi,
+             responses={**REVOKE.responses, **documented(404, 409)})
+def revoke(request: Request, who: Annotated[Principal, Depends(REVOKE)], record_id: str,
            body: RevokeIn,
            agency: Annotated[str | None, Query(description="the record's agency: operators only")] = None
            ) -> Response:
     """Revoke a record with a reason: it stops counting at once and stays visible with the reason."""
     rt = runtime(request)
-    acting = own_agency(who, agency)
+    acting = acting_agency(REVOKE, who, agency)
     resident = rt.hub.call("revoke", acting, record_id, body.reason, who)
     rt.sync()
     return json({"record": f"{acting}:{record_id}", "revoked": True,
                  "resident_id": resident_id_from_key(resident)})
 
 
-@router.get("/rejects", openapi_extra=AGENCY_OR_OPERATOR.openapi, responses=AGENCY_OR_OPERATOR.responses)
-def rejects(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERATOR)],
+@router.get("/rejects", openapi_extra=REJECTS.openapi, responses=REJECTS.responses)
+def rejects(request: Request, who: Annotated[Principal, Depends(REJECTS)],
             agency: Annotated[str | None, Query(description="operators: one agency's")] = None,
             limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
             after: Annotated[str | None, Query(description="the `next` marker of the previous page")] = None
@@ -112,5 +114,5 @@ def rejects(request: Request, who: Annotated[Principal, Depends(AGENCY_OR_OPERAT
     whether it was accepted later; a page at a time, with the total and the next page's marker. An
     agency sees its own."""
     rt = runtime(request)
-    scope = own_agency(who, agency) if who.role == "agency" or agency else None
+    scope = REJECTS.rule.own_agency(who, agency) or None
     return json(rt.hub.call("rejects", scope, limit, after))

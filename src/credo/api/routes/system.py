@@ -17,28 +17,31 @@ from credo.api.http import json, read_body
 from credo.api.schemas import BackupIn, BackupOut
 from credo.audit import Entry, Event
 from credo.ids import resident_id_from_key
-from credo.principals import ROLES, Principal
+from credo.permissions import Op
+from credo.principals import Principal
 from credo.serving.asgi import blocking, runtime
 from credo.serving.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
-ANYONE = Allow(*ROLES)
-OPERATOR = Allow("operator")
-WATCHERS = Allow("operator", "auditor")
+POLICY = Allow(Op.READ_POLICY)
+APPLY = Allow(Op.APPLY_POLICY)
+BACKUP = Allow(Op.BACKUP)
+ME = Allow(Op.WHO_AM_I)
+METRICS = Allow(Op.METRICS)
 
 
-@router.get("/v1/policy", openapi_extra=ANYONE.openapi, responses=ANYONE.responses)
-def policy(request: Request, who: Annotated[Principal, Depends(ANYONE)]) -> Response:
+@router.get("/v1/policy", openapi_extra=POLICY.openapi, responses=POLICY.responses)
+def policy(request: Request, who: Annotated[Principal, Depends(POLICY)]) -> Response:
     """The policy in force: its version label, its digest and the document (actions, measures, ...)."""
     p = runtime(request).index.policy
     return json({"policy": p.label, "name": p.name, "version": p.version, "sha256": p.sha256,
                  "timezone": p.tz, "document": p.doc.model_dump(mode="json"), "text": p.text})
 
 
-@router.put("/v1/policy", openapi_extra={**OPERATOR.openapi, "requestBody": {
+@router.put("/v1/policy", openapi_extra={**APPLY.openapi, "requestBody": {
     "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}},
-    responses={**OPERATOR.responses, **documented(413)})
-async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERATOR)]) -> Response:
+    responses={**APPLY.responses, **documented(413)})
+async def apply_policy(request: Request, who: Annotated[Principal, Depends(APPLY)]) -> Response:
     """Check, then apply a policy (YAML body) as a new version; everyone is rescored under it."""
     rt = runtime(request)
     text = (await read_body(request, rt.max_body)).decode("utf-8", "replace")
@@ -51,9 +54,9 @@ async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERA
     return await blocking(apply)
 
 
-@router.post("/v1/admin/backup", response_model=BackupOut, openapi_extra=OPERATOR.openapi,
-             responses=OPERATOR.responses)
-async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)], body: BackupIn) -> Response:
+@router.post("/v1/admin/backup", response_model=BackupOut, openapi_extra=BACKUP.openapi,
+             responses=BACKUP.responses)
+async def backup(request: Request, who: Annotated[Principal, Depends(BACKUP)], body: BackupIn) -> Response:
     """A consistent snapshot of the database into a folder on the server's machine, while serving.
 
     The server holds the database file, so nothing else can open it: the snapshot is taken by the
@@ -87,8 +90,8 @@ def backup_folder(given: str) -> Path:
     return folder
 
 
-@router.get("/v1/me", openapi_extra=ANYONE.openapi, responses=ANYONE.responses)
-def me(who: Annotated[Principal, Depends(ANYONE)]) -> Response:
+@router.get("/v1/me", openapi_extra=ME.openapi, responses=ME.responses)
+def me(who: Annotated[Principal, Depends(ME)]) -> Response:
     """The principal the token names."""
     return json({"principal": who.name, "role": who.role, "agency": who.agency, "provider": who.provider,
                  "resident_id": None if who.resident is None else resident_id_from_key(who.resident)})
@@ -118,8 +121,8 @@ def readyz(request: Request) -> Response:
                  "policy": rt.index.policy.label, "pid": os.getpid()})
 
 
-@router.get("/metrics", response_class=PlainTextResponse, openapi_extra=WATCHERS.openapi,
-            responses=WATCHERS.responses)
-def metrics(request: Request, who: Annotated[Principal, Depends(WATCHERS)]) -> Response:
+@router.get("/metrics", response_class=PlainTextResponse, openapi_extra=METRICS.openapi,
+            responses=METRICS.responses)
+def metrics(request: Request, who: Annotated[Principal, Depends(METRICS)]) -> Response:
     """Prometheus text: requests by route and status, latency, decisions, audit commits, index size."""
     return Response(runtime(request).metrics.render(), media_type=CONTENT_TYPE)
