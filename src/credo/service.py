@@ -28,6 +28,7 @@ from credo import (
     ledger,
     notices,
     objections,
+    permissions,
     principals,
     scoring,
     settings,
@@ -35,9 +36,10 @@ from credo import (
 )
 from credo import policy as policies
 from credo.audit import Entry, Event
-from credo.errors import CredoError, Forbidden
+from credo.errors import CredoError
+from credo.permissions import Op
 from credo.policy import Policy
-from credo.principals import OPERATOR_CLI, Principal, a_role
+from credo.principals import OPERATOR_CLI, Principal
 from credo.store import connect, transaction
 from credo.times import DEFAULT_TZ, iso, parse_when
 
@@ -159,8 +161,7 @@ class Credo:
                              code="unknown_agency", details={"agencies": self.policy.agencies})
 
     def revoke(self, agency: str, record_id: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
-        if who.role == "agency" and who.agency != agency:
-            raise Forbidden("an agency revokes only its own records")
+        permissions.require(Op.REVOKE, who, agency=agency)
         now = self.now()
         with transaction(self.con):
             resident = ledger.revoke(self.con, agency, record_id, reason, principal=who.name, now=now)
@@ -183,7 +184,7 @@ class Credo:
         return count
 
     def notices(self, resident_id: str, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
-        key = self._may_read(who, resident_id)
+        key = self._may_read(Op.READ_NOTICES, who, resident_id)
         return notices.for_resident(self.con, key, self.policy.tz)
 
     def rejects(self, agency: str | None = None, limit: int = 1000, after: str | None = None) -> dict[str, Any]:
@@ -199,7 +200,7 @@ class Credo:
 
     def standing(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                  purpose: str | None = None) -> standing.Standing:
-        key = self._may_read(who, resident_id)
+        key = self._may_read(Op.READ_STANDING, who, resident_id)
         found = (standing.at(self.con, self.policy, key, as_of) if as_of
                  else standing.current(self.con, self.policy, key, self.now()))
         with transaction(self.con):
@@ -208,19 +209,17 @@ class Credo:
 
     def explain(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> dict[str, Any]:
-        key = self._may_read(who, resident_id)
+        key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
         out = standing.explain(self.con, self.policy, key, as_of or self.now())
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out
 
-    def _may_read(self, who: Principal, resident_id: str) -> int:
-        key = self.resident(resident_id)
-        if who.role == "resident" and who.resident != key:
-            raise Forbidden("a resident reads only their own file")
-        if who.role in ("provider", "auditor"):
-            raise Forbidden(f"{a_role(who.role)} never reads a resident's file")
-        return key
+    def _may_read(self, op: Op, who: Principal, resident_id: str) -> int:
+        """The file's key, once ``who`` may do ``op`` on it (``credo.permissions``; before the lookup, which
+        would tell whether someone else exists)."""
+        permissions.require(op, who, resident_id=resident_id)
+        return self.resident(resident_id)
 
     # -- decisions --------------------------------------------------------------------------
     def check(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
@@ -247,7 +246,7 @@ class Credo:
 
     # -- objections -------------------------------------------------------------------------
     def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
-        key = self._may_read(who, resident_id)
+        key = self._may_read(Op.OPEN_OBJECTION, who, resident_id)
         now = self.now()
         with transaction(self.con):
             number = objections.open_objection(self.con, key, ref, reason, principal=who.name, now=now)
@@ -258,7 +257,7 @@ class Credo:
 
     def resolve_objection(self, number: int, *, uphold: bool, answer: str, who: Principal = OPERATOR_CLI) -> None:
         now = self.now()
-        agency = who.agency if who.role == "agency" else None
+        agency = permissions.own_agency(Op.RESOLVE_OBJECTION, who)
         with transaction(self.con):
             key = objections.resolve(self.con, number, uphold=uphold, answer=answer, agency=agency,
                                      principal=who.name, now=now)
@@ -339,8 +338,7 @@ class Credo:
 
         Audited as an operator's read of every resident's file in aggregate (spec §6).
         """
-        if who.role != "operator":
-            raise Forbidden(f"{a_role(who.role)} does not run what-if reports")
+        permissions.require(Op.WHATIF, who)
         proposed = policies.load(text)
         out = governance.whatif(self.con, self.policy, proposed, as_of or self.now(), sample=sample, engine=engine)
         self._audit_report(who, "whatif", purpose, out, engine=engine, proposed=proposed.label)
@@ -349,8 +347,7 @@ class Credo:
     def fairness(self, as_of: datetime | None = None, *, min_group: int = 30, engine: str = "duckdb",
                  who: Principal = OPERATOR_CLI, purpose: str = "fairness") -> dict[str, Any]:
         """Outcomes under the policy in force by district, sex and age band, with four-fifths flags."""
-        if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"{a_role(who.role)} does not read fairness reports")
+        permissions.require(Op.FAIRNESS, who)
         out = governance.fairness(self.con, self.policy, as_of or self.now(), min_group=min_group, engine=engine)
         self._audit_report(who, "fairness", purpose, out, engine=engine)
         return out
@@ -376,8 +373,8 @@ class Credo:
     def records(self, resident_id: str, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> list[dict[str, Any]]:
         """A resident's records as stored, with revocations; an agency sees only its own."""
-        key = self._may_read(who, resident_id)
-        rows = ledger.records_of(self.con, key, who.agency if who.role == "agency" else None)
+        key = self._may_read(Op.READ_RECORDS, who, resident_id)
+        rows = ledger.records_of(self.con, key, permissions.own_agency(Op.READ_RECORDS, who))
         with transaction(self.con):
             self._audit(who, Event.READ_RECORDS, resident=key, purpose=purpose)
         return rows
@@ -385,11 +382,8 @@ class Credo:
     def audit_page(self, who: Principal, *, resident_id: str | None = None, after: int = 0, limit: int = 100,
                    purpose: str | None = None) -> list[dict[str, Any]]:
         """Audit entries after ``after``: a resident's own accesses, or (auditor, operator) any."""
+        resident_id = permissions.own_file(Op.READ_AUDIT, who, resident_id)
         key = self.resident(resident_id) if resident_id else None
-        if who.role == "resident" and (key is None or key != who.resident):
-            raise Forbidden("a resident lists only the accesses to their own file")
-        if who.role not in ("resident", "auditor", "operator"):
-            raise Forbidden(f"{a_role(who.role)} does not read the audit log")
         rows = audit.page(self.con, resident=key, after=after, limit=limit)
         event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
         with transaction(self.con):
@@ -437,8 +431,7 @@ class Credo:
         """
         from credo import dashboard, index
 
-        if who.role not in ("operator", "auditor"):
-            raise Forbidden(f"{a_role(who.role)} does not read the dashboard")
+        permissions.require(Op.DASHBOARD, who)
         now = self.now()
         stale = index.stale_in_store(self.con, self.policy, now, None)
         if len(stale):
@@ -454,7 +447,7 @@ class Credo:
         first), and their total; audited like ``audit_page``."""
         from credo import dashboard
 
-        key = self._may_read(who, resident_id)
+        key = self._may_read(Op.READ_ACCESSES, who, resident_id)
         out = dashboard.accesses(self.con, key, self.policy.tz, limit)
         event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
         with transaction(self.con):
