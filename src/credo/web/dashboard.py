@@ -2,7 +2,8 @@
 
 Each number a test or a person may check sits in an element with a ``data-k`` name, and
 every chart has its numbers in a table beside it. An auditor sees the same aggregates
-without resident IDs and without the resident lookup.
+without resident IDs and without the resident lookup: only a role that may look a file up
+(``Op.FIND_FILE`` in ``credo.permissions``) is shown either.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from credo import permissions
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.web import charts
 from credo.web.charts import Bin, Day, Segment
@@ -44,12 +47,12 @@ def status_badge(status: str) -> Html:
 
 
 def render(d: Row, who: Principal, csrf: str) -> Html:
-    operator = who.role == "operator"
+    finds = permissions.allows(Op.FIND_FILE, who.role)
     body = [el("div", el("h1", "City dashboard"),
                el("p", "Policy ", el("strong", d["policy"]["label"], data_k="policy-label"), " · as of ",
                   when(d["as_of"]), class_="subtitle"), class_="page-head"),
-            _kpis(d), lookup() if operator else None, _scores(d), _grades(d), _lists(d), _decisions(d),
-            _objections(d, operator), _rejects(d), _policy(d)]
+            _kpis(d), lookup() if finds else None, _scores(d), _grades(d), _lists(d), _decisions(d),
+            _objections(d, finds), _rejects(d), _policy(d)]
     return page("Dashboard", body, who=who, csrf=csrf, active="/dashboard",
                 footer=["Every read of this page is logged with the purpose ", el("q", "dashboard"), "."])
 
@@ -165,14 +168,14 @@ def _decisions(d: Row) -> Html:
                    lead=f"From the audit log: {dec['from']} to {dec['to']}, city time.")
 
 
-def _objections(d: Row, operator: bool) -> Html:
+def _objections(d: Row, finds: bool) -> Html:
     o = d["objections"]
     by_agency = table("Unresolved objections by agency", ["Agency", "Open", "Overdue"],
                       [[r["agency"], number(r["open"]), number(r["overdue"])] for r in o["by_agency"]],
                       numeric=[1, 2], id_="objections-by-agency", empty="No unresolved objections.")
     rows = []
     for x in o["unresolved"]:
-        resident = resident_link(x["resident_id"], f"objection {x['id']}") if operator else "–"
+        resident = resident_link(x["resident_id"], f"objection {x['id']}") if finds else "–"
         rows.append([el("span", f"#{x['id']}", data_objection=x["id"]), status_badge(x["status"]),
                      el("code", x["record"]), resident, when(x["opened_at"]), when(x["deadline"]),
                      x["reason"]])

@@ -6,14 +6,13 @@ import hashlib
 from functools import cache
 from importlib import resources
 
+from credo import permissions
+from credo.permissions import Op
 from credo.principals import Principal
 from credo.web.html import Child, Html, el
 
-NAV = {
-    "operator": [("/dashboard", "Dashboard"), ("/whatif", "What-if")],
-    "auditor": [("/dashboard", "Dashboard")],
-    "resident": [("/me", "My file")],
-}
+NAV = (("/dashboard", "Dashboard", Op.DASHBOARD), ("/whatif", "What-if", Op.WHATIF), ("/me", "My file", Op.MY_FILE))
+"""The pages in the header, each shown to the roles its operation admits."""
 
 
 @cache
@@ -34,7 +33,7 @@ def csrf_field(token: str) -> Html:
 def page(title: str, body: Child, *, who: Principal | None = None, csrf: str | None = None,
          active: str | None = None, footer: Child = None) -> Html:
     """A whole document: ``lang``, viewport, the bundled stylesheet, a skip link, landmarks."""
-    links = NAV.get(who.role, []) if who else []
+    links = [(href, label) for href, label, op in NAV if who and permissions.allows(op, who.role)]
     items = [el("li", el("a", label, href=href, aria_current="page" if href == active else None))
              for href, label in links]
     nav = el("nav", el("ul", items), aria_label="Main") if links else None

@@ -6,6 +6,10 @@ audited the same way: an operator's dashboard as a read of aggregates with the p
 their own file as the resident. Pages are kept out of the OpenAPI schema (they are not the
 API). A page without a session sends the browser to sign in; a library error becomes an
 HTML page with the error's status, never a JSON body in a browser.
+
+Each page names the operation it performs; its rule in ``credo.permissions`` admits the roles, then
+decides ownership and purpose in the same order as for the API (role 403, rate limit 429, someone
+else's file 403, no purpose 422), in this front's words.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
+from credo import permissions
 from credo.errors import CredoError, Forbidden, Unauthorized
 from credo.ids import IdError, normalise_resident_id, resident_id_from_key
+from credo.permissions import Op, PurposeRequired
 from credo.principals import Principal, a_role
 from credo.serving.asgi import blocking, runtime
 from credo.serving.runtime import Runtime
@@ -39,6 +45,9 @@ SECURITY_HEADERS = {
 }
 ACCESSES_SHOWN = 100
 MAX_POLICY = 1024 * 1024
+HOMES = (("/dashboard", Op.DASHBOARD), ("/me", Op.MY_FILE))
+"""Where a caller lands after signing in: the first of these pages their role may open."""
+SAY_WHY = "Say why you open this file: the purpose is logged and the resident sees it."
 _init = threading.Lock()
 
 
@@ -92,8 +101,12 @@ def _local(target: str | None) -> str:
 Handler = Callable[[Runtime, Principal, str], Response]
 
 
-async def guarded(request: Request, roles: tuple[str, ...], handler: Handler) -> Response:
-    """Run ``handler(rt, who, form_token)`` in a worker thread for a signed-in caller of ``roles``."""
+def home_of(role: str) -> str | None:
+    return next((path for path, op in HOMES if permissions.allows(op, role)), None)
+
+
+async def guarded(request: Request, op: Op, handler: Handler) -> Response:
+    """Run ``handler(rt, who, form_token)`` in a worker thread for a signed-in caller who may do ``op``."""
     found = signed_in(request)
     if found is None:  # back to this page after signing in (a form's post cannot be replayed)
         if request.method != "GET":
@@ -104,7 +117,7 @@ async def guarded(request: Request, roles: tuple[str, ...], handler: Handler) ->
     token = sessions(request).form_token(session)
     rt = runtime(request)
     try:
-        if who.role not in roles:
+        if not permissions.allows(op, who.role):
             raise Denied(403, f"{a_role(who.role).capitalize()} cannot open this page.")
         if not rt.limiter.allow(who.name):
             wait = rt.limiter.retry_after(who.name)
@@ -113,6 +126,8 @@ async def guarded(request: Request, roles: tuple[str, ...], handler: Handler) ->
         return await blocking(handler, rt, who, token)
     except Denied as exc:
         return html(layout.error_page(exc.status, exc.message, who=who, csrf=token), exc.status)
+    except PurposeRequired:
+        return html(layout.error_page(422, SAY_WHY, who=who, csrf=token), 422)
     except IdError as exc:
         return html(layout.error_page(422, str(exc), who=who, csrf=token), 422)
     except CredoError as exc:
@@ -148,10 +163,9 @@ def home(request: Request) -> Response:
     if found is None:
         return redirect("/signin")
     who = found[0]
-    if who.role in ("operator", "auditor"):
-        return redirect("/dashboard")
-    if who.role == "resident":
-        return redirect("/me")
+    page = home_of(who.role)
+    if page is not None:
+        return redirect(page)
     token = sessions(request).form_token(found[1])
     return html(layout.error_page(403, f"There are no pages for {a_role(who.role)}: use the HTTP API (/docs).",
                                   who=who, csrf=token), 403)
@@ -201,7 +215,7 @@ async def signin(request: Request) -> Response:
         return _signin_page(request, "That token is not known. Check it and try again.", 401)
     target = _local(str(data.get("next") or "/"))
     if target == "/":
-        target = {"resident": "/me", "operator": "/dashboard", "auditor": "/dashboard"}.get(who.role, "/")
+        target = home_of(who.role) or "/"
     response = redirect(target)
     response.set_cookie(COOKIE, keeper.issue(token), max_age=keeper.lifetime, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https", path="/")
@@ -229,7 +243,7 @@ async def dashboard_page(request: Request) -> Response:
         data = rt.hub.call("dashboard", who, "dashboard")
         return html(dashboard.render(data, who, token))
 
-    return await guarded(request, ("operator", "auditor"), show)
+    return await guarded(request, Op.DASHBOARD, show)
 
 
 @router.get("/whatif")
@@ -237,7 +251,7 @@ async def whatif_form(request: Request) -> Response:
     def show(rt: Runtime, who: Principal, token: str) -> Response:
         return html(whatif.render(who, token, text=rt.hub.policy().text))
 
-    return await guarded(request, ("operator",), show)
+    return await guarded(request, Op.WHATIF, show)
 
 
 @router.post("/whatif")
@@ -260,7 +274,7 @@ async def whatif_run(request: Request) -> Response:
             return html(refused, exc.status)
         return html(whatif.render(who, token, text=text, result=result, before_text=in_force))
 
-    return await guarded(request, ("operator",), run)
+    return await guarded(request, Op.WHATIF, run)
 
 
 # -- a resident's file --------------------------------------------------------------------------
@@ -291,7 +305,7 @@ async def my_file(request: Request) -> Response:
         view = _view(rt, who, _own_id(who), None, flash=message, contest=contest)
         return html(resident.render(view, who, token))
 
-    return await guarded(request, ("resident",), show)
+    return await guarded(request, Op.MY_FILE, show)
 
 
 @router.get("/residents")
@@ -301,12 +315,11 @@ async def lookup(request: Request) -> Response:
     purpose = request.query_params.get("purpose", "").strip()
 
     def go(rt: Runtime, who: Principal, token: str) -> Response:
-        if not purpose:
-            raise Denied(422, "Say why you open this file: the purpose is logged and the resident sees it.")
+        permissions.require(Op.FIND_FILE, who, purpose=purpose)
         normalised = normalise_resident_id(given)
         return redirect(f"/residents/{normalised}?{urlencode({'purpose': purpose})}")
 
-    return await guarded(request, ("operator",), go)
+    return await guarded(request, Op.FIND_FILE, go)
 
 
 @router.get("/residents/{resident_id}")
@@ -315,17 +328,13 @@ async def resident_file(request: Request, resident_id: str) -> Response:
     contest = request.query_params.get("contest")
 
     def show(rt: Runtime, who: Principal, token: str) -> Response:
-        if who.role == "resident":
-            if normalise_resident_id(resident_id) != _own_id(who):
-                raise Denied(403, "A resident opens only their own file.")
+        permissions.require(Op.READ_EXPLANATION, who, resident_id=resident_id, purpose=purpose)
+        if who.role == "resident":  # their own, as the rule just said: it has a page of its own
             return redirect("/me")
-        if not purpose:
-            raise Denied(422, "Say why you open this file (?purpose=…): it is logged and the resident "
-                              "sees it.")
         view = _view(rt, who, resident_id, purpose, contest=contest)
         return html(resident.render(view, who, token))
 
-    return await guarded(request, ("operator", "resident"), show)
+    return await guarded(request, Op.READ_EXPLANATION, show)
 
 
 @router.post("/objections")
@@ -335,9 +344,8 @@ async def open_objection(request: Request) -> Response:
 
     def submit(rt: Runtime, who: Principal, token: str) -> Response:
         _check_form(request, data.get("csrf"))
-        resident_id = _own_id(who) if who.role == "resident" else str(data.get("resident_id") or "")
-        if who.role == "resident" and data.get("resident_id") not in (None, resident_id):
-            raise Denied(403, "A resident contests only their own records.")
+        given = data.get("resident_id")
+        resident_id = permissions.own_file(Op.OPEN_OBJECTION, who, str(given) if given else None) or ""
         try:
             number = rt.hub.call("open_objection", resident_id, record, reason, who)
         except CredoError as exc:
@@ -352,7 +360,7 @@ async def open_objection(request: Request) -> Response:
         return redirect(f"/residents/{resident_id}?{urlencode({'purpose': f'objection {number}'})}"
                         f"#objection-{number}")
 
-    return await guarded(request, ("resident", "operator"), submit)
+    return await guarded(request, Op.OPEN_OBJECTION, submit)
 
 
 @router.get("/static/credo.css")
