@@ -27,13 +27,14 @@ def _run(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> No
         con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
 
 
-def snapshot(con: duckdb.DuckDBPyConnection, residents: np.ndarray | None, now: datetime) -> None:
-    """Remember the standings about to change (everyone's when ``residents`` is None)."""
+def snapshot(con: duckdb.DuckDBPyConnection, residents: np.ndarray | None) -> None:
+    """Remember the standings about to change (everyone's when ``residents`` is None), as they were
+    at their own ``as_of``: what the resident was last told, whenever that was."""
     if residents is None:
-        _run(con, "notices.snapshot_all", {"now": now})
+        _run(con, "notices.snapshot_all", {})
         return
     con.register("notice_scope", pa.table({"resident": pa.array(residents, pa.int64())}))
-    _run(con, "notices.snapshot_scoped", {"now": now})
+    _run(con, "notices.snapshot_scoped", {})
 
 
 def emit_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
