@@ -3,7 +3,9 @@
 Written in the same transaction as the change that causes them: a list
 pending (with the date it takes effect) or in force, a list left, a grade
 changed, an objection opened or resolved. Standing changes are found by
-comparing the standings just before and after a rescoring, in SQL. A record
+comparing the standings just before and after a rescoring, in SQL; every
+rescoring is the service's one path (``credo.servicebase``), so a change is
+told whichever caller made the standing current. A record
 added is the one notice not written: the ledger row is already there, in the
 same transaction, so ``for_resident`` reads it as a notice at its batch's time.
 """
