@@ -7,6 +7,8 @@
 * ``running(city, workers=1)`` — ``credo serve`` in a subprocess on a free 127.0.0.1
   port against that city; yields a ``Live`` (base URL, tokens, an httpx client per
   role). ``server`` is that for the ``city`` of one test.
+* ``sign_in(client, token)`` and ``page(client, path, cookie)`` — the web pages as a signed-in browser
+  reaches them.
 
 Who is in the city, at NOW (2024-09-01 10:00 city time):
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -179,6 +182,29 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"credo serve did not become ready:\n{log.read_text()}")
+
+
+SESSION = "credo_session"
+"""The web pages' session cookie."""
+
+
+def sign_in(client: httpx.Client, token: str) -> str:
+    """Sign in through the form as a browser would (a live server's client or a ``TestClient``); the
+    session cookie's value."""
+    form = client.get("/signin")
+    signin = re.search(r'name="signin" value="([^"]+)"', form.text)
+    assert signin is not None, form.text
+    done = client.post("/signin", data={"token": token, "signin": signin.group(1), "next": "/"},
+                       headers={"Cookie": f"credo_signin={form.cookies['credo_signin']}"}, follow_redirects=False)
+    assert done.status_code == 303 and SESSION in done.cookies, done.text
+    client.cookies.clear()
+    return str(done.cookies[SESSION])
+
+
+def page(client: httpx.Client, path: str, cookie: str) -> httpx.Response:
+    """A web page as the signed-in holder of ``cookie`` sees it."""
+    client.cookies.clear()
+    return client.get(path, headers={"Cookie": f"{SESSION}={cookie}"}, follow_redirects=False)
 
 
 @pytest.fixture

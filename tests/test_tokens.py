@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from credo.app import create_app
 from credo.serving.hub import Core
-from tests.conftest import City, Live, build_city, rid, running
+from tests.conftest import SESSION, City, Live, build_city, page, rid, running, sign_in
 
 LISTED = {"id", "principal", "role", "agency", "provider", "resident_id", "created_at", "expires_at", "status",
           "revoked_at", "revoked_by"}
@@ -196,26 +196,6 @@ def test_the_cli_revokes_through_the_running_server(live: Live, workers: list[ht
                CREDO_TOKEN=live.city.tokens["operator"])
     assert done.returncode == 0 and f"token {number} (auditor:" in done.stdout, done.stderr
     assert [me(w, token) for w in workers] == [401, 401]
-
-
-SESSION = "credo_session"
-
-
-def sign_in(client: httpx.Client | TestClient, token: str) -> str:
-    """Sign in through the form as a browser would; the session cookie's value."""
-    form = client.get("/signin")
-    signin = re.search(r'name="signin" value="([^"]+)"', form.text)
-    assert signin is not None, form.text
-    done = client.post("/signin", data={"token": token, "signin": signin.group(1), "next": "/"},
-                       headers={"Cookie": f"credo_signin={form.cookies['credo_signin']}"}, follow_redirects=False)
-    assert done.status_code == 303 and SESSION in done.cookies, done.text
-    client.cookies.clear()
-    return str(done.cookies[SESSION])
-
-
-def page(client: httpx.Client | TestClient, path: str, cookie: str) -> httpx.Response:
-    client.cookies.clear()
-    return client.get(path, headers={"Cookie": f"{SESSION}={cookie}"}, follow_redirects=False)
 
 
 def test_signing_out_ends_the_session_in_every_worker(live: Live, workers: list[httpx.Client]) -> None:

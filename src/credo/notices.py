@@ -3,7 +3,9 @@
 Written in the same transaction as the change that causes them: a list
 pending (with the date it takes effect) or in force, a list left, a grade
 changed, an objection opened or resolved. Standing changes are found by
-comparing the standings just before and after a rescoring, in SQL. A record
+comparing the standings just before and after a rescoring, in SQL; every
+rescoring is the service's one path (``credo.servicebase``), so a change is
+told whichever caller made the standing current. A record
 added is the one notice not written: the ledger row is already there, in the
 same transaction, so ``for_resident`` reads it as a notice at its batch's time.
 """
@@ -27,13 +29,14 @@ def _run(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> No
         con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
 
 
-def snapshot(con: duckdb.DuckDBPyConnection, residents: np.ndarray | None, now: datetime) -> None:
-    """Remember the standings about to change (everyone's when ``residents`` is None)."""
+def snapshot(con: duckdb.DuckDBPyConnection, residents: np.ndarray | None) -> None:
+    """Remember the standings about to change (everyone's when ``residents`` is None), as they were
+    at their own ``as_of``: what the resident was last told, whenever that was."""
     if residents is None:
-        _run(con, "notices.snapshot_all", {"now": now})
+        _run(con, "notices.snapshot_all", {})
         return
     con.register("notice_scope", pa.table({"resident": pa.array(residents, pa.int64())}))
-    _run(con, "notices.snapshot_scoped", {"now": now})
+    _run(con, "notices.snapshot_scoped", {})
 
 
 def emit_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> None:

@@ -4,17 +4,20 @@ Fronts parse, call one method here, and render. Each method that writes holds
 one transaction around the change, the rescoring it causes and its audit
 entry, so the standing reflects an accepted record as soon as the call
 returns, and a crash leaves none of it.
+
+What every operation stands on (the open database, the clock, the audit entry,
+and the one rescoring path that writes the notices and tells the listeners of
+every standing that changes, whichever caller made it current) is
+``credo.servicebase``; who may call what is ``credo.permissions``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import numpy as np
 import orjson
 
 from credo import (
@@ -30,86 +33,23 @@ from credo import (
     objections,
     permissions,
     principals,
-    scoring,
     settings,
     standing,
 )
 from credo import policy as policies
 from credo.audit import Entry, Event
-from credo.errors import CredoError
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
-from credo.store import connect, transaction
-from credo.times import DEFAULT_TZ, iso, parse_when
+from credo.servicebase import ServiceBase
+from credo.store import transaction
+from credo.times import iso
 
 
-class Credo:
-    """One open database, its policy in force and the clock."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | str | None = None) -> None:
-        self.con = con
-        self.path = path
-        self.notary = checkpoints.Notary(path)
-        """Signs the log's head (``credo.checkpoints``): when this service closes, if it appended
-        entries, and, under the server, every second or so (``credo.serving.hub``)."""
-        self._opened_head = audit.head(con)
-        self._closed = False
-        self._policy: Policy | None = None
-        self._listeners: list[Callable[[np.ndarray | None], None]] = []
-        self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
-        """How this service's own audit entries join the log, inside its transaction: straight into
-        the table, or (``credo.serving.hub``) after the server's journal."""
-
-    @classmethod
-    def open(cls, path: Path | str | None = None, *, create: bool = True) -> Credo:
-        """Open the store; audit entries a stopped server left in its journal are moved in first.
-
-        ``create=False`` (every CLI command but ``init``) refuses a path holding no Credo database,
-        where a mistyped ``--db`` would otherwise be a new, empty city."""
-        con = connect(path, create=create)
-        credo = cls(con, path)
-        audit.recover(con, audit.journal_path(path))  # after the head is noted: recovered entries get signed
-        return credo
-
-
-    def close(self) -> None:
-        """Sign the head if this service appended entries (a key configured), then close (once)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            head = audit.head(self.con)
-            if head != self._opened_head:
-                self.checkpoint(head)
-        finally:
-            self.con.close()
-
-    def checkpoint(self, head: tuple[int, str] | None = None) -> checkpoints.Checkpoint | None:
-        """Sign the log's head (or ``head``) now; None without a key or when it is signed already."""
-        tz = self._policy.tz if self._policy else DEFAULT_TZ
-        return self.notary.sign(self.con, head or audit.head(self.con), checkpoints.signed_at(self.now(), tz))
+class Credo(ServiceBase):
+    """Every operation on one open database, each audited (``ServiceBase``: what they stand on)."""
 
     # -- policy -----------------------------------------------------------------------------
-    @property
-    def policy(self) -> Policy:
-        if self._policy is None:
-            self._policy = policies.current(self.con)
-        return self._policy
-
-    @property
-    def loaded_policy(self) -> Policy | None:
-        """The policy in force if already read: no database access, so safe beside a running call."""
-        return self._policy
-
-    def now(self) -> datetime:
-        tz = self._policy.tz if self._policy else DEFAULT_TZ
-        return settings.now(tz)
-
-    def when(self, text: str | None) -> datetime:
-        """A time given by a user (bare date = local midnight), or now."""
-        return parse_when(text, self.policy.tz) if text else self.now()
-
     def apply_policy(self, text: str, who: Principal = OPERATOR_CLI) -> Policy:
         """Check, store as a new version and rescore everyone under it, in one transaction."""
         new = policies.load(text)
@@ -120,9 +60,6 @@ class Credo:
             self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
         self._policy = new
         return new
-
-    def initialised(self) -> bool:
-        return bool(self.con.execute("SELECT count(*) FROM policies").fetchall()[0][0])
 
     # -- ingest -----------------------------------------------------------------------------
     def ingest_feed(self, agency: str, feed: feeds.Feed, who: Principal = OPERATOR_CLI,
@@ -155,11 +92,6 @@ class Credo:
         """A batch from the API: the same path as a file."""
         return self.ingest_feed(agency, feeds.from_rows(rows, feeds.columns_for(agency), source), who)
 
-    def _require_agency(self, agency: str) -> None:
-        if agency not in ("population", "telecom") and agency not in self.policy.agencies:
-            raise CredoError(f"agency {agency!r} has no record types in policy {self.policy.label}",
-                             code="unknown_agency", details={"agencies": self.policy.agencies})
-
     def revoke(self, agency: str, record_id: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
         permissions.require(Op.REVOKE, who, agency=agency)
         now = self.now()
@@ -170,19 +102,6 @@ class Credo:
                                                                                 "reason": reason})
         return resident
 
-    def _rescore(self, now: datetime, residents: Iterable[int] | None, policy: Policy | None = None) -> int:
-        """Rescore (everyone when ``residents`` is None) and tell residents what changed."""
-        scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
-        if scope is not None and len(scope) == 0:
-            return 0
-        if scope is not None and scoring.better_whole(self.con, scope):
-            scope = None  # everyone: also the notices of any other standing that changed by time
-        notices.snapshot(self.con, scope, now)
-        count = scoring.rescore(self.con, policy or self.policy, now, scope)
-        notices.emit_changes(self.con, now)
-        self._notify(scope)
-        return count
-
     def notices(self, resident_id: str, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
         key = self._may_read(Op.READ_NOTICES, who, resident_id)
         return notices.for_resident(self.con, key, self.policy.tz)
@@ -192,17 +111,13 @@ class Credo:
 
     # -- scoring and reading ----------------------------------------------------------------
     def score(self, as_of: datetime | None = None) -> int:
-        with transaction(self.con):
-            return self._rescore(as_of or self.now(), None)
-
-    def resident(self, resident_id: str) -> int:
-        return standing.require_resident(self.con, resident_id, self.now())
+        """Everyone rescored (``credo score``: the nightly run that tells what changed by time)."""
+        return self.freshen(None, as_of or self.now())
 
     def standing(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                  purpose: str | None = None) -> standing.Standing:
         key = self._may_read(Op.READ_STANDING, who, resident_id)
-        found = (standing.at(self.con, self.policy, key, as_of) if as_of
-                 else standing.current(self.con, self.policy, key, self.now()))
+        found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
         with transaction(self.con):
             self._audit(who, Event.READ_STANDING, resident=key, purpose=purpose)
         return found
@@ -210,16 +125,13 @@ class Credo:
     def explain(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> dict[str, Any]:
         key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
-        out = standing.explain(self.con, self.policy, key, as_of or self.now())
+        if as_of is None:
+            as_of = self.now()
+            self._current(key, as_of)  # the explanation is computed; this tells what changed by time
+        out = standing.explain(self.con, self.policy, key, as_of)
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out
-
-    def _may_read(self, op: Op, who: Principal, resident_id: str) -> int:
-        """The file's key, once ``who`` may do ``op`` on it (``credo.permissions``; before the lookup, which
-        would tell whether someone else exists)."""
-        permissions.require(op, who, resident_id=resident_id)
-        return self.resident(resident_id)
 
     # -- decisions --------------------------------------------------------------------------
     def check(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
@@ -232,7 +144,7 @@ class Credo:
         decisions.require_action(self.policy, action)
         key = self.resident(resident_id)
         now = self.now()
-        decision = decisions.decide(self.policy, standing.current(self.con, self.policy, key, now), action, now)
+        decision = decisions.decide(self.policy, self._current(key, now), action, now)
         return decision, self.log_decisions(who, [(key, decision)], purpose).receipt()
 
     def log_decisions(self, who: Principal, made: list[tuple[int, decisions.Decision]],
@@ -273,14 +185,6 @@ class Credo:
                                   overdue_only=overdue)
 
     # -- audit and tokens -------------------------------------------------------------------
-    def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
-               policy: str | None = None, detail: Any = None) -> None:
-        """Append one audit entry inside the caller's transaction."""
-        entry = Entry(self.now(), who.name, who.role, event.value, resident, None, None, None, purpose,
-                      policy or (self._policy.label if self._policy else None),
-                      orjson.dumps(detail, default=str).decode() if detail is not None else None)
-        self.append_audit(self.con, [entry])
-
     def backup(self, directory: Path) -> dict[str, Any]:
         from credo import backup
 
@@ -357,19 +261,7 @@ class Credo:
             self._audit(who, Event.READ_REPORT, purpose=purpose, detail={
                 "report": name, "as_of": report["as_of"], "residents": report["residents"], **more})
 
-    # -- change listeners and the HTTP API's reads ---------------------------------------------
-    def listen(self, listener: Callable[[np.ndarray | None], None]) -> None:
-        """Call ``listener`` with the residents whose standing a write rescored (None: everyone).
-
-        It runs inside the write's transaction, so it should only take note; the server's
-        decision index re-reads those residents once the write has returned.
-        """
-        self._listeners.append(listener)
-
-    def _notify(self, residents: np.ndarray | None) -> None:
-        for listener in self._listeners:
-            listener(residents)
-
+    # -- the HTTP API's reads ------------------------------------------------------------------
     def records(self, resident_id: str, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> list[dict[str, Any]]:
         """A resident's records as stored, with revocations; an agency sees only its own."""
@@ -393,41 +285,15 @@ class Credo:
 
     def batch_rows(self, result: ingest.BatchResult, record_ids: list[str | None]) -> list[dict[str, Any]]:
         """Each row of an API batch: accepted, duplicate (already in the ledger) or rejected and why."""
-        rejected = {int(line): (reason, field, message) for line, reason, field, message in self.con.execute(
-            "SELECT line, reason, field, message FROM rejects WHERE batch = ?", [result.batch]).fetchall()}
-        batch_of: dict[str, int] = {}
-        if result.agency not in ("population", "telecom"):
-            wanted = [r for r in record_ids if r]
-            batch_of = dict(self.con.execute(
-                "SELECT record_id, batch FROM ledger "
-                "WHERE agency = ? AND list_contains(?::VARCHAR[], record_id)",
-                [result.agency, wanted]).fetchall())
-        out: list[dict[str, Any]] = []
-        for line, record_id in enumerate(record_ids, start=1):
-            row: dict[str, Any] = {"line": line, "record_id": record_id}
-            if line in rejected:
-                reason, field, message = rejected[line]
-                row.update(status="rejected", reason=reason, field=field, message=message)
-            elif record_id is not None and batch_of.get(record_id, result.batch) != result.batch:
-                row["status"] = "duplicate"
-            else:
-                row["status"] = "accepted"
-            out.append(row)
-        return out
-
-    def freshen(self, residents: np.ndarray | None, now: datetime | None = None) -> int:
-        """Rescore residents whose stored standing stopped being true by itself (its ``changes_at``
-        passed): the path every write takes, so notices are written too."""
-        with transaction(self.con):
-            return self._rescore(now or self.now(), residents)
+        return ingest.batch_rows(self.con, result, record_ids)
 
     # -- the web pages (credo.web) --------------------------------------------------------------
     def dashboard(self, who: Principal = OPERATOR_CLI, purpose: str = "dashboard", *,
                   days: int = 30) -> dict[str, Any]:
         """The operator's dashboard (``credo.dashboard.overview``), audited as a read of aggregates.
 
-        Standings past their ``changes_at`` are rescored first (the way every write goes), so the
-        aggregates count each resident as the API would answer for them now.
+        Standings past their ``changes_at`` are made current first (``freshen``), so the aggregates
+        count each resident as the API would answer for them now, and each resident is told.
         """
         from credo import dashboard, index
 

@@ -1,9 +1,12 @@
 """A resident's standing and its explanation, as users see them (spec §4, §7).
 
 A stored standing is served only while it is still true: computed under the
-policy in force, at or before now, and before its ``changes_at``; otherwise the
-resident is rescored first. The explanation comes from the same pipeline run as
-the score, so the two can never disagree.
+policy in force, at or before now, and before its ``changes_at`` (``stored``
+answers None otherwise). Nothing here stores a standing: making one current is
+the service's one rescoring path (``Credo.freshen``), because a standing that
+changes must also tell the resident (notices) and every decision index. ``at``
+and ``explain`` compute for any time and store nothing. The explanation comes
+from the same pipeline run as the score, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from credo import ids, scoring
 from credo.errors import NotFound
 from credo.policy import Policy
 from credo.sql import q
-from credo.store import transaction
 from credo.times import iso, parse_when
 
 
@@ -96,17 +98,6 @@ def stored(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: d
         return None
     hits = con.execute(q("standing.stored_hits"), {"resident": resident}).fetchall()
     return Standing(resident, score, grade, changes_at, now, policy.label, _hits(hits))
-
-
-def current(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing:
-    """The standing now: stored when still true, else recomputed and stored first."""
-    found = stored(con, policy, resident, now)
-    if found is None:
-        with transaction(con):
-            scoring.rescore(con, policy, now, [resident])
-        found = stored(con, policy, resident, now)
-    assert found is not None
-    return found
 
 
 def from_tables(out: dict[str, pa.Table], resident: int, as_of: datetime, policy: Policy) -> Standing:

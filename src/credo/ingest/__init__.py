@@ -22,14 +22,14 @@ import duckdb
 from credo.feeds import Feed, Progress
 from credo.ingest.records import _records
 from credo.ingest.registry import _population, _telecom
-from credo.ingest.rejects import _keep_rejects
+from credo.ingest.rejects import _keep_rejects, batch_rows
 from credo.ingest.verdicts import DUPLICATE, ID_REASONS, REASONS, STATUSES, BatchResult, Verdicts
 from credo.policy import Policy
 from credo.store import next_id
 from credo.text import Times, clean, distinct, parse_times, repeated
 
-__all__ = ["DUPLICATE", "ID_REASONS", "REASONS", "STATUSES", "BatchResult", "Times", "Verdicts", "clean",
-           "distinct", "ingest", "parse_times", "repeated"]
+__all__ = ["DUPLICATE", "ID_REASONS", "REASONS", "STATUSES", "BatchResult", "Times", "Verdicts", "batch_rows",
+           "clean", "distinct", "ingest", "parse_times", "repeated"]
 
 
 def ingest(con: duckdb.DuckDBPyConnection, policy: Policy, agency: str, feed: Feed, *,

@@ -94,3 +94,26 @@ def _id_detail(reason: str, value: str, today: date) -> str:
     except ids.IdError as exc:
         return exc.detail
     return reason
+
+
+def batch_rows(con: duckdb.DuckDBPyConnection, result: BatchResult,
+               record_ids: list[str | None]) -> list[dict[str, Any]]:
+    """Each row of an API batch: accepted, duplicate (already in the ledger) or rejected and why."""
+    rejected = {int(line): (reason, field, message) for line, reason, field, message
+                in con.execute(q("rejects.of_batch"), {"batch": result.batch}).fetchall()}
+    batch_of: dict[str, int] = {}
+    if result.agency not in ("population", "telecom"):
+        batch_of = dict(con.execute(q("rejects.batches_of_records"), {
+            "agency": result.agency, "records": [r for r in record_ids if r]}).fetchall())
+    out: list[dict[str, Any]] = []
+    for line, record_id in enumerate(record_ids, start=1):
+        row: dict[str, Any] = {"line": line, "record_id": record_id}
+        if line in rejected:
+            reason, field, message = rejected[line]
+            row.update(status="rejected", reason=reason, field=field, message=message)
+        elif record_id is not None and batch_of.get(record_id, result.batch) != result.batch:
+            row["status"] = "duplicate"
+        else:
+            row["status"] = "accepted"
+        out.append(row)
+    return out

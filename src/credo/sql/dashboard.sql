@@ -1,6 +1,6 @@
 -- The operator's dashboard and the resident page (issue 7): aggregates over the stored standings
--- (freshened first by credo.dashboard, so none is past its changes_at), the audit log's decisions,
--- the rejects and the policies table. Values travel as $named parameters only.
+-- (made current first by Credo.dashboard through Credo.freshen, so none is past its changes_at),
+-- the audit log's decisions, the rejects and the policies table. Values travel as $named parameters only.
 
 -- name: score_summary
 SELECT count(*) AS residents, min(score) AS lo, max(score) AS hi,

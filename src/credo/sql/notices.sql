@@ -1,18 +1,22 @@
 -- Notices: what a resident is told, derived by comparing standings before and after a change.
 -- notices_before(resident, grade), hits_before(resident, list, in_force) are snapshots taken
--- just before the rescoring; $now is the time of the change.
+-- just before the rescoring, of what the stored standings said: a list is in force before if it was
+-- at the stored standing's own as_of (so a grace period that ended since is told as a list coming
+-- into force); $now is the time of the change.
 
 -- name: snapshot_scoped
 CREATE OR REPLACE TEMP TABLE notices_before AS
 SELECT resident, grade FROM standings WHERE resident IN (SELECT resident FROM notice_scope);
 CREATE OR REPLACE TEMP TABLE hits_before AS
-SELECT resident, list, bool_or(takes_effect <= $now) AS in_force FROM standing_hits
-WHERE resident IN (SELECT resident FROM notice_scope) GROUP BY resident, list
+SELECT h.resident, h.list, bool_or(h.takes_effect <= s.as_of) AS in_force
+FROM standing_hits h JOIN standings s ON s.resident = h.resident
+WHERE h.resident IN (SELECT resident FROM notice_scope) GROUP BY h.resident, h.list
 
 -- name: snapshot_all
 CREATE OR REPLACE TEMP TABLE notices_before AS SELECT resident, grade FROM standings;
 CREATE OR REPLACE TEMP TABLE hits_before AS
-SELECT resident, list, bool_or(takes_effect <= $now) AS in_force FROM standing_hits GROUP BY resident, list
+SELECT h.resident, h.list, bool_or(h.takes_effect <= s.as_of) AS in_force
+FROM standing_hits h JOIN standings s ON s.resident = h.resident GROUP BY h.resident, h.list
 
 -- name: emit
 INSERT INTO notices

@@ -34,3 +34,11 @@ SELECT p.batch, p.agency, p.source, p.line, p.agency || ':' || nullif(p.key, '')
        END AS accepted_later
 FROM page p
 ORDER BY p.batch, p.line
+
+-- The answer for each row of one batch sent through the API (credo.ingest.rejects.batch_rows).
+-- name: of_batch
+SELECT line, reason, field, message FROM rejects WHERE batch = $batch
+
+-- name: batches_of_records
+-- The batch that holds each of an agency's records: an earlier batch's means the row was a duplicate.
+SELECT record_id, batch FROM ledger WHERE agency = $agency AND list_contains($records::VARCHAR[], record_id)
