@@ -239,9 +239,8 @@ class Credo:
     def log_decisions(self, who: Principal, made: list[tuple[int, decisions.Decision]],
                       purpose: str | None) -> audit.Receipts:
         now = self.now()
-        entries = [Entry(now, who.name, who.role, Event.DECISION, key, d.action, d.decision, d.decision_id,
-                         purpose, d.policy, orjson.dumps([r["code"] for r in d.reasons]).decode())
-                   for key, d in made]
+        entries = [audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id, purpose,
+                                  d.policy, d.reasons) for key, d in made]
         with transaction(self.con):
             return self.append_audit(self.con, entries)
 
@@ -277,7 +276,7 @@ class Credo:
     def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
                policy: str | None = None, detail: Any = None) -> None:
         """Append one audit entry inside the caller's transaction."""
-        entry = Entry(self.now(), who.name, who.role, event.value, resident, None, None, None, purpose,
+        entry = Entry(self.now(), who.name, who.role, event, resident, None, None, None, purpose,
                       policy or (self._policy.label if self._policy else None),
                       orjson.dumps(detail, default=str).decode() if detail is not None else None)
         self.append_audit(self.con, [entry])

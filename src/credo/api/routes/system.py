@@ -70,7 +70,7 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
                             details={"field": "dir"}) from None
     detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"],
                            "signed_by": manifest["signed_by"]}).decode()
-    await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN.value, detail=detail)])
+    await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN, detail=detail)])
     return json({**manifest, "dir": str(folder)})
 
 
