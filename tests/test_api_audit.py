@@ -24,6 +24,7 @@ from credo.errors import CredoError
 from credo.principals import Principal
 from credo.serving.commit import GroupCommit
 from credo.serving.hub import Core
+from credo.serving.journal import Journal
 from credo.store import connect
 from tests.conftest import City, rid
 
@@ -173,6 +174,7 @@ KILLED_HUB = """
 import os, signal, sys
 from datetime import datetime
 from credo.serving.hub import Core
+from credo.serving.journal import Journal
 from credo.audit import Entry
 from credo.errors import CredoError
 core = Core(sys.argv[1])
@@ -219,7 +221,7 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
     one = audit.chain(entries[:1], first, prev)
     two = audit.chain(entries[1:], *one.head)
     journal = tmp_path / "j"
-    writer = audit.Journal(journal)
+    writer = Journal(journal)
     writer.write(one)
     audit.store_chained(con, audit.table([one]), one.head)  # the table has the first: the journal not yet emptied
     writer.write(two)
@@ -241,7 +243,7 @@ def test_a_journal_of_another_database_is_refused(city: City, tmp_path: Path) ->
     stranger = audit.chain([Entry(datetime(2024, 9, 1), "p", "provider", "decision", None, "a", "allow", "s-1",
                                   "x", "tiny-1@1", None)], 0, audit.GENESIS)
     journal = tmp_path / "j"
-    writer = audit.Journal(journal)
+    writer = Journal(journal)
     writer.write(stranger)
     writer.close()
     with pytest.raises(CredoError, match="does not continue"):
@@ -307,7 +309,7 @@ def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path
                      "d-1", "登机\nline two", "tiny-1@1", '["list:tax_defaulter"]'),
                Entry(at.replace(microsecond=0), "operator", "operator", "audit.read", None, None, None, None,
                      None, None, '{"after": 0, "note": "\\u00e9"}')]
-    journal = audit.Journal(tmp_path / "j")
+    journal = Journal(tmp_path / "j")
     one = audit.chain(entries[:1], first, prev)
     two = audit.chain(entries[1:], *one.head)
     journal.write(one)
@@ -324,7 +326,7 @@ def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path
 def test_a_journal_holding_entries_is_not_written_before_it_is_recovered(tmp_path: Path) -> None:
     (tmp_path / "j").write_bytes(b'[1, "2024-09-01T10:00:00"]\n')
     with pytest.raises(CredoError, match="holds entries"):
-        audit.Journal(tmp_path / "j")
+        Journal(tmp_path / "j")
 
 
 def _decisions(prefix: str, n: int) -> list[Entry]:
@@ -433,7 +435,7 @@ def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(ci
     b = audit.chain(_decisions("b", 2), *a.head)
     c = audit.chain(_decisions("c", 2), *b.head)
     path = tmp_path / "j"
-    journal = audit.Journal(path)
+    journal = Journal(path)
     journal.write(a)
     assert journal.seal() and audit.sealed_path(path).exists() and path.stat().st_size == 0
     journal.write(b)  # the sealed part is not stored yet: writing goes on in the fresh file
@@ -444,7 +446,7 @@ def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(ci
     journal.write(c)
     journal.close()  # a crash: the sealed part (b) and the fresh file (c) are left
     with pytest.raises(CredoError, match="holds entries"):
-        audit.Journal(path)
+        Journal(path)
     audit.sealed_path(path).write_bytes(a.lines + b.lines)  # a stored again: as if its removal was lost
     assert audit.recover(con, path) == 4
     got = [r[0] for r in con.execute("SELECT decision_id FROM audit WHERE seq > ? ORDER BY seq", [first]).fetchall()]

@@ -7,7 +7,7 @@ funnels every use through here: service calls (``call``), the audit writer
 processes the hub lives in the ``credo serve`` process and the workers reach it
 through ``credo.serving.remote``, which offers this same interface.
 
-Decisions' audit entries go to a journal file first (``credo.audit.Journal``), which a
+Decisions' audit entries go to a journal file first (``credo.serving.journal``), which a
 mover thread stores in the table; a service call takes the journal over only when it
 appends entries of its own, so decisions do not wait for a write in progress.
 
@@ -39,6 +39,7 @@ from credo.policy import Policy
 from credo.principals import Directory
 from credo.service import Credo
 from credo.serving.commit import GroupCommit
+from credo.serving.journal import Journal
 
 CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
@@ -78,7 +79,7 @@ class Core:
 
     def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
         self.credo = Credo.open(path)
-        self.journal = audit.Journal(audit.journal_path(path))
+        self.journal = Journal(audit.journal_path(path))
         self._journal_lock = threading.Lock()
         self._journal_head = audit.head(self.credo.con)
         self._holding_journal = False
