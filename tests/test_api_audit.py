@@ -22,8 +22,9 @@ from credo import audit
 from credo.audit import Entry
 from credo.errors import CredoError
 from credo.principals import Principal
+from credo.service import Credo
 from credo.serving.commit import GroupCommit
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from credo.serving.journal import Journal
 from credo.store import connect
 from tests.conftest import City, rid
@@ -173,12 +174,12 @@ def test_close_flushes_what_is_pending() -> None:
 KILLED_HUB = """
 import os, signal, sys
 from datetime import datetime
-from credo.serving.hub import Core
-from credo.serving.journal import Journal
+from credo.serving.core import Core
 from credo.audit import Entry
 from credo.errors import CredoError
+from credo.principals import OPERATOR_CLI
 core = Core(sys.argv[1])
-core.call("standing", sys.argv[2])  # a service call: its own entries, chained in the table
+core.standing(sys.argv[2], who=OPERATOR_CLI, purpose=None)  # a service call: its own entries, chained in the table
 at = datetime(2024, 9, 1, 10)
 for i in range(50):
     core.log_wait([Entry(at, "provider:air", "provider", "decision", 1, "flight.book", "deny", f"k-{i}",
@@ -343,7 +344,7 @@ def _log_all(core: Core, entries: list[Entry], timeout: float = 10.0) -> None:
 
 
 def _logged(core: Core) -> list[tuple[int, str, str | None]]:
-    core.call("verify_audit")  # any call moves the journal into the table first
+    core.verify_audit()  # any call moves the journal into the table first
     return [(int(s), str(e), d) for s, e, d in
             core.credo.con.execute("SELECT seq, event, decision_id FROM audit ORDER BY seq").fetchall()]
 
@@ -363,7 +364,8 @@ def test_decisions_are_logged_while_a_write_holds_the_store(city: City, tmp_path
             release.wait(30)
 
     feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-1", "tax.arrears", rid("C"), "2024-08-20", "", "")])
-    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    ingest = threading.Thread(target=core.service, args=(Credo.ingest_files, "tax", [feed]),
+                              kwargs={"progress": progress})
     try:
         ingest.start()
         assert inside.wait(30)
@@ -473,7 +475,8 @@ def test_a_worker_catches_up_beside_a_write_in_progress(city: City, tmp_path: Pa
             release.wait(30)
 
     feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-2", "tax.arrears", rid("C"), "2024-08-20", "", "")])
-    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    ingest = threading.Thread(target=core.service, args=(Credo.ingest_files, "tax", [feed]),
+                              kwargs={"progress": progress})
     key = ids.resident_key(rid("C"))
     try:
         ingest.start()

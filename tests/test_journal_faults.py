@@ -24,7 +24,7 @@ from credo import audit
 from credo.app import create_app
 from credo.audit import Entry
 from credo.errors import Unavailable
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from tests.conftest import City, Live, build_city, rid, running
 
 RAIL = "rail.high_speed.book"
@@ -73,7 +73,7 @@ def test_an_empty_group_is_not_a_write(city: City) -> None:
         before = audit.head(core.credo.con)
         asyncio.run(core.log([]))
         assert core.journal.rows == 0 and core.journal.path.stat().st_size == 0
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         assert audit.head(core.credo.con) == before
     finally:
         core.close()
@@ -85,7 +85,7 @@ def test_an_entry_of_the_wrong_shape_fails_its_own_group_only(city: City) -> Non
         with pytest.raises(ValueError, match="fields"):
             asyncio.run(core.log([("too", "short")]))
         asyncio.run(core.log([_decision(1)]))
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         assert core.stats()["audit_mover_failing"] == 0
     finally:
         core.close()
@@ -133,14 +133,14 @@ def test_a_failing_move_is_visible_fails_calls_clearly_and_loses_nothing(city: C
         assert "credo_hub_audit_mover_failing 1.0" in metrics
         assert re.search(r"^credo_hub_audit_mover_failures [1-9]", metrics, re.M)
         with pytest.raises(Unavailable, match="audit journal"):
-            core.call("verify_audit")
+            core.verify_audit()
         assert client.get("/v1/audit/verify", headers=auditor).status_code == 503
         faults.failing = False  # the store works again
         verdict = client.get("/v1/audit/verify", headers=auditor)
         assert verdict.status_code == 200 and verdict.json()["ok"]
         assert client.get("/readyz").status_code == 200
         asyncio.run(_log_many(core, 5, start=30))
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         ids_stored = [r[0] for r in core.credo.con.execute(
             "SELECT decision_id FROM audit WHERE decision_id LIKE 'f-%' ORDER BY seq").fetchall()]
         assert ids_stored == [f"f-{n}" for n in range(35)]

@@ -39,7 +39,7 @@ def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: A
         assert who.resident is not None
         resident_id = resident_id or resident_id_from_key(who.resident)
         own_resident(who, resident_id)
-    rows = rt.hub.call("audit_page", who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
+    rows = rt.hub.audit_page(who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
     tz = rt.index.policy.tz
     out = [localise(named_by_id(r), tz)
            for r in rows]
@@ -56,4 +56,4 @@ def verify(request: Request, who: Annotated[Principal, Depends(VERIFY)],
         receipts = [parse_receipt(r) for r in receipt or []]
     except ValueError as exc:
         raise Unprocessable(str(exc), code="bad_receipt", details={"field": "receipt"}) from None
-    return json(runtime(request).hub.call("verify_audit", receipts=receipts).to_json())
+    return json(runtime(request).hub.verify_audit(receipts=receipts).to_json())

@@ -39,7 +39,7 @@ def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], b
         own_resident(who, resident_id)
     if not resident_id:
         raise Unprocessable("an operator names the resident (resident_id)", details={"field": "resident_id"})
-    number = rt.hub.call("open_objection", resident_id, body.record, body.reason, who)
+    number = rt.hub.open_objection(resident_id, body.record, body.reason, who)
     rt.sync()
     return json({"id": number, "record": body.record, "status": "open"}, status=201)
 
@@ -57,7 +57,7 @@ def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
         assert who.resident is not None
         resident_id = resident_id or resident_id_from_key(who.resident)
         own_resident(who, resident_id)
-    rows = rt.hub.call("objections", resident_id=resident_id, agency=agency, overdue=overdue)
+    rows = rt.hub.objections(resident_id=resident_id, agency=agency, overdue=overdue)
     return json({"objections": rows})
 
 
@@ -67,6 +67,6 @@ def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], numbe
             body: ResolveIn) -> Response:
     """Uphold (the record is revoked) or reject (with an answer) an open objection against your record."""
     rt = runtime(request)
-    rt.hub.call("resolve_objection", number, uphold=body.uphold, answer=body.answer, who=who)
+    rt.hub.resolve_objection(number, uphold=body.uphold, answer=body.answer, who=who)
     rt.sync()
     return json({"id": number, "status": "upheld" if body.uphold else "rejected"})

@@ -35,7 +35,7 @@ def standing(request: Request, who: Reader, resident_id: ResidentId, purpose: Pu
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)
     rt = runtime(request)
-    found = rt.hub.call("standing", resident_id, who=who, purpose=purpose)
+    found = rt.hub.standing(resident_id, who=who, purpose=purpose)
     return json(found.to_json(rt.index.policy.tz))
 
 
@@ -44,7 +44,7 @@ def explanation(request: Request, who: Reader, resident_id: ResidentId, purpose:
     """The standing plus every record: the points it adds after caps, or why it adds none."""
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)
-    return json(runtime(request).hub.call("explain", resident_id, who=who, purpose=purpose))
+    return json(runtime(request).hub.explain(resident_id, who=who, purpose=purpose))
 
 
 @router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=RECORDS_ERRORS)
@@ -53,7 +53,7 @@ def records(request: Request, who: RecordsReader, resident_id: ResidentId, purpo
     RECORDS.need_purpose(who, purpose)
     own_resident(who, resident_id)
     rt = runtime(request)
-    rows = rt.hub.call("records", resident_id, who=who, purpose=purpose)
+    rows = rt.hub.records(resident_id, who=who, purpose=purpose)
     return json({"resident_id": resident_id, "records": [localise(r, rt.index.policy.tz) for r in rows]})
 
 
@@ -63,4 +63,4 @@ def notices(request: Request, who: Reader, resident_id: ResidentId, purpose: Pur
     FILE.need_purpose(who, purpose)
     own_resident(who, resident_id)
     return json({"resident_id": resident_id,
-                 "notices": runtime(request).hub.call("notices", resident_id, who=who)})
+                 "notices": runtime(request).hub.notices(resident_id, who=who)})

@@ -44,7 +44,7 @@ async def apply_policy(request: Request, who: Annotated[Principal, Depends(OPERA
     text = (await read_body(request, rt.max_body)).decode("utf-8", "replace")
 
     def apply() -> Response:
-        applied = rt.hub.call("apply_policy", text, who)
+        applied = rt.hub.apply_policy(text, who)
         rt.sync()
         return json({"policy": applied.label, "warnings": [str(w) for w in applied.warnings]})
 
@@ -64,7 +64,7 @@ async def backup(request: Request, who: Annotated[Principal, Depends(OPERATOR)],
     rt = runtime(request)
     folder = backup_folder(body.dir)
     try:
-        manifest = await blocking(rt.hub.call, "backup", folder)
+        manifest = await blocking(rt.hub.backup, folder)
     except OSError as exc:
         raise Unprocessable(f"cannot write the backup into {folder}: {exc.strerror or exc}", code="bad_path",
                             details={"field": "dir"}) from None
