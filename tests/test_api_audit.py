@@ -388,17 +388,20 @@ def test_a_write_that_rolls_back_leaves_the_journaled_decisions_and_the_chain_wh
     """A service call appends its entry after the journal's (moved into its transaction), then rolls
     back: the journal still holds its decisions, and the chain goes on from them."""
     core = Core(city.db)
-    con = core.credo.con
+
+    def roll_back(credo: Credo) -> int:  # a service call: the store is busy, nothing moves the journal
+        con = credo.con
+        _log_all(core, _decisions("kept", 5))
+        assert core.journal.rows == 5
+        con.execute("BEGIN TRANSACTION")
+        credo.append_audit(con, [Entry(datetime(2024, 9, 1, 11), "operator", "operator", "record.revoked")])
+        assert con.execute("SELECT count(*) FROM audit WHERE decision_id LIKE 'kept-%'").fetchall() == [(5,)]
+        con.execute("ROLLBACK")
+        return core.journal.rows
+
     try:
-        with core.lock:  # the store is busy: the writer cannot move the journal
-            _log_all(core, _decisions("kept", 5))
-            assert core.journal.rows == 5
-            con.execute("BEGIN TRANSACTION")
-            core._append_audit(con, [Entry(datetime(2024, 9, 1, 11), "operator", "operator", "record.revoked")])
-            assert con.execute("SELECT count(*) FROM audit WHERE decision_id LIKE 'kept-%'").fetchall() == [(5,)]
-            con.execute("ROLLBACK")
-            core._settle()
-            assert core.journal.rows == 5
+        assert core.service(roll_back) == 5  # the call has ended: the writer went on from the journal
+        assert core.journal.rows == 5
         _log_all(core, _decisions("after", 3))
         logged = _logged(core)
         assert [d for _, e, d in logged if e == "decision"][-8:] == [f"kept-{i}" for i in range(5)] + [
@@ -418,9 +421,12 @@ def test_a_write_announces_its_changes_when_it_is_done(city: City) -> None:
     core = Core(city.db)
     try:
         before = core.generation()
-        with core._store():
-            core._changed(np.array([7], np.int64))
-            assert core.generation() == before
+
+        def write(credo: Credo) -> int:
+            core._changed(np.array([7], np.int64))  # what a write's rescore tells its listeners
+            return core.generation()
+
+        assert core.service(write) == before
         generation, changes = core.changes_since(before)
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[7]]
     finally:

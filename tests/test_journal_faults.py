@@ -24,6 +24,7 @@ from credo import audit
 from credo.app import create_app
 from credo.audit import Entry
 from credo.errors import Unavailable
+from credo.serving import journal
 from credo.serving.core import Core
 from tests.conftest import City, Live, build_city, rid, running
 
@@ -99,16 +100,16 @@ def _decision(n: int) -> Entry:
 class FailingMoves:
     """The journal's store made to fail (a disk full, a lost file) while ``failing`` is set."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self) -> None:
         self.failing = True
         self.failures = 0
-        self._store = core.journal.store_sealed
+        self._store = journal.store
 
-    def __call__(self, con: Any) -> None:
+    def __call__(self, con: Any, groups: Any) -> None:
         if self.failing:
             self.failures += 1
             raise OSError("no space left on device (injected)")
-        self._store(con)
+        self._store(con, groups)
 
 
 def _wait(predicate: Callable[[], bool], seconds: float = 10) -> None:
@@ -121,8 +122,8 @@ def _wait(predicate: Callable[[], bool], seconds: float = 10) -> None:
 def test_a_failing_move_is_visible_fails_calls_clearly_and_loses_nothing(city: City, monkeypatch:
                                                                          pytest.MonkeyPatch) -> None:
     core = Core(city.db)
-    faults = FailingMoves(core)
-    monkeypatch.setattr(core.journal, "store_sealed", faults)
+    faults = FailingMoves()
+    monkeypatch.setattr(journal, "store", faults)
     with TestClient(create_app(core)) as client:
         auditor = {"Authorization": f"Bearer {city.tokens['auditor']}"}
         asyncio.run(_log_many(core, 30))
@@ -154,7 +155,7 @@ def test_a_stopped_server_leaves_a_stuck_journal_for_recovery(city: City, tmp_pa
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a move that never succeeds loses nothing: the entries wait in the journal for the next open."""
     core = Core(city.db)
-    monkeypatch.setattr(core.journal, "store_sealed", FailingMoves(core))
+    monkeypatch.setattr(journal, "store", FailingMoves())
     asyncio.run(_log_many(core, 7))
     core.close()
     from credo.service import Credo

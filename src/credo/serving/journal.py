@@ -24,7 +24,8 @@ def store(con: duckdb.DuckDBPyConnection, groups: Sequence[audit.Chained]) -> No
 
 class Journal:
     """An append-only file that makes the server's audit entries durable in a fraction of a
-    millisecond (write + fdatasync), where a DuckDB commit takes about five.
+    millisecond (write + fdatasync), where a DuckDB commit takes about five. One thread at a time
+    uses it (the server's audit writer, or whoever holds the writer still).
 
     Entries are chained when written, one JSON array per line in the table's column order. To move
     them into the audit table, the file is first sealed (``seal``: renamed aside, a fresh file takes
@@ -64,7 +65,7 @@ class Journal:
 
     def seal(self) -> bool:
         """Set what is written aside for storing and go on in a fresh file; False while an earlier
-        seal is not stored yet (or nothing is written). The caller holds the journal's lock."""
+        seal is not stored yet (or nothing is written)."""
         if self._sealed or not self._pending:
             return False
         os.rename(self.path, self.sealed_path)
@@ -75,6 +76,11 @@ class Journal:
         self._sealed, self._pending, self.rows = self._pending, [], 0
         return True
 
+    @property
+    def sealed(self) -> tuple[audit.Chained, ...]:
+        """The groups set aside by the last seal and not stored yet."""
+        return tuple(self._sealed)
+
     def store_sealed(self, con: duckdb.DuckDBPyConnection) -> None:
         """Move the sealed entries into the audit table, then remove the sealed file. Needs only the
         database: writing goes on meanwhile."""
@@ -84,7 +90,7 @@ class Journal:
             self._sealed = []  # last: a seal waits until the file is gone
 
     def drain(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Everything written into the table, now (the caller holds the journal's lock and the database)."""
+        """Everything written into the table, now."""
         self.store_sealed(con)
         if self.seal():
             self.store_sealed(con)
