@@ -78,14 +78,14 @@ class Owner:
                 item = _TICK
             if item is _STOP:
                 return
-            if item is not _TICK:
-                _work(*item)
             if self._tick is not None and (item is _TICK or time.monotonic() - ticked >= self._every):
-                try:
+                try:  # before the job: the last job may close what the tick uses
                     self._tick()
                 except Exception:  # the tick reports its own failures; this only keeps the owner alive
                     log.exception("%s: a periodic job failed", self.name)
                 ticked = time.monotonic()
+            if item is not _TICK:
+                _work(*item)
 
 
 def _work(job: Callable[[], Any], future: Future[Any]) -> None:
