@@ -50,14 +50,14 @@ class Credo:
         self.path = path
         self.notary = checkpoints.Notary(path)
         """Signs the log's head (``credo.checkpoints``): when this service closes, if it appended
-        entries, and, under the server, every second or so (``credo.serving.hub``)."""
+        entries, and, under the server, every second or so (``credo.serving.core``)."""
         self._opened_head = audit.head(con)
         self._closed = False
         self._policy: Policy | None = None
         self._listeners: list[Callable[[np.ndarray | None], None]] = []
         self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
         """How this service's own audit entries join the log, inside its transaction: straight into
-        the table, or (``credo.serving.hub``) after the server's journal."""
+        the table, or (``credo.serving.core``) after the server's journal."""
 
     @classmethod
     def open(cls, path: Path | str | None = None, *, create: bool = True) -> Credo:

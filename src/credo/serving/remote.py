@@ -7,10 +7,9 @@ readable by the owner only); each worker holds a ``RemoteHub``, the same ``Hub``
 the ``Core``. A worker sends one typed message per call (``Ask``: a method of the ``Hub``
 protocol, or for a service call the ``Credo`` method behind it, and its arguments), and the
 hub answers from one table (``answers``) built from the protocol; anything else is refused.
-The generation counter is a shared 8-byte memory map,
-so a worker notices another's write without asking. Each worker gathers its
-own requests' audit entries into one message per group, and the core commits
-the groups of all workers together.
+The generation counter is a shared 8-byte memory map, so a worker notices another's write
+without asking. Each worker gathers its own requests' audit entries into one message per
+group, and the core commits the groups of all workers together.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ T = TypeVar("T")
 
 ENV = "CREDO_HUB"
 """Set by ``credo serve`` for its worker processes only: where the hub listens (JSON)."""
+
 
 @dataclass(frozen=True)
 class Address:
