@@ -147,9 +147,11 @@ class Core(Hub):
         try:
             return job()
         finally:
-            if turn.loan is not None:
-                turn.loan.end(lambda: audit.head(self.credo.con))
-            self._announce(turn.changes)
+            try:
+                if turn.loan is not None:
+                    turn.loan.end(lambda: audit.head(self.credo.con))
+            finally:  # what a committed write rescored is announced whatever happened after
+                self._announce(turn.changes)
 
     # -- the service --------------------------------------------------------------------------
     def service(self, operation: Callable[Concatenate[Credo, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -175,7 +177,7 @@ class Core(Hub):
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
         """Rows for a decision index, read by the reader through its own cursor, which sees what is
         committed: a worker catching up after one write must not wait for the next one in progress
-        (an ingest holds the owner for seconds; docs/api.md has the figures). Only stale standings
+        (an ingest holds the owner for as long as it runs; docs/api.md has the figures). Only stale standings
         (a ``changes_at`` passed, a new policy) go to the owner, to be rescored first the way every
         write goes; like any write's, the rescore is announced, and the indexes re-read those rows."""
         policy = self.credo.loaded_policy  # no database access: safe beside a running call
