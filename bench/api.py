@@ -122,7 +122,7 @@ def build_city(folder: Path, n: int) -> dict[str, Any]:
 
 # -- in-process -------------------------------------------------------------------------------
 def in_process(city: dict[str, Any], seconds: float) -> dict[str, float]:
-    from credo.serving.hub import Core
+    from credo.serving.core import Core
     from credo.serving.runtime import Runtime
 
     core = Core(city["db"])

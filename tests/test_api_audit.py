@@ -22,8 +22,10 @@ from credo import audit
 from credo.audit import Entry
 from credo.errors import CredoError
 from credo.principals import Principal
+from credo.service import Credo
 from credo.serving.commit import GroupCommit
-from credo.serving.hub import Core
+from credo.serving.core import Core
+from credo.serving.journal import Journal
 from credo.store import connect
 from tests.conftest import City, rid
 
@@ -172,11 +174,12 @@ def test_close_flushes_what_is_pending() -> None:
 KILLED_HUB = """
 import os, signal, sys
 from datetime import datetime
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from credo.audit import Entry
 from credo.errors import CredoError
+from credo.principals import OPERATOR_CLI
 core = Core(sys.argv[1])
-core.call("standing", sys.argv[2])  # a service call: its own entries, chained in the table
+core.standing(sys.argv[2], who=OPERATOR_CLI, purpose=None)  # a service call: its own entries, chained in the table
 at = datetime(2024, 9, 1, 10)
 for i in range(50):
     core.log_wait([Entry(at, "provider:air", "provider", "decision", 1, "flight.book", "deny", f"k-{i}",
@@ -219,7 +222,7 @@ def test_a_torn_journal_line_is_dropped_and_known_entries_skipped(city: City, tm
     one = audit.chain(entries[:1], first, prev)
     two = audit.chain(entries[1:], *one.head)
     journal = tmp_path / "j"
-    writer = audit.Journal(journal)
+    writer = Journal(journal)
     writer.write(one)
     audit.store_chained(con, audit.table([one]), one.head)  # the table has the first: the journal not yet emptied
     writer.write(two)
@@ -241,7 +244,7 @@ def test_a_journal_of_another_database_is_refused(city: City, tmp_path: Path) ->
     stranger = audit.chain([Entry(datetime(2024, 9, 1), "p", "provider", "decision", None, "a", "allow", "s-1",
                                   "x", "tiny-1@1", None)], 0, audit.GENESIS)
     journal = tmp_path / "j"
-    writer = audit.Journal(journal)
+    writer = Journal(journal)
     writer.write(stranger)
     writer.close()
     with pytest.raises(CredoError, match="does not continue"):
@@ -307,7 +310,7 @@ def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path
                      "d-1", "登机\nline two", "tiny-1@1", '["list:tax_defaulter"]'),
                Entry(at.replace(microsecond=0), "operator", "operator", "audit.read", None, None, None, None,
                      None, None, '{"after": 0, "note": "\\u00e9"}')]
-    journal = audit.Journal(tmp_path / "j")
+    journal = Journal(tmp_path / "j")
     one = audit.chain(entries[:1], first, prev)
     two = audit.chain(entries[1:], *one.head)
     journal.write(one)
@@ -324,7 +327,7 @@ def test_a_drained_journal_stores_exactly_its_entries(city: City, tmp_path: Path
 def test_a_journal_holding_entries_is_not_written_before_it_is_recovered(tmp_path: Path) -> None:
     (tmp_path / "j").write_bytes(b'[1, "2024-09-01T10:00:00"]\n')
     with pytest.raises(CredoError, match="holds entries"):
-        audit.Journal(tmp_path / "j")
+        Journal(tmp_path / "j")
 
 
 def _decisions(prefix: str, n: int) -> list[Entry]:
@@ -341,7 +344,7 @@ def _log_all(core: Core, entries: list[Entry], timeout: float = 10.0) -> None:
 
 
 def _logged(core: Core) -> list[tuple[int, str, str | None]]:
-    core.call("verify_audit")  # any call moves the journal into the table first
+    core.verify_audit()  # any call moves the journal into the table first
     return [(int(s), str(e), d) for s, e, d in
             core.credo.con.execute("SELECT seq, event, decision_id FROM audit ORDER BY seq").fetchall()]
 
@@ -361,7 +364,8 @@ def test_decisions_are_logged_while_a_write_holds_the_store(city: City, tmp_path
             release.wait(30)
 
     feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-1", "tax.arrears", rid("C"), "2024-08-20", "", "")])
-    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    ingest = threading.Thread(target=core.service, args=(Credo.ingest_files, "tax", [feed]),
+                              kwargs={"progress": progress})
     try:
         ingest.start()
         assert inside.wait(30)
@@ -384,17 +388,20 @@ def test_a_write_that_rolls_back_leaves_the_journaled_decisions_and_the_chain_wh
     """A service call appends its entry after the journal's (moved into its transaction), then rolls
     back: the journal still holds its decisions, and the chain goes on from them."""
     core = Core(city.db)
-    con = core.credo.con
+
+    def roll_back(credo: Credo) -> int:  # a service call: the store is busy, nothing moves the journal
+        con = credo.con
+        _log_all(core, _decisions("kept", 5))
+        assert core.journal.rows == 5
+        con.execute("BEGIN TRANSACTION")
+        credo.append_audit(con, [Entry(datetime(2024, 9, 1, 11), "operator", "operator", "record.revoked")])
+        assert con.execute("SELECT count(*) FROM audit WHERE decision_id LIKE 'kept-%'").fetchall() == [(5,)]
+        con.execute("ROLLBACK")
+        return core.journal.rows
+
     try:
-        with core.lock:  # the store is busy: the writer cannot move the journal
-            _log_all(core, _decisions("kept", 5))
-            assert core.journal.rows == 5
-            con.execute("BEGIN TRANSACTION")
-            core._append_audit(con, [Entry(datetime(2024, 9, 1, 11), "operator", "operator", "record.revoked")])
-            assert con.execute("SELECT count(*) FROM audit WHERE decision_id LIKE 'kept-%'").fetchall() == [(5,)]
-            con.execute("ROLLBACK")
-            core._settle()
-            assert core.journal.rows == 5
+        assert core.service(roll_back) == 5  # the call has ended: the writer went on from the journal
+        assert core.journal.rows == 5
         _log_all(core, _decisions("after", 3))
         logged = _logged(core)
         assert [d for _, e, d in logged if e == "decision"][-8:] == [f"kept-{i}" for i in range(5)] + [
@@ -414,9 +421,12 @@ def test_a_write_announces_its_changes_when_it_is_done(city: City) -> None:
     core = Core(city.db)
     try:
         before = core.generation()
-        with core._store():
-            core._changed(np.array([7], np.int64))
-            assert core.generation() == before
+
+        def write(credo: Credo) -> int:
+            core._changed(np.array([7], np.int64))  # what a write's rescore tells its listeners
+            return core.generation()
+
+        assert core.service(write) == before
         generation, changes = core.changes_since(before)
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[7]]
     finally:
@@ -433,7 +443,7 @@ def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(ci
     b = audit.chain(_decisions("b", 2), *a.head)
     c = audit.chain(_decisions("c", 2), *b.head)
     path = tmp_path / "j"
-    journal = audit.Journal(path)
+    journal = Journal(path)
     journal.write(a)
     assert journal.seal() and audit.sealed_path(path).exists() and path.stat().st_size == 0
     journal.write(b)  # the sealed part is not stored yet: writing goes on in the fresh file
@@ -444,7 +454,7 @@ def test_a_sealed_journal_is_stored_while_writing_goes_on_and_recovered_first(ci
     journal.write(c)
     journal.close()  # a crash: the sealed part (b) and the fresh file (c) are left
     with pytest.raises(CredoError, match="holds entries"):
-        audit.Journal(path)
+        Journal(path)
     audit.sealed_path(path).write_bytes(a.lines + b.lines)  # a stored again: as if its removal was lost
     assert audit.recover(con, path) == 4
     got = [r[0] for r in con.execute("SELECT decision_id FROM audit WHERE seq > ? ORDER BY seq", [first]).fetchall()]
@@ -471,7 +481,8 @@ def test_a_worker_catches_up_beside_a_write_in_progress(city: City, tmp_path: Pa
             release.wait(30)
 
     feed = write_csv(tmp_path / "tax.csv", [RECORD_COLUMNS, ("late-2", "tax.arrears", rid("C"), "2024-08-20", "", "")])
-    ingest = threading.Thread(target=core.call, args=("ingest_files", "tax", [feed]), kwargs={"progress": progress})
+    ingest = threading.Thread(target=core.service, args=(Credo.ingest_files, "tax", [feed]),
+                              kwargs={"progress": progress})
     key = ids.resident_key(rid("C"))
     try:
         ingest.start()

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from credo.api.fastcheck import FastCheck
 from credo.app import create_app
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from credo.serving.runtime import Runtime
 from tests.conftest import City, rid
 
@@ -76,7 +76,7 @@ def test_a_check_is_answered_without_the_framework_and_audited(seam: Any, city: 
     assert "records" not in d["reasons"][0]  # a provider never sees the records behind a reason
     auditor = runtime.authenticate(city.tokens["auditor"])
     logged = [(e["principal"], e["role"], e["event"], e["action"], e["decision"], e["purpose"])
-              for e in runtime.hub.call("audit_page", auditor, limit=1000)
+              for e in runtime.hub.audit_page(auditor, limit=1000)
               if e["decision_id"] == d["decision_id"]]
     assert logged == [("provider:air", "provider", "decision", RAIL, "deny", "boarding")]
 

@@ -18,7 +18,8 @@ from credo.decisions import Decision
 from credo.errors import NotFound
 from credo.index import DecisionIds, micros
 from credo.principals import OPERATOR_CLI
-from credo.serving.hub import Core
+from credo.service import Credo
+from credo.serving.core import Core
 from credo.serving.runtime import Runtime
 from tests.conftest import PEOPLE, City, rid
 
@@ -42,7 +43,7 @@ def index_decision(rt: Runtime, resident_id: str, action: str) -> dict[str, obje
 
 
 def store_decision(rt: Runtime, resident_id: str, action: str) -> dict[str, object]:
-    decision: Decision = rt.hub.call("check", resident_id, action, OPERATOR_CLI, "test")
+    decision: Decision = rt.hub.service(Credo.check, resident_id, action, OPERATOR_CLI, "test")
     return decision.to_json()
 
 
@@ -80,12 +81,12 @@ def test_a_pending_list_comes_into_force_when_its_due_time_passes(rt: Runtime,
 
 def test_writes_reach_the_index_through_the_change_feed(rt: Runtime) -> None:
     row = {"record_id": "n1", "type": "tax.arrears", "subject": rid("C"), "occurred_at": "2024-08-01"}
-    rt.hub.call("ingest_rows", "tax", [row], OPERATOR_CLI, "test")
+    rt.hub.ingest_rows("tax", [row], OPERATOR_CLI, "test")
     assert rt.behind()
     rt.sync()
     assert not rt.behind()
     assert index_decision(rt, rid("C"), "rail.high_speed.book")["decision"] == "deny"
-    rt.hub.call("revoke", "tax", "n1", "entered in error")
+    rt.hub.revoke("tax", "n1", "entered in error", OPERATOR_CLI)
     rt.sync()
     assert index_decision(rt, rid("C"), "rail.high_speed.book")["decision"] == "allow"
 
@@ -94,7 +95,7 @@ def test_a_new_resident_is_registered_once_synced(rt: Runtime) -> None:
     newcomer = ids.make_resident_id("110101", date(2001, 2, 3), 11)
     with pytest.raises(NotFound):
         rt.index.locate(newcomer, TODAY)
-    rt.hub.call("ingest_rows", "population", [{"resident_id": newcomer, "name": "New", "district": "110101"}],
+    rt.hub.ingest_rows("population", [{"resident_id": newcomer, "name": "New", "district": "110101"}],
                 OPERATOR_CLI, "test")
     rt.sync()
     assert rt.index.locate(newcomer, TODAY)[0] == ids.resident_key(newcomer)
@@ -106,9 +107,9 @@ def test_a_new_resident_is_registered_once_synced(rt: Runtime) -> None:
 def test_a_new_policy_reloads_everything(rt: Runtime) -> None:
     from tests.conftest import POLICY
 
-    rt.hub.call("apply_policy", POLICY.replace("policy: tiny-1", "policy: tiny-2").replace(
+    rt.hub.apply_policy(POLICY.replace("policy: tiny-1", "policy: tiny-2").replace(
         "- {grades: [AA], action: admin.approval, effect: green_channel}",
-        "- {grades: [AA, A], action: admin.approval, effect: green_channel}"))
+        "- {grades: [AA, A], action: admin.approval, effect: green_channel}"), OPERATOR_CLI)
     rt.sync()
     assert rt.index.policy.label == "tiny-2@2"
     assert index_decision(rt, rid("C"), "admin.approval")["benefits"] == ["green_channel"]  # C is grade A

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo.app import create_app
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from tests.conftest import City, rid
 
 

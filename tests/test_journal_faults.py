@@ -24,7 +24,8 @@ from credo import audit
 from credo.app import create_app
 from credo.audit import Entry
 from credo.errors import Unavailable
-from credo.serving.hub import Core
+from credo.serving import journal
+from credo.serving.core import Core
 from tests.conftest import City, Live, build_city, rid, running
 
 RAIL = "rail.high_speed.book"
@@ -73,7 +74,7 @@ def test_an_empty_group_is_not_a_write(city: City) -> None:
         before = audit.head(core.credo.con)
         asyncio.run(core.log([]))
         assert core.journal.rows == 0 and core.journal.path.stat().st_size == 0
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         assert audit.head(core.credo.con) == before
     finally:
         core.close()
@@ -85,7 +86,7 @@ def test_an_entry_of_the_wrong_shape_fails_its_own_group_only(city: City) -> Non
         with pytest.raises(ValueError, match="fields"):
             asyncio.run(core.log([("too", "short")]))
         asyncio.run(core.log([_decision(1)]))
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         assert core.stats()["audit_mover_failing"] == 0
     finally:
         core.close()
@@ -99,16 +100,16 @@ def _decision(n: int) -> Entry:
 class FailingMoves:
     """The journal's store made to fail (a disk full, a lost file) while ``failing`` is set."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self) -> None:
         self.failing = True
         self.failures = 0
-        self._store = core.journal.store_sealed
+        self._store = journal.store
 
-    def __call__(self, con: Any) -> None:
+    def __call__(self, con: Any, groups: Any) -> None:
         if self.failing:
             self.failures += 1
             raise OSError("no space left on device (injected)")
-        self._store(con)
+        self._store(con, groups)
 
 
 def _wait(predicate: Callable[[], bool], seconds: float = 10) -> None:
@@ -121,8 +122,8 @@ def _wait(predicate: Callable[[], bool], seconds: float = 10) -> None:
 def test_a_failing_move_is_visible_fails_calls_clearly_and_loses_nothing(city: City, monkeypatch:
                                                                          pytest.MonkeyPatch) -> None:
     core = Core(city.db)
-    faults = FailingMoves(core)
-    monkeypatch.setattr(core.journal, "store_sealed", faults)
+    faults = FailingMoves()
+    monkeypatch.setattr(journal, "store", faults)
     with TestClient(create_app(core)) as client:
         auditor = {"Authorization": f"Bearer {city.tokens['auditor']}"}
         asyncio.run(_log_many(core, 30))
@@ -133,14 +134,14 @@ def test_a_failing_move_is_visible_fails_calls_clearly_and_loses_nothing(city: C
         assert "credo_hub_audit_mover_failing 1.0" in metrics
         assert re.search(r"^credo_hub_audit_mover_failures [1-9]", metrics, re.M)
         with pytest.raises(Unavailable, match="audit journal"):
-            core.call("verify_audit")
+            core.verify_audit()
         assert client.get("/v1/audit/verify", headers=auditor).status_code == 503
         faults.failing = False  # the store works again
         verdict = client.get("/v1/audit/verify", headers=auditor)
         assert verdict.status_code == 200 and verdict.json()["ok"]
         assert client.get("/readyz").status_code == 200
         asyncio.run(_log_many(core, 5, start=30))
-        assert core.call("verify_audit").ok
+        assert core.verify_audit().ok
         ids_stored = [r[0] for r in core.credo.con.execute(
             "SELECT decision_id FROM audit WHERE decision_id LIKE 'f-%' ORDER BY seq").fetchall()]
         assert ids_stored == [f"f-{n}" for n in range(35)]
@@ -154,7 +155,7 @@ def test_a_stopped_server_leaves_a_stuck_journal_for_recovery(city: City, tmp_pa
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a move that never succeeds loses nothing: the entries wait in the journal for the next open."""
     core = Core(city.db)
-    monkeypatch.setattr(core.journal, "store_sealed", FailingMoves(core))
+    monkeypatch.setattr(journal, "store", FailingMoves())
     asyncio.run(_log_many(core, 7))
     core.close()
     from credo.service import Credo

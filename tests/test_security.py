@@ -37,7 +37,7 @@ from credo import principals
 from credo.api import auth, fastcheck
 from credo.app import create_app
 from credo.serving import runtime
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from tests.conftest import POLICY, City, Live, rid, running
 
 # -- tokens: hashed at rest, never logged -------------------------------------------------------

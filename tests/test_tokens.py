@@ -25,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo.app import create_app
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from tests.conftest import SESSION, City, Live, build_city, page, rid, running, sign_in
 
 LISTED = {"id", "principal", "role", "agency", "provider", "resident_id", "created_at", "expires_at", "status",

@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from credo import settings
 from credo.api import app as api
 from credo.serving.asgi import CurrentTokens
-from credo.serving.hub import Core, Hub
+from credo.serving.core import Core
+from credo.serving.hub import Hub
 from credo.serving.metrics import MetricsMiddleware
 from credo.serving.remote import ENV, RemoteHub
 from credo.serving.runtime import Runtime

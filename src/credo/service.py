@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from credo import (
     audit,
     checkpoints,
@@ -37,7 +35,7 @@ from credo import (
     standing,
 )
 from credo import policy as policies
-from credo.audit import Entry, Event
+from credo.audit import Event
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
@@ -150,9 +148,8 @@ class Credo(ServiceBase):
     def log_decisions(self, who: Principal, made: list[tuple[int, decisions.Decision]],
                       purpose: str | None) -> audit.Receipts:
         now = self.now()
-        entries = [Entry(now, who.name, who.role, Event.DECISION, key, d.action, d.decision, d.decision_id,
-                         purpose, d.policy, orjson.dumps([r["code"] for r in d.reasons]).decode())
-                   for key, d in made]
+        entries = [audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id, purpose,
+                                  d.policy, d.reasons) for key, d in made]
         with transaction(self.con):
             return self.append_audit(self.con, entries)
 

@@ -4,7 +4,7 @@ the clock, the audit entry of an operation, and the one path that makes standing
 That path is ``_rescore`` (``freshen`` when no write holds a transaction). Every standing that
 changes goes through it: a write (ingest, revocation, objection step, policy), a read of a standing
 that stopped being true by itself (its ``changes_at`` passed: ``_current``), the dashboard, and the
-server catching up on due times (``credo.serving.hub``). So each change is told once, whichever
+server catching up on due times (``credo.serving.core``). So each change is told once, whichever
 caller noticed it first: the notices it causes (``credo.notices``), and the listeners (``listen``)
 that keep every decision index in step. ``credo.standing`` stores nothing; it only reads.
 """
@@ -41,14 +41,14 @@ class ServiceBase:
         self.path = path
         self.notary = checkpoints.Notary(path)
         """Signs the log's head (``credo.checkpoints``): when this service closes, if it appended
-        entries, and, under the server, every second or so (``credo.serving.hub``)."""
+        entries, and, under the server, every second or so (``credo.serving.core``)."""
         self._opened_head = audit.head(con)
         self._closed = False
         self._policy: Policy | None = None
         self._listeners: list[Listener] = []
         self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
         """How this service's own audit entries join the log, inside its transaction: straight into
-        the table, or (``credo.serving.hub``) after the server's journal."""
+        the table, or (``credo.serving.core``) after the server's journal."""
 
     @classmethod
     def open(cls, path: Path | str | None = None, *, create: bool = True) -> Self:
@@ -119,7 +119,7 @@ class ServiceBase:
     def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
                policy: str | None = None, detail: Any = None) -> None:
         """Append one audit entry inside the caller's transaction."""
-        entry = Entry(self.now(), who.name, who.role, event.value, resident, None, None, None, purpose,
+        entry = Entry(self.now(), who.name, who.role, event, resident, None, None, None, purpose,
                       policy or (self._policy.label if self._policy else None),
                       orjson.dumps(detail, default=str).decode() if detail is not None else None)
         self.append_audit(self.con, [entry])
@@ -154,7 +154,7 @@ class ServiceBase:
     def freshen(self, residents: np.ndarray | None, now: datetime | None = None) -> int:
         """``_rescore`` in a transaction of its own: how a read makes current the standings that
         stopped being true by themselves (a ``changes_at`` passed, another policy), here or in the
-        server (``credo.serving.hub``, for the residents ``credo.index.stale_in_store`` finds)."""
+        server (``credo.serving.core``, for the residents ``credo.index.stale_in_store`` finds)."""
         with transaction(self.con):
             return self._rescore(now or self.now(), residents)
 

@@ -9,7 +9,8 @@ together. While it commits, the next group gathers, so the group grows with the
 load and the cost per decision falls.
 
 The flush returns the group's receipts (``credo.audit.Receipts``: where its entries
-joined the chain); each submitter is handed its own share of them.
+joined the chain); each submitter is handed its own share of them. Whatever the flush
+works on belongs to the writer thread; others reach it through ``between``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from credo.audit import Receipts
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -45,6 +48,7 @@ class GroupCommit(Generic[T]):
         self._flush = flush
         self._cond = threading.Condition()
         self._pending: list[tuple[Sequence[T], _Waiter]] = []
+        self._jobs: list[tuple[Callable[[], Any], Future[Any]]] = []
         self._closed = False
         self.commits = 0
         self.items = 0
@@ -70,6 +74,17 @@ class GroupCommit(Generic[T]):
             raise waiter.error
         return waiter.result
 
+    def between(self, job: Callable[[], R]) -> Future[R]:
+        """Run ``job`` on the writer thread between two flushes, before the next group: while it runs,
+        what the writer owns is the job's alone. Its result (or what it raised) comes in the future."""
+        future: Future[R] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the audit writer is closed")
+            self._jobs.append((job, future))
+            self._cond.notify()
+        return future
+
     def _enqueue(self, items: Sequence[T], waiter: _Waiter) -> None:
         with self._cond:
             if self._closed:
@@ -91,29 +106,46 @@ class GroupCommit(Generic[T]):
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
+                while not self._pending and not self._jobs and not self._closed:
                     self._cond.wait()
-                if not self._pending:
+                if not self._pending and not self._jobs:
                     return
-                group, self._pending = self._pending, []
-            items = [item for chunk, _ in group for item in chunk]
-            error: BaseException | None = None
-            started = time.perf_counter()
-            try:
-                receipts = self._flush(items)
-            except BaseException as exc:  # handed to every waiter of the group
-                error = exc
-                self.failures += 1
+                jobs, self._jobs = self._jobs, []
+                group: list[tuple[Sequence[T], _Waiter]] = []
+                if not jobs:  # jobs first: the group goes on gathering while they run
+                    group, self._pending = self._pending, []
+            if jobs:
+                _run_jobs(jobs)
             else:
-                if receipts is not None:
-                    start = 0
-                    for chunk, waiter in group:
-                        waiter.result = receipts.part(start, len(chunk))
-                        start += len(chunk)
-            self.seconds += time.perf_counter() - started
-            self.commits += 1
-            self.items += len(items)
-            _release([w for _, w in group], error)
+                self._commit(group)
+
+    def _commit(self, group: list[tuple[Sequence[T], _Waiter]]) -> None:
+        items = [item for chunk, _ in group for item in chunk]
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            receipts = self._flush(items)
+        except BaseException as exc:  # handed to every waiter of the group
+            error = exc
+            self.failures += 1
+        else:
+            if receipts is not None:
+                start = 0
+                for chunk, waiter in group:
+                    waiter.result = receipts.part(start, len(chunk))
+                    start += len(chunk)
+        self.seconds += time.perf_counter() - started
+        self.commits += 1
+        self.items += len(items)
+        _release([w for _, w in group], error)
+
+
+def _run_jobs(jobs: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    for job, future in jobs:
+        try:
+            future.set_result(job())
+        except BaseException as exc:  # handed to whoever waits for it
+            future.set_exception(exc)
 
 
 def _release(waiters: list[_Waiter], error: BaseException | None) -> None:

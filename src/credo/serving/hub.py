@@ -1,52 +1,38 @@
-"""The hub: the one place that holds the database while the server runs.
+"""The hub: what the fronts ask of the store while the server runs, in one typed interface.
 
-DuckDB allows one writing process and its connection is not safe to share
-between threads, so the server opens one connection, guards it with a lock and
-funnels every use through here: service calls (``call``), the audit writer
-(group commit) and the reads that feed the decision index. With several worker
-processes the hub lives in the ``credo serve`` process and the workers reach it
-through ``credo.serving.remote``, which offers this same interface.
+DuckDB allows one writing process, so while ``credo serve`` runs one process holds the database
+(``credo.serving.core.Core``) and every request reaches the store through a ``Hub``: the ``Core``
+itself when the process serves alone, or a ``credo.serving.remote.RemoteHub`` in each worker
+process, which asks the ``Core`` over a Unix socket. Both offer the same methods.
 
-Decisions' audit entries go to a journal file first (``credo.audit.Journal``), which a
-mover thread stores in the table; a service call takes the journal over only when it
-appends entries of its own, so decisions do not wait for a write in progress.
+Each operation the fronts use is a method here with its own parameters and result, and is one
+service call: the ``Credo`` method of the same name run by ``service``, the one primitive the two
+hubs implement differently (on the core's owner thread, or as a message over the socket). So a
+reader, and mypy, can follow every request from its route to the store.
 
-The hub also keeps a change feed: every write that rescored residents bumps a
-generation number and records whom it touched, so each process's decision
-index can catch up (``changes_since``) before it decides again.
+The hub also keeps a change feed: every write that rescored residents bumps a generation number
+and records whom it touched, so each process's decision index can catch up (``changes_since``)
+before it decides again.
 """
 
 from __future__ import annotations
 
-import logging
-import mmap
-import struct
-import threading
-import time
-from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-import duckdb
 import numpy as np
 
 from credo import audit, index
-from credo.errors import Unavailable
+from credo.ingest import BatchResult
 from credo.policy import Policy
-from credo.principals import Directory
+from credo.principals import Directory, Principal, Token
 from credo.service import Credo
-from credo.serving.commit import GroupCommit
+from credo.standing import Standing
 
-CHECKPOINT_THRESHOLD = "256MB"
-"""WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
-
-DRAIN_ROWS, DRAIN_SECONDS = 50_000, 1.0
-"""The journal is sealed for the mover thread when it holds this many entries or is this old."""
-
-log = logging.getLogger("credo.hub")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 PRINCIPALS = "principals"
 """A change-feed marker: the tokens changed (not any resident)."""
@@ -54,277 +40,129 @@ PRINCIPALS = "principals"
 Change = index.Keys | str | None
 """What one write changed: residents, PRINCIPALS, or None for everyone (a policy, a full rescore)."""
 
-CALLABLE = frozenset(
-    name for name in dir(Credo) if not name.startswith("_") and callable(getattr(Credo, name))
-) - {"open", "close", "listen", "con"}
+Json = dict[str, Any]
 
 
-class Hub(Protocol):
-    """What the HTTP front needs of the store, in-process or in another process."""
+class Service(Protocol):
+    """The store's operations that the fronts use: each is the ``Credo`` method of its name, run as
+    one service call. ``who`` is always named: the hub never assumes an operator."""
 
-    def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any: ...
-    def generation(self) -> int: ...
-    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]: ...
-    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows: ...
+    def service(self, operation: Callable[Concatenate[Credo, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``operation`` (a method of ``Credo``) on the store, as the one writer, and return its result."""
+        ...
+
+    # -- a resident's file
+    def standing(self, resident_id: str, *, who: Principal, purpose: str | None) -> Standing:
+        return self.service(Credo.standing, resident_id, who=who, purpose=purpose)
+
+    def explain(self, resident_id: str, *, who: Principal, purpose: str | None) -> Json:
+        return self.service(Credo.explain, resident_id, who=who, purpose=purpose)
+
+    def records(self, resident_id: str, *, who: Principal, purpose: str | None) -> list[Json]:
+        return self.service(Credo.records, resident_id, who=who, purpose=purpose)
+
+    def notices(self, resident_id: str, *, who: Principal) -> list[Json]:
+        return self.service(Credo.notices, resident_id, who=who)
+
+    def accesses(self, resident_id: str, who: Principal, *, limit: int, purpose: str | None) -> Json:
+        return self.service(Credo.accesses, resident_id, who, limit=limit, purpose=purpose)
+
+    # -- agencies' records
+    def ingest_rows(self, agency: str, rows: list[Any], who: Principal, source: str) -> BatchResult:
+        return self.service(Credo.ingest_rows, agency, rows, who, source)
+
+    def batch_rows(self, result: BatchResult, record_ids: list[str | None]) -> list[Json]:
+        return self.service(Credo.batch_rows, result, record_ids)
+
+    def revoke(self, agency: str, record_id: str, reason: str, who: Principal) -> int:
+        return self.service(Credo.revoke, agency, record_id, reason, who)
+
+    def rejects(self, agency: str | None, limit: int, after: str | None) -> Json:
+        return self.service(Credo.rejects, agency, limit, after)
+
+    # -- objections
+    def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal) -> int:
+        return self.service(Credo.open_objection, resident_id, ref, reason, who)
+
+    def resolve_objection(self, number: int, *, uphold: bool, answer: str, who: Principal) -> None:
+        return self.service(Credo.resolve_objection, number, uphold=uphold, answer=answer, who=who)
+
+    def objections(self, *, resident_id: str | None = None, agency: str | None = None,
+                   overdue: bool = False) -> list[Json]:
+        return self.service(Credo.objections, resident_id=resident_id, agency=agency, overdue=overdue)
+
+    # -- the audit log
+    def audit_page(self, who: Principal, *, resident_id: str | None = None, after: int = 0, limit: int = 100,
+                   purpose: str | None = None) -> list[Json]:
+        return self.service(Credo.audit_page, who, resident_id=resident_id, after=after, limit=limit,
+                            purpose=purpose)
+
+    def verify_audit(self, *, receipts: list[tuple[int, str]] | None = None) -> audit.Verdict:
+        return self.service(Credo.verify_audit, receipts=receipts)
+
+    # -- policy, tokens, sessions, backups, reports
+    def apply_policy(self, text: str, who: Principal) -> Policy:
+        return self.service(Credo.apply_policy, text, who)
+
+    def create_token(self, role: str, *, agency: str | None, provider: str | None, resident_id: str | None,
+                     expires: str | None, who: Principal) -> tuple[str, Token]:
+        return self.service(Credo.create_token, role, agency=agency, provider=provider, resident_id=resident_id,
+                            expires=expires, who=who)
+
+    def tokens(self) -> list[Json]:
+        return self.service(Credo.tokens)
+
+    def revoke_token(self, number: int, who: Principal) -> Principal:
+        return self.service(Credo.revoke_token, number, who)
+
+    def end_session(self, session: str, until: int) -> None:
+        return self.service(Credo.end_session, session, until)
+
+    def backup(self, directory: Path) -> Json:
+        return self.service(Credo.backup, directory)
+
+    def dashboard(self, who: Principal, purpose: str) -> Json:
+        return self.service(Credo.dashboard, who, purpose)
+
+    def whatif(self, text: str, *, who: Principal, purpose: str) -> Json:
+        return self.service(Credo.whatif, text, who=who, purpose=purpose)
+
+
+class Hub(Service, Protocol):
+    """What the fronts need of the store, in-process (``Core``) or in another process (``RemoteHub``)."""
+
+    def generation(self) -> int:
+        """The change feed's generation: how many changes were announced (cheap, read on every request)."""
+        ...
+
+    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
+        """The generation now and the changes after ``generation``; None when they are no longer all
+        kept (reload everything)."""
+        ...
+
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
+        """Rows for a decision index (everyone when ``scope`` is None), rescored first where stale."""
+        ...
+
     def policy(self) -> Policy: ...
     def principals(self) -> Directory: ...
-    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts: ...
+
+    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
+        """Return the entries' receipts once they are durable in the log (group commit)."""
+        ...
+
     def stats(self) -> dict[str, float]: ...
     def close(self) -> None: ...
 
 
-class Core:
-    """The hub proper: owns the connection, the lock, the audit writer and the change feed."""
+TOKEN_WRITES: frozenset[Callable[..., Any]] = frozenset({Credo.create_token, Credo.revoke_token, Credo.end_session})
+"""Service operations that change the tokens or sessions: announced as PRINCIPALS on the feed."""
 
-    def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
-        self.credo = Credo.open(path)
-        self.journal = audit.Journal(audit.journal_path(path))
-        self._journal_lock = threading.Lock()
-        self._journal_head = audit.head(self.credo.con)
-        self._holding_journal = False
-        self.credo.append_audit = self._append_audit
-        self._sealed_at = time.monotonic()
-        self._closing = False
-        self._to_move = threading.Event()
-        self.mover_failures = 0
-        self.checkpoint_failures = 0
-        self._mover_failing = False
-        """True from a failed move of the journal into the table until one succeeds: not ready."""
-        # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
-        # 16 MB of WAL) the server would stall every few seconds under load to checkpoint.
-        self.credo.con.execute("SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
-        self.lock = threading.RLock()
-        self._reader = self.credo.con.cursor()
-        self._reader_lock = threading.Lock()
-        self._feed_lock = threading.Lock()
-        self._generation = 0
-        self._changes: deque[tuple[int, Change]] = deque(maxlen=4096)
-        self._quiet = False
-        self._held: list[Change] | None = None
-        self._map: mmap.mmap | None = None
-        if generation_file is not None:
-            generation_file.write_bytes(b"\0" * 8)
-            with generation_file.open("r+b") as f:
-                self._map = mmap.mmap(f.fileno(), 8)
-        self.credo.listen(self._changed)
-        self.writer: GroupCommit[Sequence[Any]] = GroupCommit(self._write_audit, "audit-writer")
-        self._mover = threading.Thread(target=self._move, name="audit-mover", daemon=True)
-        self._mover.start()
-
-    # -- the service --------------------------------------------------------------------------
-    def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Run one ``Credo`` method under the lock. The journal is moved into the table first (the
-        call may read the log); decisions go on being journaled while the call runs, until it
-        appends entries of its own (see ``_append_audit``)."""
-        if name not in CALLABLE:
-            raise AttributeError(f"Credo has no operation {name!r}")
-        with self._store():
-            self._drain()
-            result = getattr(self.credo, name)(*args, **kwargs)
-            if name in ("create_token", "revoke_token", "end_session"):
-                self._changed(PRINCIPALS)
-            return result
-
-    def _drain(self) -> None:
-        """Move the whole journal into the table (the store held). A failure leaves every entry in the
-        journal, durable, and fails this call clearly instead of running it on a log that lags."""
-        with self._journal_lock:
-            try:
-                self.journal.drain(self.credo.con)
-            except Exception as exc:
-                self._moved(exc)
-                raise Unavailable(f"the audit journal cannot be moved into the database ({exc}); its "
-                                  "entries are kept and the move is retried", code="audit_journal_stuck") from exc
-            self._moved(None)
-
-    def _moved(self, error: Exception | None) -> None:
-        """Count a failed move of the journal; readiness and metrics read the state."""
-        if error is not None:
-            self.mover_failures += 1
-            log.error("moving the audit journal into the table failed: %s", error)
-        self._mover_failing = error is not None
-
-    @contextmanager
-    def _store(self) -> Iterator[None]:
-        """The hub lock; on the way out, the journal settled after whatever the holder wrote, and its
-        changes announced. Announced only then: until a write has returned, decisions may answer
-        from the index as it was (the write is not done), and a worker told earlier would only wait
-        for the hub to catch up."""
-        with self.lock:
-            self._held = []
-            try:
-                yield
-            finally:
-                self._settle()
-                held, self._held = self._held, None
-                for change in held:
-                    self._announce(change)
-
-    def policy(self) -> Policy:
-        with self.lock:
-            return self.credo.policy
-
-    def principals(self) -> Directory:
-        """Read through the readers' cursor (what is committed), so it does not wait for a write."""
-        with self._reader_lock:
-            return Directory.load(self._reader)
-
-    # -- the change feed ----------------------------------------------------------------------
-    def _changed(self, residents: Change) -> None:
-        if self._quiet:
-            return
-        if self._held is not None:
-            self._held.append(residents)
-            return
-        self._announce(residents)
-
-    def _announce(self, residents: Change) -> None:
-        with self._feed_lock:
-            self._generation += 1
-            self._changes.append((self._generation, residents))
-            if self._map is not None:
-                struct.pack_into("q", self._map, 0, self._generation)
-
-    def generation(self) -> int:
-        return self._generation
-
-    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
-        """Changes after ``generation``; None when they are no longer all kept (reload everything).
-        The feed has a lock of its own: a worker catching up does not wait for a write in progress."""
-        with self._feed_lock:
-            now = self._generation
-            if generation == now:
-                return now, []
-            if not self._changes or self._changes[0][0] > generation + 1:
-                return now, None
-            return now, [c for g, c in self._changes if g > generation]
-
-    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
-        """Rows for a decision index. Read through a cursor of their own, which sees what is
-        committed, so a worker catching up after one write does not wait for the next one in
-        progress; only stale standings (a ``changes_at`` passed, a new policy) take the store, to be
-        rescored first (quietly: every index sees the passing of ``changes_at`` by itself, so this
-        is no change to announce)."""
-        policy = self.credo.loaded_policy
-        if policy is not None:
-            with self._reader_lock:
-                if not len(index.stale_in_store(self._reader, policy, now, scope)):
-                    return index.read_rows(self._reader, policy, scope)
-        with self._store():
-            con, policy = self.credo.con, self.credo.policy
-            stale = index.stale_in_store(con, policy, now, scope)
-            if len(stale):
-                self._quiet = True
-                try:
-                    self.credo.freshen(None if scope is None and len(stale) > 100_000 else stale, now)
-                finally:
-                    self._quiet = False
-            return index.read_rows(con, policy, scope)
-
-    # -- the audit log ------------------------------------------------------------------------
-    async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
-        """Return the entries' receipts once they are committed (group commit)."""
-        receipts = await self.writer.submit(entries)
-        assert receipts is not None  # _write_audit always returns them
-        return receipts
-
-    def log_wait(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
-        receipts = self.writer.submit_wait(entries)
-        assert receipts is not None
-        return receipts
-
-    def _write_audit(self, entries: list[Sequence[Any]]) -> audit.Receipts:
-        """One group: chained after the last entry and durable in the journal (a write and an
-        fdatasync, not a DuckDB commit). Every second or so the journal is sealed for the mover
-        thread to store; the writer itself never waits for the database."""
-        with self._journal_lock:
-            chained = audit.chain(entries, *self._journal_head)
-            self.journal.write(chained)
-            self._journal_head = chained.head
-            due = self.journal.rows >= DRAIN_ROWS or time.monotonic() - self._sealed_at >= DRAIN_SECONDS
-            if due and self.journal.seal():
-                self._sealed_at = time.monotonic()
-                self._to_move.set()
-        return chained.receipts
-
-    def _move(self) -> None:
-        """The mover thread: stores each sealed part of the journal in the table, while the writer
-        goes on journaling (a store of a second's entries takes a few hundred ms of DuckDB), and
-        then signs the table's head (``credo.checkpoints``) when it moved. Entries that stopped
-        arriving are sealed here once due, so the last of them are signed within seconds too."""
-        while True:
-            self._to_move.wait(DRAIN_SECONDS)
-            self._to_move.clear()
-            with self._journal_lock:
-                if time.monotonic() - self._sealed_at >= DRAIN_SECONDS and self.journal.seal():
-                    self._sealed_at = time.monotonic()
-            with self.lock:
-                if self._closing:
-                    return
-                try:
-                    self.journal.store_sealed(self.credo.con)
-                except Exception as exc:  # the entries stay sealed and durable; the next round tries again
-                    self._moved(exc)
-                    continue
-                self._moved(None)
-                try:
-                    self.credo.checkpoint()
-                except Exception as exc:  # the head stays unsigned until the next round manages
-                    self.checkpoint_failures += 1
-                    log.error("signing an audit checkpoint failed: %s", exc)
-
-    def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
-        """A service call's own entries (inside its transaction, the hub lock held). They chain after
-        every decision journaled so far: those are moved into the call's transaction first, and the
-        journal waits from here until the call ends, since the call's entries may still roll back.
-        Lock order is always hub, then journal; the writer never waits for the hub."""
-        if not self._holding_journal:
-            self._journal_lock.acquire()
-            self._holding_journal = True
-        behind = self.journal.after(audit.head(con)[0])
-        if behind is not None:
-            audit.extend(con, *behind)
-        return audit.append(con, entries)
-
-    def _settle(self) -> None:
-        """After a call that appended entries: the journal forgets what the table now holds, and the
-        chain goes on from the table's head if the call's entries were committed (else from the
-        journal's, as if the call had not written)."""
-        if not self._holding_journal:
-            return
-        try:
-            stored = audit.head(self.credo.con)
-            self.journal.settle(stored[0])
-            if stored[0] > self._journal_head[0]:
-                self._journal_head = stored
-        finally:
-            self._holding_journal = False
-            self._journal_lock.release()
-
-    def stats(self) -> dict[str, float]:
-        return {"audit_commits": self.writer.commits, "audit_entries": self.writer.items,
-                "audit_failures": self.writer.failures, "audit_writer_alive": float(self.writer.alive),
-                "audit_flush_seconds": self.writer.seconds,
-                "audit_mover_failures": self.mover_failures, "audit_mover_failing": float(self._mover_failing),
-                "audit_checkpoint_failures": self.checkpoint_failures,
-                "generation": self._generation}
-
-    def close(self) -> None:
-        self.writer.close()
-        with self.lock:
-            self._closing = True
-        self._to_move.set()
-        self._mover.join()
-        with self.lock, self._journal_lock, self._reader_lock:
-            try:
-                self.journal.drain(self.credo.con)
-            except Exception as exc:  # the journal stays on disk, recovered when the database is next opened
-                self._moved(exc)
-            self.journal.close()
-            self._reader.close()
-            self.credo.close()
-        if self._map is not None:
-            self._map.close()
+SERVED: frozenset[Callable[..., Any]] = frozenset(
+    getattr(Credo, name) for name, member in vars(Service).items()
+    if callable(member) and not name.startswith("_") and name != "service")
+"""The ``Credo`` methods behind ``Service``'s operations, read off the protocol: all that a worker
+process may ask the hub to run (``credo.serving.remote``)."""
 
 
 def scope_of(changes: list[Change]) -> tuple[index.Keys | None, bool]:

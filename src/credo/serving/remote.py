@@ -3,11 +3,13 @@
 DuckDB lets one process write a database file, so worker processes cannot each
 open it. The serving process holds the ``Core`` and answers the workers over a
 Unix socket (``multiprocessing.connection``, authenticated with a random key,
-readable by the owner only); each worker holds a ``RemoteHub`` with the same
-interface as the ``Core``. The generation counter is a shared 8-byte memory map,
-so a worker notices another's write without asking. Each worker gathers its
-own requests' audit entries into one message per group, and the core commits
-the groups of all workers together.
+readable by the owner only); each worker holds a ``RemoteHub``, the same ``Hub`` as
+the ``Core``. A worker sends one typed message per call (``Ask``: a method of the ``Hub``
+protocol, or for a service call the ``Credo`` method behind it, and its arguments), and the
+hub answers from one table (``answers``) built from the protocol; anything else is refused.
+The generation counter is a shared 8-byte memory map, so a worker notices another's write
+without asking. Each worker gathers its own requests' audit entries into one message per
+group, and the core commits the groups of all workers together.
 """
 
 from __future__ import annotations
@@ -19,26 +21,29 @@ import secrets
 import struct
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import orjson
 
 from credo import audit, index
 from credo.policy import Policy
 from credo.principals import Directory
+from credo.service import Credo
 from credo.serving.commit import GroupCommit
-from credo.serving.hub import Change, Core
+from credo.serving.core import Core
+from credo.serving.hub import SERVED, Change, Hub
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 ENV = "CREDO_HUB"
 """Set by ``credo serve`` for its worker processes only: where the hub listens (JSON)."""
-
-OPERATIONS = frozenset({"call", "generation", "changes_since", "index_rows", "policy", "principals",
-                        "log_wait", "stats"})
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,40 @@ class Address:
         return cls(**orjson.loads(text))
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One call from a worker: which operation, and its arguments. Functions travel by name (pickle
+    sends a module-level function as a reference), so the hub receives its own ``Credo.standing`` or
+    ``Hub.index_rows`` and looks it up in ``answers``."""
+
+    operation: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The hub's reply: the call's result, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+def answers(core: Core) -> dict[Callable[..., Any], Callable[..., Any]]:
+    """The one table the hub answers workers from: every service operation of the ``Hub`` protocol
+    (``hub.SERVED``) as a service call, and the hub's own reads and audit log."""
+    served: dict[Callable[..., Any], Callable[..., Any]] = {op: partial(core.service, op) for op in SERVED}
+    return {**served, Hub.changes_since: core.changes_since, Hub.index_rows: core.index_rows,
+            Hub.policy: core.policy, Hub.principals: core.principals, Hub.stats: core.stats,
+            Core.log_wait: core.log_wait}
+
+
 class CoreServer:
     """Serves a ``Core`` to worker processes: one thread per connection."""
 
     def __init__(self, core: Core, folder: Path) -> None:
         self.core = core
+        self._answers = answers(core)
         key = secrets.token_bytes(32)
         self.address = Address(str(folder / "hub.sock"), key.hex(), str(folder / "generation"))
         self._listener = Listener(self.address.socket, family="AF_UNIX", authkey=key)
@@ -86,18 +120,22 @@ class CoreServer:
         with conn:
             while True:
                 try:
-                    op, args, kwargs = conn.recv()
+                    ask = conn.recv()
                 except (EOFError, OSError):
                     return
                 try:
-                    if op not in OPERATIONS:
-                        raise AttributeError(f"the hub has no operation {op!r}")
-                    conn.send((True, getattr(self.core, op)(*args, **kwargs)))
+                    conn.send(Answer(self._answer(ask)))
                 except Exception as exc:
                     try:
-                        conn.send((False, exc))
+                        conn.send(Answer(error=exc))
                     except Exception:  # not picklable: send what it said
-                        conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+                        conn.send(Answer(error=RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+    def _answer(self, ask: Any) -> Any:
+        answer = self._answers.get(ask.operation) if isinstance(ask, Ask) else None
+        if answer is None:
+            raise AttributeError(f"the hub does not answer {getattr(ask, 'operation', ask)!r}")
+        return answer(*ask.args, **ask.kwargs)
 
     def close(self) -> None:
         self._listener.close()
@@ -108,7 +146,7 @@ class CoreServer:
         folder.rmdir()
 
 
-class RemoteHub:
+class RemoteHub(Hub):
     """A worker's view of the hub: the ``Hub`` interface, over a pool of connections."""
 
     def __init__(self, address: Address) -> None:
@@ -123,43 +161,40 @@ class RemoteHub:
     def from_env(cls) -> RemoteHub:
         return cls(Address.from_env(os.environ[ENV]))
 
-    def _rpc(self, op: str, *args: Any, **kwargs: Any) -> Any:
+    def _ask(self, operation: Callable[Concatenate[Any, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Ask the hub to run ``operation`` (a ``Credo`` or ``Hub`` method) and wait for its answer."""
         try:
             conn = self._pool.get_nowait()
         except queue.Empty:
             conn = Client(self.address.socket, family="AF_UNIX", authkey=self._key)
         try:
-            conn.send((op, args, kwargs))
-            ok, value = conn.recv()
+            conn.send(Ask(operation, args, kwargs))
+            answer: Answer = conn.recv()
         except BaseException:
             conn.close()  # its state is unknown: never reuse it
             raise
         self._pool.put(conn)
-        if not ok:
-            raise value
-        return value
+        if answer.error is not None:
+            raise answer.error
+        return cast(T, answer.value)
 
-    def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        return self._rpc("call", name, *args, **kwargs)
+    def service(self, operation: Callable[Concatenate[Credo, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._ask(operation, *args, **kwargs)
 
     def generation(self) -> int:
         return int(struct.unpack_from("q", self._map, 0)[0])
 
     def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
-        result: tuple[int, list[Change] | None] = self._rpc("changes_since", generation)
-        return result
+        return self._ask(Hub.changes_since, generation)
 
     def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
-        rows: index.Rows = self._rpc("index_rows", scope, now)
-        return rows
+        return self._ask(Hub.index_rows, scope, now)
 
     def policy(self) -> Policy:
-        policy: Policy = self._rpc("policy")
-        return policy
+        return self._ask(Hub.policy)
 
     def principals(self) -> Directory:
-        directory: Directory = self._rpc("principals")
-        return directory
+        return self._ask(Hub.principals)
 
     async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
         receipts = await self._writer.submit(entries)
@@ -168,11 +203,10 @@ class RemoteHub:
 
     def _send_log(self, entries: list[Sequence[Any]]) -> audit.Receipts:
         """One message for this worker's group; the hub answers with the group's receipts."""
-        receipts: audit.Receipts = self._rpc("log_wait", [tuple(e) for e in entries])
-        return receipts
+        return self._ask(Core.log_wait, [tuple(e) for e in entries])
 
     def stats(self) -> dict[str, float]:
-        stats: dict[str, float] = self._rpc("stats")
+        stats = self._ask(Hub.stats)
         alive = stats.get("audit_writer_alive", 0) and self._writer.alive
         return {**stats, "audit_writer_alive": float(alive)}
 

@@ -230,7 +230,7 @@ async def signout(request: Request) -> Response:
         session = _check_form(request, data.get("csrf"))[1]
     except CredoError as exc:
         return html(layout.error_page(exc.status, exc.message), exc.status)
-    await blocking(runtime(request).hub.call, "end_session", session.nonce, session.expires)
+    await blocking(runtime(request).hub.end_session, session.nonce, session.expires)
     response = redirect("/signin")
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -240,7 +240,7 @@ async def signout(request: Request) -> Response:
 @router.get("/dashboard")
 async def dashboard_page(request: Request) -> Response:
     def show(rt: Runtime, who: Principal, token: str) -> Response:
-        data = rt.hub.call("dashboard", who, "dashboard")
+        data = rt.hub.dashboard(who, "dashboard")
         return html(dashboard.render(data, who, token))
 
     return await guarded(request, Op.DASHBOARD, show)
@@ -267,7 +267,7 @@ async def whatif_run(request: Request) -> Response:
             raise Denied(413, f"A policy file is at most {MAX_POLICY:,} bytes.")
         in_force = rt.hub.policy().text
         try:
-            result = rt.hub.call("whatif", text, who=who, purpose="what-if page")
+            result = rt.hub.whatif(text, who=who, purpose="what-if page")
         except CredoError as exc:
             problems = [str(d) for d in exc.details] if isinstance(exc.details, list) else [exc.message]
             refused = whatif.render(who, token, text=text, problems=problems, message=exc.message)
@@ -279,12 +279,12 @@ async def whatif_run(request: Request) -> Response:
 
 # -- a resident's file --------------------------------------------------------------------------
 def _view(rt: Runtime, who: Principal, resident_id: str, purpose: str | None, **extra: Any) -> resident.View:
-    call = rt.hub.call
-    file = call("explain", resident_id, who=who, purpose=purpose)
+    hub = rt.hub
+    file = hub.explain(resident_id, who=who, purpose=purpose)
     return resident.View(
-        file=file, objections=call("objections", resident_id=resident_id),
-        accesses=call("accesses", resident_id, who, limit=ACCESSES_SHOWN, purpose=purpose),
-        notices=call("notices", resident_id, who=who), policy=rt.index.policy, purpose=purpose,
+        file=file, objections=hub.objections(resident_id=resident_id),
+        accesses=hub.accesses(resident_id, who, limit=ACCESSES_SHOWN, purpose=purpose),
+        notices=hub.notices(resident_id, who=who), policy=rt.index.policy, purpose=purpose,
         own=who.role == "resident", **extra)
 
 
@@ -347,7 +347,7 @@ async def open_objection(request: Request) -> Response:
         given = data.get("resident_id")
         resident_id = permissions.own_file(Op.OPEN_OBJECTION, who, str(given) if given else None) or ""
         try:
-            number = rt.hub.call("open_objection", resident_id, record, reason, who)
+            number = rt.hub.open_objection(resident_id, record, reason, who)
         except CredoError as exc:
             if exc.status >= 500 or isinstance(exc, Forbidden):
                 raise

@@ -37,7 +37,7 @@ def entries(request: Request, who: Annotated[Principal, Depends(READ)], after: A
     """Entries oldest first: who, role, what, the decision and its id, the purpose, the policy, the chain."""
     rt = runtime(request)
     resident_id = READ.rule.own_file(who, resident_id)
-    rows = rt.hub.call("audit_page", who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
+    rows = rt.hub.audit_page(who, resident_id=resident_id, after=after, limit=limit, purpose=purpose)
     tz = rt.index.policy.tz
     out = [localise(named_by_id(r), tz)
            for r in rows]
@@ -54,4 +54,4 @@ def verify(request: Request, who: Annotated[Principal, Depends(VERIFY)],
         receipts = [parse_receipt(r) for r in receipt or []]
     except ValueError as exc:
         raise Unprocessable(str(exc), code="bad_receipt", details={"field": "receipt"}) from None
-    return json(runtime(request).hub.call("verify_audit", receipts=receipts).to_json())
+    return json(runtime(request).hub.verify_audit(receipts=receipts).to_json())

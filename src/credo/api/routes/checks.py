@@ -14,16 +14,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from credo import decisions, ids
+from credo import audit, decisions, ids
 from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json, parse_json, read_body
 from credo.api.schemas import MAX_MANIFEST, RESIDENT_ID, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
-from credo.audit import Entry, Event
 from credo.decisions import Decision
 from credo.index import micros
 from credo.permissions import Op
@@ -34,16 +32,12 @@ from credo.serving.runtime import Runtime
 router = APIRouter(prefix="/v1", tags=["decisions"])
 DECIDE = Allow(Op.CHECK)
 BATCH = Allow(Op.CHECK_BATCH)
-DECISION = Event.DECISION.value
-NO_CODES = "[]"
 Decider = Annotated[Principal, Depends(DECIDE)]
 ResidentId = Annotated[str, Query(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 Action = Annotated[str, Query(description="an action the policy names")]
 Purpose = Annotated[str | None, Query()]  # described from DECIDE (credo.api.openapi)
 
 
-def codes(reasons: list[dict[str, Any]]) -> str:
-    return orjson.dumps([r["code"] for r in reasons]).decode() if reasons else NO_CODES
 
 
 @router.get("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi,
@@ -90,8 +84,8 @@ async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purp
 async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judged) -> dict[str, Any]:
     """Log the decision (durably, with its group) and only then give it, with its receipt."""
     now, key, d = judged
-    receipts = await rt.hub.log([Entry(now, who.name, who.role, DECISION, key, d.action, d.decision,
-                                       d.decision_id, purpose, d.policy, codes(d.reasons))])
+    receipts = await rt.hub.log([audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id,
+                                                purpose, d.policy, d.reasons)])
     rt.metrics.decided(d.decision)
     return {**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
@@ -120,9 +114,8 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     made = rt.index.decide_many(good, action, now)
     label = rt.index.policy.label
     good_keys = good.tolist()
-    name, role = who.name, who.role
-    receipts = await rt.hub.log([(now, name, role, DECISION, k, action, verdict, did, purpose, label,
-                                  codes(reasons))
+    name, role, entry = who.name, who.role, audit.decision
+    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons)
                                  for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
     items: list[dict[str, Any] | None] = [None] * len(resident_ids)
     denied = 0

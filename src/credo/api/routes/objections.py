@@ -35,7 +35,7 @@ def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], b
     resident_id = OPEN.rule.own_file(who, body.resident_id)
     if not resident_id:
         raise Unprocessable("an operator names the resident (resident_id)", details={"field": "resident_id"})
-    number = rt.hub.call("open_objection", resident_id, body.record, body.reason, who)
+    number = rt.hub.open_objection(resident_id, body.record, body.reason, who)
     rt.sync()
     return json({"id": number, "record": body.record, "status": "open"}, status=201)
 
@@ -50,7 +50,7 @@ def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
     rt = runtime(request)
     agency = LIST.rule.own_agency(who, None)
     resident_id = LIST.rule.own_file(who, resident_id)
-    rows = rt.hub.call("objections", resident_id=resident_id, agency=agency, overdue=overdue)
+    rows = rt.hub.objections(resident_id=resident_id, agency=agency, overdue=overdue)
     return json({"objections": rows})
 
 
@@ -60,6 +60,6 @@ def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], numbe
             body: ResolveIn) -> Response:
     """Uphold (the record is revoked) or reject (with an answer) an open objection against your record."""
     rt = runtime(request)
-    rt.hub.call("resolve_objection", number, uphold=body.uphold, answer=body.answer, who=who)
+    rt.hub.resolve_objection(number, uphold=body.uphold, answer=body.answer, who=who)
     rt.sync()
     return json({"id": number, "status": "upheld" if body.uphold else "rejected"})

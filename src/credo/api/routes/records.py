@@ -50,10 +50,11 @@ async def submit(request: Request, who: Annotated[Principal, Depends(SUBMIT)]) -
 
 
 def _ingest(rt: Runtime, who: Principal, rows: list[Any], source: str) -> dict[str, Any]:
-    result = rt.hub.call("ingest_rows", who.agency, rows, who, source)
+    assert who.agency is not None  # SUBMIT admits agencies, and an agency's token names it
+    result = rt.hub.ingest_rows(who.agency, rows, who, source)
     record_ids = [None if not isinstance(r, dict) or r.get("record_id") is None else str(r["record_id"])
                   for r in rows]
-    results = rt.hub.call("batch_rows", result, record_ids)
+    results = rt.hub.batch_rows(result, record_ids)
     rt.sync()
     return {**result.to_json(), "results": results}
 
@@ -98,7 +99,7 @@ def revoke(request: Request, who: Annotated[Principal, Depends(REVOKE)], record_
     """Revoke a record with a reason: it stops counting at once and stays visible with the reason."""
     rt = runtime(request)
     acting = acting_agency(REVOKE, who, agency)
-    resident = rt.hub.call("revoke", acting, record_id, body.reason, who)
+    resident = rt.hub.revoke(acting, record_id, body.reason, who)
     rt.sync()
     return json({"record": f"{acting}:{record_id}", "revoked": True,
                  "resident_id": resident_id_from_key(resident)})
@@ -115,4 +116,4 @@ def rejects(request: Request, who: Annotated[Principal, Depends(REJECTS)],
     agency sees its own."""
     rt = runtime(request)
     scope = REJECTS.rule.own_agency(who, agency) or None
-    return json(rt.hub.call("rejects", scope, limit, after))
+    return json(rt.hub.rejects(scope, limit, after))

@@ -35,7 +35,7 @@ def standing(request: Request, who: Annotated[Principal, Depends(STANDING)], res
     """Score, grade, lists in force, pending lists and when the standing next changes by itself."""
     STANDING.rule.require(who, resident_id=resident_id, purpose=purpose)
     rt = runtime(request)
-    found = rt.hub.call("standing", resident_id, who=who, purpose=purpose)
+    found = rt.hub.standing(resident_id, who=who, purpose=purpose)
     return json(found.to_json(rt.index.policy.tz))
 
 
@@ -44,7 +44,7 @@ def explanation(request: Request, who: Annotated[Principal, Depends(EXPLANATION)
                 purpose: Purpose = None) -> Response:
     """The standing plus every record: the points it adds after caps, or why it adds none."""
     EXPLANATION.rule.require(who, resident_id=resident_id, purpose=purpose)
-    return json(runtime(request).hub.call("explain", resident_id, who=who, purpose=purpose))
+    return json(runtime(request).hub.explain(resident_id, who=who, purpose=purpose))
 
 
 @router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=ERRORS)
@@ -53,7 +53,7 @@ def records(request: Request, who: Annotated[Principal, Depends(RECORDS)], resid
     """Records as stored, with revocations and their reasons; an agency sees only its own."""
     RECORDS.rule.require(who, resident_id=resident_id, purpose=purpose)
     rt = runtime(request)
-    rows = rt.hub.call("records", resident_id, who=who, purpose=purpose)
+    rows = rt.hub.records(resident_id, who=who, purpose=purpose)
     return json({"resident_id": resident_id, "records": [localise(r, rt.index.policy.tz) for r in rows]})
 
 
@@ -63,4 +63,4 @@ def notices(request: Request, who: Annotated[Principal, Depends(NOTICES)], resid
     """What the resident has been told: records added, lists pending and in force, objections."""
     NOTICES.rule.require(who, resident_id=resident_id, purpose=purpose)
     return json({"resident_id": resident_id,
-                 "notices": runtime(request).hub.call("notices", resident_id, who=who)})
+                 "notices": runtime(request).hub.notices(resident_id, who=who)})

@@ -47,7 +47,7 @@ async def apply_policy(request: Request, who: Annotated[Principal, Depends(APPLY
     text = (await read_body(request, rt.max_body)).decode("utf-8", "replace")
 
     def apply() -> Response:
-        applied = rt.hub.call("apply_policy", text, who)
+        applied = rt.hub.apply_policy(text, who)
         rt.sync()
         return json({"policy": applied.label, "warnings": [str(w) for w in applied.warnings]})
 
@@ -67,13 +67,13 @@ async def backup(request: Request, who: Annotated[Principal, Depends(BACKUP)], b
     rt = runtime(request)
     folder = backup_folder(body.dir)
     try:
-        manifest = await blocking(rt.hub.call, "backup", folder)
+        manifest = await blocking(rt.hub.backup, folder)
     except OSError as exc:
         raise Unprocessable(f"cannot write the backup into {folder}: {exc.strerror or exc}", code="bad_path",
                             details={"field": "dir"}) from None
     detail = orjson.dumps({"dir": str(folder), "counts": manifest["counts"],
                            "signed_by": manifest["signed_by"]}).decode()
-    await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN.value, detail=detail)])
+    await rt.hub.log([Entry(rt.now(), who.name, who.role, Event.BACKUP_TAKEN, detail=detail)])
     return json({**manifest, "dir": str(folder)})
 
 

@@ -36,7 +36,7 @@ def create_token(request: Request, who: Annotated[Principal, Depends(CREATE)], b
     """A new token bound to a role (and its agency, provider or resident), perhaps with an expiry; its
     secret is shown only in this answer."""
     rt = runtime(request)
-    token, made = rt.hub.call("create_token", body.role, agency=body.agency, provider=body.provider,
+    token, made = rt.hub.create_token(body.role, agency=body.agency, provider=body.provider,
                               resident_id=body.resident_id, expires=body.expires, who=who)
     rt.sync()
     return json({"token": token, "id": made.id, "principal": made.principal.name, "role": made.principal.role,
@@ -46,7 +46,7 @@ def create_token(request: Request, who: Annotated[Principal, Depends(CREATE)], b
 @router.get("", response_model=TokenList, openapi_extra=LIST.openapi, responses=LIST.responses)
 def list_tokens(request: Request, who: Annotated[Principal, Depends(LIST)]) -> Response:
     """Every token by number with whom it names and its state (active, expired, revoked); no secrets."""
-    return json({"tokens": runtime(request).hub.call("tokens")})
+    return json({"tokens": runtime(request).hub.tokens()})
 
 
 @router.delete("/{token_id}", response_model=TokenRevoked, openapi_extra=REVOKE.openapi,
@@ -54,5 +54,5 @@ def list_tokens(request: Request, who: Annotated[Principal, Depends(LIST)]) -> R
 def revoke_token(request: Request, who: Annotated[Principal, Depends(REVOKE)], token_id: Number) -> Response:
     """Revoke a token: it and every web session opened with it are refused (401) from now on, by every
     worker process. Audited (``token.revoked``)."""
-    named = runtime(request).hub.call("revoke_token", token_id, who)
+    named = runtime(request).hub.revoke_token(token_id, who)
     return json({"id": token_id, "principal": named.name, "status": "revoked"})
