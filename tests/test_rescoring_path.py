@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 
 from credo.app import create_app
 from credo.service import Credo
-from credo.serving.hub import Core
+from credo.serving.core import Core
 from tests.conftest import City, page, rid, sign_in
 
 CREDO = str(Path(sys.executable).with_name("credo"))
