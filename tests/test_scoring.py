@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -14,15 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credo import scoring
-from credo import standing as standings
 from credo.engines.base import EngineError
 from credo.engines.duckdb import DuckDBScoring
 from credo.errors import CredoError
+from credo.ids import resident_id_from_key
+from credo.service import Credo
 from credo.sql import statements
 from credo.store import connect, transaction
 from tests.reference import City, ObjectionStep, Record, Revocation, event_instants, standing
 from tests.scoring_city import (
     COUNT,
+    POLICY,
     SUSPEND,
     add_objections,
     add_records,
@@ -135,18 +138,24 @@ def test_changes_at_is_sound(case: tuple[City, datetime], suspend: bool) -> None
                 assert standing(policy, city, resident, at).visible() == now.visible(), (resident, at)
 
 
-def test_a_stale_standing_is_recomputed_before_it_is_served(store: duckdb.DuckDBPyConnection) -> None:
+def test_a_stale_standing_is_recomputed_before_it_is_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service serves the stored standing while it holds and rescores first once its change is due."""
     r = 11010519800101001
-    city = City([r], [Record("a", "x", "a.bad", r, datetime(2024, 3, 1, 9))])
-    write(store, city)
-    with transaction(store):
-        scoring.rescore(store, SUSPEND, datetime(2024, 3, 2))
-    served = standings.current(store, SUSPEND, r, datetime(2024, 3, 5))
-    assert (served.score, served.pending(), served.changes_at) == (
-        65, [("black1", datetime(2024, 3, 11, 9))], datetime(2024, 3, 11, 9))
-    served = standings.current(store, SUSPEND, r, datetime(2024, 3, 11, 9))
-    assert (served.in_force(), served.changes_at) == (["black1"], datetime(2025, 3, 1, 9))
-    assert store.execute("SELECT as_of FROM standings").fetchall() == [(datetime(2024, 3, 11, 9),)]
+    monkeypatch.setenv("CREDO_NOW", "2024-03-02")
+    credo = Credo.open(tmp_path / "credo.duckdb")
+    try:
+        write(credo.con, City([r], [Record("a", "x", "a.bad", r, datetime(2024, 3, 1, 9))]))
+        credo.apply_policy(POLICY)
+        monkeypatch.setenv("CREDO_NOW", "2024-03-05")
+        served = credo.standing(resident_id_from_key(r))
+        assert (served.score, served.pending(), served.changes_at) == (
+            65, [("black1", datetime(2024, 3, 11, 9))], datetime(2024, 3, 11, 9))
+        monkeypatch.setenv("CREDO_NOW", "2024-03-11T09:00")
+        served = credo.standing(resident_id_from_key(r))
+        assert (served.in_force(), served.changes_at) == (["black1"], datetime(2025, 3, 1, 9))
+        assert credo.con.execute("SELECT as_of FROM standings").fetchall() == [(datetime(2024, 3, 11, 9),)]
+    finally:
+        credo.close()
 
 
 def test_a_scope_of_unregistered_residents_writes_nothing(store: duckdb.DuckDBPyConnection) -> None:
