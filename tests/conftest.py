@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,16 +78,27 @@ def write_csv(path: Path, rows: list[tuple[str, ...]]) -> Path:
     return path
 
 
+@contextmanager
+def fixed_clock(now: str) -> Iterator[None]:
+    """``CREDO_NOW`` set to ``now`` for the block, then as it was (outside a test's monkeypatch)."""
+    old = os.environ.get("CREDO_NOW")
+    os.environ["CREDO_NOW"] = now
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CREDO_NOW", None)
+        else:
+            os.environ["CREDO_NOW"] = old
+
+
 def build_city(folder: Path) -> City:
     """The tiny city of this module's docstring, through ``credo init`` and ingest."""
     from credo.service import Credo
 
     folder.mkdir(parents=True, exist_ok=True)
     city = City(folder, folder / "city.duckdb")
-    old = os.environ.get("CREDO_NOW")
-    os.environ["CREDO_NOW"] = NOW
-    credo = Credo.open(city.db)
-    try:
+    with fixed_clock(NOW), closing(Credo.open(city.db)) as credo:
         credo.apply_policy(POLICY)
         feeds: dict[str, list[tuple[str, ...]]] = {
             "population": [("resident_id", "name", "district", "status", "status_date"),
@@ -110,12 +121,6 @@ def build_city(folder: Path) -> City:
                                     ("resident_c", "resident", {"resident_id": rid("C")}),
                                     ("agency_blood", "agency", {"agency": "blood-centre"})]:
             city.tokens[name] = credo.create_token(role, **subject)[0]
-    finally:
-        credo.close()
-        if old is None:
-            os.environ.pop("CREDO_NOW", None)
-        else:
-            os.environ["CREDO_NOW"] = old
     return city
 
 

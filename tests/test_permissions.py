@@ -10,9 +10,9 @@ docs/api.md shows the table; ``python -m tests.test_permissions`` writes it ther
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from credo.permissions import RULES, NotYours, Op, Owner, PurposeRequired, RoleR
 from credo.principals import Principal
 from credo.service import Credo
 from tests import test_api_auth as matrix
-from tests.conftest import NOW, POLICY, ROLES, Live, build_city, rid, running
+from tests.conftest import NOW, POLICY, ROLES, Live, build_city, fixed_clock, rid, running
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"
@@ -209,18 +209,9 @@ LIBRARY: dict[Op, Callable[[Credo, Principal], object]] = {
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credo]:
     city = build_city(tmp_path_factory.mktemp("library"))
-    old = os.environ.get("CREDO_NOW")
-    os.environ["CREDO_NOW"] = NOW
-    credo = Credo.open(city.db)
-    try:
+    with fixed_clock(NOW), closing(Credo.open(city.db)) as credo:
         credo.open_objection(rid("H"), "tax:x6", "the objection the resolve cells answer")
         yield credo
-    finally:
-        credo.close()
-        if old is None:
-            os.environ.pop("CREDO_NOW", None)
-        else:
-            os.environ["CREDO_NOW"] = old
 
 
 LIBRARY_CELLS = [(op, role) for op in LIBRARY for role in ROLES]
