@@ -18,6 +18,7 @@ import pytest
 
 from credo import ids, index
 from credo.api.routes import checks
+from credo.ids import parse_resident_id
 from credo.principals import OPERATOR_CLI
 from credo.service import Credo
 from credo.serving.core import Core
@@ -41,7 +42,7 @@ def rt(city: City) -> Iterator[Runtime]:
 
 def store_outcomes(rt: Runtime) -> dict[str, str]:
     """Each resident's outcome as the store decides it under the policy in force (no index)."""
-    return {letter: rt.hub.service(Credo.check, rid(letter), ACTION, OPERATOR_CLI, "test").decision
+    return {letter: rt.hub.service(Credo.check, parse_resident_id(rid(letter)), ACTION, OPERATOR_CLI, "test").decision
             for letter in PEOPLE}
 
 
