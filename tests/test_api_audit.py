@@ -21,6 +21,7 @@ import pytest
 from credo import audit
 from credo.audit import Entry
 from credo.errors import CredoError
+from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
 from credo.serving.commit import GroupCommit
@@ -40,7 +41,7 @@ def logged(city: City) -> Path:
     credo = Credo.open(city.db)
     try:
         for letter in "ABCD":
-            credo.check(rid(letter), "rail.high_speed.book", PROVIDER, "boarding")
+            credo.check(parse_resident_id(rid(letter)), "rail.high_speed.book", PROVIDER, "boarding")
         assert credo.verify_audit().ok
         assert credo.verify_audit().entries > 10
     finally:
@@ -178,8 +179,10 @@ from credo.serving.core import Core
 from credo.audit import Entry
 from credo.errors import CredoError
 from credo.principals import OPERATOR_CLI
+from credo.ids import parse_resident_id
 core = Core(sys.argv[1])
-core.standing(sys.argv[2], who=OPERATOR_CLI, purpose=None)  # a service call: its own entries, chained in the table
+# a service call: its own entries, chained in the table
+core.standing(parse_resident_id(sys.argv[2]), who=OPERATOR_CLI, purpose=None)
 at = datetime(2024, 9, 1, 10)
 for i in range(50):
     core.log_wait([Entry(at, "provider:air", "provider", "decision", 1, "flight.book", "deny", f"k-{i}",

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from credo.ids import parse_resident_id
 from tests.conftest import POLICY, ROLES, Live, build_city, rid, running
 
 Request = tuple[str, str, dict[str, Any]]
@@ -150,9 +151,9 @@ def _seed_objections(db: Path) -> None:
     credo = Credo.open(db)
     try:
         assert credo.create_token("provider", provider="spare")[1].id == SPARE_TOKEN
-        credo.open_objection(rid("H"), "tax:x6", "seed one")
+        credo.open_objection(parse_resident_id(rid("H")), "tax:x6", "seed one")
         credo.ingest_files("tax", [_csv(db.parent / "more.csv")])
-        credo.open_objection(rid("H"), "tax:x8", "seed two")
+        credo.open_objection(parse_resident_id(rid("H")), "tax:x8", "seed two")
     finally:
         credo.close()
 

@@ -16,6 +16,7 @@ import pytest
 from credo import ids
 from credo.decisions import Decision
 from credo.errors import NotFound
+from credo.ids import parse_resident_id
 from credo.index import DecisionIds, micros
 from credo.principals import OPERATOR_CLI
 from credo.service import Credo
@@ -43,7 +44,7 @@ def index_decision(rt: Runtime, resident_id: str, action: str) -> dict[str, obje
 
 
 def store_decision(rt: Runtime, resident_id: str, action: str) -> dict[str, object]:
-    decision: Decision = rt.hub.service(Credo.check, resident_id, action, OPERATOR_CLI, "test")
+    decision: Decision = rt.hub.service(Credo.check, parse_resident_id(resident_id), action, OPERATOR_CLI, "test")
     return decision.to_json()
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from credo import audit, checkpoints, signing
 from credo.audit import Receipts
+from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
 from credo.serving.commit import GroupCommit
@@ -49,7 +50,7 @@ def signed(city: City) -> tuple[Path, int]:
     for pair in ("AB", "CD", "EF"):
         credo = Credo.open(city.db)
         for letter in pair:
-            credo.check(rid(letter), RAIL, PROVIDER, "boarding")
+            credo.check(parse_resident_id(rid(letter)), RAIL, PROVIDER, "boarding")
         credo.close()
     assert [p.seq for p in checkpoints.filed(checkpoints.checkpoint_path(city.db))[0]] == [n + 2, n + 4, n + 6]
     return city.db, n

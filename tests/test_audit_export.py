@@ -14,7 +14,7 @@ import pytest
 from bench.audit_export import FILL, measure
 
 from credo import audit
-from credo.ids import named_by_id
+from credo.ids import named_by_id, parse_resident_id
 from credo.service import Credo
 from tests.conftest import NOW, City, rid
 
@@ -36,7 +36,8 @@ def export(db: Path, *args: str) -> subprocess.Popen[bytes]:
 
 def test_export_writes_the_lines_it_wrote_before(city: City, tmp_path: Path) -> None:
     credo = Credo.open(city.db)
-    credo.check(rid("A"), "rail.high_speed.book", purpose="购票 booking")  # a decision: resident, non-ASCII
+    # a decision: resident, non-ASCII
+    credo.check(parse_resident_id(rid("A")), "rail.high_speed.book", purpose="购票 booking")
     credo.close()
     proc = export(city.db)
     stdout, stderr = proc.communicate(timeout=120)

@@ -8,6 +8,7 @@ import pytest
 
 from credo import backup, signing
 from credo.errors import CredoError
+from credo.ids import parse_resident_id
 from credo.service import Credo
 from tests.cityfactory import LI, WANG, tiny_city
 
@@ -17,8 +18,8 @@ def test_restore_gives_identical_standings_and_a_verified_chain(tmp_path: Path,
     monkeypatch.delenv("CREDO_AUDIT_KEY", raising=False)
     city = tiny_city(tmp_path, monkeypatch)
     public = signing.make_key(signing.key_path(tmp_path / "city.duckdb"))
-    city.check(LI, "rail.high_speed.book")
-    before = {r: city.standing(r).to_json(city.policy.tz) for r in (LI, WANG)}
+    city.check(parse_resident_id(LI), "rail.high_speed.book")
+    before = {r: city.standing(parse_resident_id(r)).to_json(city.policy.tz) for r in (LI, WANG)}
     manifest = city.backup(tmp_path / "bk")
     assert manifest["counts"]["ledger"] == 2
     city.close()
@@ -27,7 +28,7 @@ def test_restore_gives_identical_standings_and_a_verified_chain(tmp_path: Path,
     assert done["audit_entries"] == manifest["counts"]["audit"]
     again = Credo.open(tmp_path / "restored.duckdb")
     assert again.verify_audit().ok
-    after = {r: again.standing(r).to_json(again.policy.tz) for r in (LI, WANG)}
+    after = {r: again.standing(parse_resident_id(r)).to_json(again.policy.tz) for r in (LI, WANG)}
     assert after == before
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from credo import backup, signing
 from credo.errors import CredoError
+from credo.ids import parse_resident_id
 from credo.service import Credo
 from tests.cityfactory import LI, tiny_city
 
@@ -179,7 +180,7 @@ def test_an_intact_signed_backup_restores_with_the_key_found_through_credo_audit
     again = Credo.open(target)
     try:
         assert again.verify_audit().ok
-        assert again.standing(LI).in_force() == ["tax_defaulter"]
+        assert again.standing(parse_resident_id(LI)).in_force() == ["tax_defaulter"]
     finally:
         again.close()
 

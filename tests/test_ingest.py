@@ -18,6 +18,7 @@ import pytest
 
 from credo import ids, ingest
 from credo.errors import Conflict, Forbidden, NotFound
+from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
 from tests.fixtures.ingest_city import (
@@ -347,7 +348,7 @@ def test_resolves_earlier_in_the_same_batch(town: Credo, tmp_path: Path) -> None
     from_ledger = town.ingest_files("tax", [write_csv(tmp_path / "c.csv", [
         RECORD_HEADER, rec("s10", type_="tax.settled", resolves="r9")])])[0]
     assert from_ledger.accepted == 1
-    standing = town.standing(LI)
+    standing = town.standing(parse_resident_id(LI))
     assert "tax_defaulter" not in standing.to_json("Asia/Shanghai")["lists"]
 
 
@@ -387,7 +388,7 @@ def test_rows_are_never_lost(town: Credo, tmp_path: Path) -> None:
 
 def test_revoke(town: Credo, tmp_path: Path) -> None:
     town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [RECORD_HEADER, GOOD])])
-    assert town.standing(LI).score == 950
+    assert town.standing(parse_resident_id(LI)).score == 950
     inspector = Principal("tax-desk", "agency", agency="tax")
     town.revoke("tax", "ok1", "entered in error", inspector)
     [record] = town.con.execute("SELECT count(*) FROM ledger WHERE record_id = 'ok1'").fetchall()
@@ -398,7 +399,7 @@ def test_revoke(town: Credo, tmp_path: Path) -> None:
 
     [mine] = ledger.records_of(town.con, ids.resident_key(LI))
     assert mine["revoke_reason"] == "entered in error" and mine["revoked_at"] is not None
-    assert town.standing(LI).score == 1000
+    assert town.standing(parse_resident_id(LI)).score == 1000
     with pytest.raises(Conflict, match="already revoked"):
         town.revoke("tax", "ok1", "again", inspector)
     with pytest.raises(Forbidden):

@@ -21,7 +21,7 @@ import pytest
 
 from credo import ids
 from credo.errors import CredoError, Forbidden, NotFound
-from credo.ids import IdError
+from credo.ids import IdError, parse_resident_id
 from credo.permissions import RULES, NotYours, Op, Owner, PurposeRequired, RoleRefused, Rule
 from credo.principals import Principal
 from credo.service import Credo
@@ -191,12 +191,12 @@ def test_every_operation_has_a_rule_and_the_table_keeps_the_spec() -> None:
 
 # -- the library, called directly: its second line reads the same table --------------------------------
 LIBRARY: dict[Op, Callable[[Credo, Principal], object]] = {
-    Op.READ_STANDING: lambda c, who: c.standing(rid("A"), who=who),
-    Op.READ_EXPLANATION: lambda c, who: c.explain(rid("A"), who=who),
-    Op.READ_RECORDS: lambda c, who: c.records(rid("A"), who),
-    Op.READ_NOTICES: lambda c, who: c.notices(rid("A"), who),
-    Op.READ_ACCESSES: lambda c, who: c.accesses(rid("A"), who),
-    Op.OPEN_OBJECTION: lambda c, who: c.open_objection(rid("A"), "tax:x1", "matrix", who),
+    Op.READ_STANDING: lambda c, who: c.standing(parse_resident_id(rid("A")), who=who),
+    Op.READ_EXPLANATION: lambda c, who: c.explain(parse_resident_id(rid("A")), who=who),
+    Op.READ_RECORDS: lambda c, who: c.records(parse_resident_id(rid("A")), who),
+    Op.READ_NOTICES: lambda c, who: c.notices(parse_resident_id(rid("A")), who),
+    Op.READ_ACCESSES: lambda c, who: c.accesses(parse_resident_id(rid("A")), who),
+    Op.OPEN_OBJECTION: lambda c, who: c.open_objection(parse_resident_id(rid("A")), "tax:x1", "matrix", who),
     Op.RESOLVE_OBJECTION: lambda c, who: c.resolve_objection(1, uphold=False, answer="matrix", who=who),
     Op.REVOKE: lambda c, who: c.revoke("tax", "x4", "matrix", who),
     Op.READ_AUDIT: lambda c, who: c.audit_page(who, resident_id=rid("A")),
@@ -210,7 +210,7 @@ LIBRARY: dict[Op, Callable[[Credo, Principal], object]] = {
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credo]:
     city = build_city(tmp_path_factory.mktemp("library"))
     with fixed_clock(NOW), closing(Credo.open(city.db)) as credo:
-        credo.open_objection(rid("H"), "tax:x6", "the objection the resolve cells answer")
+        credo.open_objection(parse_resident_id(rid("H")), "tax:x6", "the objection the resolve cells answer")
         yield credo
 
 
@@ -236,13 +236,13 @@ def test_the_library_decides_ownership_before_any_lookup(library: Credo) -> None
     resident = principal("resident")
     for someone in (rid("B"), NOBODY):  # a neighbour, and a valid ID of nobody: the same answer
         with pytest.raises(NotYours):
-            library.standing(someone, who=resident)
+            library.standing(parse_resident_id(someone), who=resident)
     with pytest.raises(NotYours):
         library.revoke("blood-centre", "d1", "not ours", principal("agency"))
-    number = library.open_objection(rid("B"), "blood-centre:d1", "not mine")
+    number = library.open_objection(parse_resident_id(rid("B")), "blood-centre:d1", "not mine")
     with pytest.raises(NotFound):  # another agency's objection: answered as a missing one
         library.resolve_objection(number, uphold=True, answer="sure", who=principal("agency"))
-    assert [r["agency"] for r in library.records(rid("B"), principal("agency"))] == []
+    assert [r["agency"] for r in library.records(parse_resident_id(rid("B")), principal("agency"))] == []
 
 
 # -- the live server: the schema and the answers -------------------------------------------------------

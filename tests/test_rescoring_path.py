@@ -31,6 +31,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credo.app import create_app
+from credo.ids import parse_resident_id
 from credo.service import Credo
 from credo.serving.core import Core
 from tests.conftest import City, page, rid, sign_in
@@ -85,7 +86,7 @@ class Front:
             return in_force_notices(self.get(f"/v1/residents/{D}/notices")["notices"])
         credo = Credo.open(self.city.db, create=False)
         try:
-            return in_force_notices(credo.notices(D))
+            return in_force_notices(credo.notices(parse_resident_id(D)))
         finally:
             credo.close()
 
@@ -175,7 +176,7 @@ def test_every_notice_of_the_grace_end_is_dated_when_it_was_noticed(city: City,
     Front(city).cli("standing", D)
     credo = Credo.open(city.db, create=False)
     try:
-        [told] = [n for n in credo.notices(D) if n["kind"] == "list.in_force"]
+        [told] = [n for n in credo.notices(parse_resident_id(D)) if n["kind"] == "list.in_force"]
     finally:
         credo.close()
     assert told == {"at": AFTER, "kind": "list.in_force", "detail": IN_FORCE}

@@ -18,6 +18,7 @@ import pytest
 
 from credo import ids
 from credo.errors import Forbidden
+from credo.ids import parse_resident_id
 from credo.principals import OPERATOR_CLI, Principal
 from credo.service import Credo
 from credo.serving.commit import GroupCommit
@@ -84,12 +85,12 @@ def test_a_worker_reaches_the_store_through_typed_calls(served: tuple[CoreServer
     server, remote = served
     hub: Hub = remote
     assert stat.S_IMODE(Path(server.address.socket).stat().st_mode) == 0o600
-    here = server.core.standing(rid("A"), who=OPERATOR_CLI, purpose="review")
-    there = hub.standing(rid("A"), who=OPERATOR_CLI, purpose="review")
+    here = server.core.standing(parse_resident_id(rid("A")), who=OPERATOR_CLI, purpose="review")
+    there = hub.standing(parse_resident_id(rid("A")), who=OPERATOR_CLI, purpose="review")
     assert (there.resident, there.grade, there.score) == (here.resident, here.grade, here.score)
     provider = Principal("provider:air", "provider", provider="air")
     with pytest.raises(Forbidden):  # the store's own refusals come back as themselves
-        hub.explain(rid("A"), who=provider, purpose="boarding")
+        hub.explain(parse_resident_id(rid("A")), who=provider, purpose="boarding")
     before = hub.generation()
     hub.revoke_token(hub.create_token("provider", agency=None, provider="rail", resident_id=None, expires=None,
                                       who=OPERATOR_CLI)[1].id, OPERATOR_CLI)

@@ -26,10 +26,10 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from credo import feedtext
 from credo.errors import UnreadableFeed
 
 RECORD_COLUMNS = ("record_id", "type", "subject", "occurred_at", "resolves", "attributes")
@@ -259,7 +259,7 @@ def _read_jsonl(path: Path, columns: tuple[str, ...], tick: Progress) -> Feed:
             lines.append(number)
             objects.append(obj)
         tick("read", lo + len(block), len(numbered))
-    data_cols = {c: _text_column([o.get(c) for o in objects]) for c in columns}
+    data_cols = {c: feedtext.text_column([o.get(c) for o in objects]) for c in columns}
     return Feed(str(path), _text_table(columns, data_cols, np.array(lines, np.int64)), broken)
 
 
@@ -281,14 +281,6 @@ def _no_repeated_key(raw: bytes, obj: dict[str, Any], patterns: dict[str, bytes]
     if raw.count(b'":') + raw.count(b'" :') <= len(obj):
         return True
     return all(raw.count(patterns[k]) == 1 for k in obj)
-
-
-def _text_column(values: list[Any]) -> pa.Array:
-    """Text as it is; numbers, booleans and nested values of a JSON row as their JSON text."""
-    try:
-        return pa.array(values, pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([_as_text(v) for v in values], pa.string())
 
 
 def _json_row(raw: bytes, columns: tuple[str, ...]) -> dict[str, Any] | Broken:
@@ -328,16 +320,6 @@ def _top_level_keys(raw: bytes) -> list[str]:
     return keys
 
 
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return orjson.dumps(value).decode()
-
-
 def _read_parquet(path: Path, columns: tuple[str, ...], tick: Progress) -> Feed:
     try:
         pf = pq.ParquetFile(path)
@@ -355,53 +337,11 @@ def _read_parquet(path: Path, columns: tuple[str, ...], tick: Progress) -> Feed:
             raise UnreadableFeed(f"{path}: rows {rows + 1}..: row group {group} cannot be read "
                                  f"(truncated or corrupt?): {exc}") from exc
         for c in names:
-            parts[c].append(_column_text(path, c, table.column(c), rows))
+            parts[c].append(feedtext.column_text(path, c, table.column(c), rows))
         rows += table.num_rows
         tick("read", rows, total)
     data = {c: pa.concat_arrays(parts.pop(c)) if parts[c] else pa.array([], pa.string()) for c in list(parts)}
     return Feed(str(path), _text_table(columns, data, np.arange(1, rows + 1, dtype=np.int64)))
-
-
-def _column_text(path: Path, name: str, column: pa.ChunkedArray, first: int) -> pa.Array:
-    """Any Parquet column as text: strings as they are, numbers and dates by Arrow's cast (a float
-    holding a whole number, as pandas writes integer columns with gaps, as that integer), nested
-    values as JSON."""
-    values = column.combine_chunks()
-    kind = values.type
-    if pa.types.is_dictionary(kind):
-        values = values.cast(kind.value_type)
-        kind = values.type
-    if pa.types.is_string(kind):
-        return values
-    if pa.types.is_null(kind):
-        return pa.nulls(len(values), pa.string())
-    if pa.types.is_floating(kind):
-        as_float = values.cast(pa.float64())
-        floats = pc.fill_null(as_float, 0.0).to_numpy(zero_copy_only=False)
-        valid = pc.is_valid(as_float).to_numpy(zero_copy_only=False)
-        whole = valid & np.isfinite(floats) & (np.floor(floats) == floats) & (np.abs(floats) < 2**53)
-        ints = pa.array(np.where(whole, floats, 0).astype(np.int64)).cast(pa.string())
-        return pc.if_else(pa.array(whole), ints, as_float.cast(pa.string()))
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_large_string(kind) \
-            or pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
-        try:
-            return values.cast(pa.string())
-        except pa.ArrowInvalid:
-            for i, v in enumerate(values.to_pylist()):
-                if isinstance(v, bytes):
-                    try:
-                        v.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise UnreadableFeed(f"{path}: row {first + i + 1}, column {name!r}: "
-                                             "bytes that are not UTF-8") from None
-            raise
-    if pa.types.is_nested(kind) or pa.types.is_map(kind):
-        return pa.array([None if v is None else orjson.dumps(v, default=str).decode()
-                         for v in values.to_pylist()], pa.string())
-    try:
-        return values.cast(pa.string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.array([None if v is None else str(v) for v in values.to_pylist()], pa.string())
 
 
 def from_rows(rows: list[Any], columns: tuple[str, ...], source: str) -> Feed:
@@ -422,6 +362,6 @@ def from_rows(rows: list[Any], columns: tuple[str, ...], source: str) -> Feed:
             continue
         lines.append(i)
         for c in columns:
-            values[c].append(_as_text(row.get(c)))
+            values[c].append(feedtext.as_text(row.get(c)))
     data = {c: pa.array(v, pa.string()) for c, v in values.items()}
     return Feed(source, _text_table(columns, data, np.array(lines, np.int64)), broken)

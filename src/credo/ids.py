@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -146,6 +147,41 @@ def resident_id_from_key(key: int) -> str:
         raise ValueError(f"resident key out of range: {key}")
     first17 = f"{key:017d}"
     return first17 + check_char(first17)
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentId:
+    """A resident ID as the fronts hand it down to the service: made by ``parse_resident_id`` at the
+    edge (or ``of_key`` from a key the store holds), so whatever holds one holds a well-formed ID in
+    canonical form and nothing below the edge parses it again. ``text`` is the 18 characters."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def of_key(cls, key: int) -> ResidentId:
+        return cls(resident_id_from_key(key))
+
+    @property
+    def key(self) -> int:
+        """The int64 the store keys the resident by (the first 17 digits)."""
+        return int(self.text[:17])
+
+    def born_by(self, today: date) -> ResidentId:
+        """Itself, if its birth date is not after the city's ``today``: the one check of
+        ``normalise_resident_id`` that a parse without the city's clock leaves to the service."""
+        ymd = self.text[6:14]
+        if date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:])) > today:
+            raise IdError(_RID, FUTURE_DATE, f"birth date {ymd} is in the future")
+        return self
+
+
+def parse_resident_id(value: str, today: date | None = None) -> ResidentId:
+    """The one parse of a resident ID given at an edge (a CLI argument, an API path, query or body,
+    a web form): every check of ``normalise_resident_id``, the same ``IdError`` for a bad one."""
+    return ResidentId(normalise_resident_id(value, today))
 
 
 def resident_principal(key: int) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -35,7 +34,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import decisions, ids
+from credo import decisions, ids, settings
 from credo.errors import NotFound
 from credo.policy import Policy
 from credo.standing import Hit, Standing
@@ -162,34 +161,78 @@ class DecisionIds:
         return [f"{p}{next(counter):012x}" for _ in range(n)]
 
 
-class DecisionIndex:
-    """Registered keys, due times and the measured residents' entries, under one policy."""
+COMPACT_AT = 4096
+"""How many residents a snapshot may hold apart from its base arrays: an ``apply`` copies only
+its changes and those held apart (never more than this), and folds them into new arrays (a copy of
+the city's) once they would pass it, or when a new resident must be inserted."""
 
-    def __init__(self, policy: Policy, rows: Rows, generation: int = 0) -> None:
+
+class DecisionIndex:
+    """Registered keys, due times and the measured residents' entries, under one policy.
+
+    Why immutable: a request takes ``rt.index`` once and answers wholly from that snapshot, so a
+    policy or a write landing meanwhile never mixes into one answer (one policy's label with
+    another's outcome). ``apply``, ``replace`` and ``at`` make a new snapshot; nothing changes one
+    once it is made. The base arrays and dict are shared between snapshots; what an ``apply``
+    changed is held apart (``_due_over``, ``_entry_over``) until ``COMPACT_AT``.
+    """
+
+    __slots__ = ("_actions", "_count", "_due", "_due_over", "_entry_over", "_ids", "_keys", "_label",
+                 "_measured", "_over_due", "_over_keys", "generation", "policy")
+
+    def __init__(self, policy: Policy, rows: Rows, generation: int = 0,
+                 decision_ids: DecisionIds | None = None) -> None:
         self.policy = policy
         self._label = policy.label
         self._actions = frozenset(policy.doc.actions)
         self.generation = generation
-        self._arrays = (rows.keys, rows.due)
-        self._measured = dict(rows.measured)
-        self._ids = DecisionIds()
-        self._lock = threading.Lock()
+        self._ids = decision_ids or DecisionIds()
+        self._based(rows.keys, rows.due, dict(rows.measured), {}, {})
+
+    def _based(self, keys: Keys, due: Keys, base: dict[int, Entry], due_over: dict[int, int],
+               entry_over: dict[int, Entry | None]) -> None:
+        """Set the arrays and what is held apart from them (only while the snapshot is being made)."""
+        self._keys, self._due, self._measured = keys, due, base
+        self._due_over, self._entry_over = due_over, entry_over
+        over = sorted(due_over.items())
+        self._over_keys = np.array([k for k, _ in over], np.int64)
+        self._over_due = np.array([d for _, d in over], np.int64)
+        self._count = len(base) + sum((e is not None) - (k in base) for k, e in entry_over.items())
+
+    def _copy(self) -> DecisionIndex:
+        made = object.__new__(DecisionIndex)
+        for name in self.__slots__:
+            setattr(made, name, getattr(self, name))
+        return made
 
     # -- what is known ------------------------------------------------------------------------
     @property
     def registered(self) -> int:
-        return len(self._arrays[0])
+        return len(self._keys)
 
     @property
     def measured(self) -> int:
-        return len(self._measured)
+        return self._count
+
+    def now(self) -> datetime:
+        """The city's time now, in this snapshot's policy's zone."""
+        return settings.now(self.policy.tz)
 
     def positions(self, keys: Keys) -> tuple[Keys, Keys, npt.NDArray[np.bool_]]:
-        """(positions, due times, registered?) of keys, from one consistent snapshot."""
-        arr, due = self._arrays
-        pos = np.minimum(arr.searchsorted(keys), max(len(arr) - 1, 0))
-        found = arr[pos] == keys if len(arr) else np.zeros(len(keys), np.bool_)
-        return pos, due[pos] if len(arr) else np.zeros(len(keys), np.int64), found
+        """(positions, due times, registered?) of keys."""
+        arr = self._keys
+        if not len(arr):
+            return np.zeros(len(keys), np.int64), np.zeros(len(keys), np.int64), np.zeros(len(keys), np.bool_)
+        pos = np.minimum(arr.searchsorted(keys), len(arr) - 1)
+        due = self._due[pos]
+        if len(self._over_keys):
+            at = np.minimum(self._over_keys.searchsorted(keys), len(self._over_keys) - 1)
+            due = np.where(self._over_keys[at] == keys, self._over_due[at], due)
+        return pos, due, arr[pos] == keys
+
+    def _entry(self, key: int) -> Entry | None:
+        over = self._entry_over
+        return over[key] if key in over else self._measured.get(key)
 
     def locate(self, resident_id: str, today: date) -> tuple[int, int, str]:
         """(key, due time, normalised ID) of a registered resident; else the error of ``credo.ids``
@@ -201,14 +244,16 @@ class DecisionIndex:
         s = resident_id
         if len(s) == 18 and s.isascii() and s[:17].isdigit():
             key = int(s[:17])
-            arr, due = self._arrays
+            arr = self._keys
             i = int(arr.searchsorted(key))
             if i < len(arr) and arr[i] == key:
                 check = ids.check_char_of_key(key)
+                over = self._due_over
+                due = over[key] if over and key in over else int(self._due[i])
                 if s[17] == check:
-                    return key, int(due[i]), s
+                    return key, due, s
                 if s[17] == "x" and check == "X":
-                    return key, int(due[i]), s[:17] + "X"
+                    return key, due, s[:17] + "X"
         normalised = ids.normalise_resident_id(resident_id, today)
         key = int(normalised[:17])
         _, found_due, found = self.positions(np.array([key], np.int64))
@@ -253,7 +298,8 @@ class DecisionIndex:
         """One decision (the caller re-read ``stale`` keys first)."""
         if action not in self._actions:
             decisions.require_action(self.policy, action)  # raises, with the actions named
-        entry = self._measured.get(key)
+        over = self._entry_over
+        entry = over[key] if over and key in over else self._measured.get(key)
         if entry is not None:
             return decisions.decide(self.policy, self._standing(key, entry, now), action, now)
         rid = resident_id or ids.resident_id_from_key(key)
@@ -268,7 +314,7 @@ class DecisionIndex:
         """
         decisions.require_action(self.policy, action)
         made_ids = self._ids.take(len(keys))
-        get = self._measured.get
+        get = self._entry if self._entry_over else self._measured.get
         out: list[tuple[str, str, list[str], list[dict[str, Any]]]] = []
         append = out.append
         for i, key in enumerate(keys.tolist()):
@@ -285,31 +331,48 @@ class DecisionIndex:
         return Standing(key, 0, entry.grade, entry.changes_at, now, self.policy.label, list(entry.hits))
 
     # -- keeping in step ----------------------------------------------------------------------
-    def apply(self, scope: Keys, rows: Rows) -> None:
-        """Replace what the index holds about ``scope`` by ``rows`` (new residents are inserted)."""
-        with self._lock:
-            arr, due = self._arrays
-            pos, _, found = self.positions(rows.keys)
-            if (~found).any():
-                new_keys, new_due = rows.keys[~found], rows.due[~found]
-                at = arr.searchsorted(new_keys)
-                arr, due = np.insert(arr, at, new_keys), np.insert(due, at, new_due)
-                self._arrays = (arr, due)
-                pos = arr.searchsorted(rows.keys)
-            due[pos] = rows.due
-            for key in scope.tolist():
-                entry = rows.measured.get(key)
-                if entry is None:
-                    self._measured.pop(key, None)
-                else:
-                    self._measured[key] = entry
+    def apply(self, scope: Keys, rows: Rows) -> DecisionIndex:
+        """A new snapshot: this one with what it holds about ``scope`` replaced by ``rows`` (new
+        residents are inserted). This snapshot is left as it was, for the requests reading it."""
+        due_over = {**self._due_over, **dict(zip(rows.keys.tolist(), rows.due.tolist(), strict=True))}
+        entry_over = {**self._entry_over, **{k: rows.measured.get(k) for k in scope.tolist()}}
+        made = self._copy()
+        _, _, found = self.positions(rows.keys)
+        if found.all() and len(due_over) <= COMPACT_AT:
+            made._based(self._keys, self._due, self._measured, due_over, entry_over)
+        else:
+            made._based(*_folded(self._keys, self._due, due_over), _merged(self._measured, entry_over), {}, {})
+        return made
 
-    def replace(self, policy: Policy, rows: Rows, generation: int) -> None:
-        """Everything anew (a new policy, a full rescore)."""
-        with self._lock:
-            self.policy = policy
-            self._label = policy.label
-            self._actions = frozenset(policy.doc.actions)
-            self._arrays = (rows.keys, rows.due)
-            self._measured = dict(rows.measured)
-            self.generation = generation
+    def replace(self, policy: Policy, rows: Rows, generation: int) -> DecisionIndex:
+        """A new snapshot of everything anew (a new policy, a full rescore); decision ids go on."""
+        return DecisionIndex(policy, rows, generation, self._ids)
+
+    def at(self, generation: int) -> DecisionIndex:
+        """This snapshot, marked as in step with the hub's ``generation``."""
+        made = self._copy()
+        made.generation = generation
+        return made
+
+
+def _folded(keys: Keys, due: Keys, due_over: dict[int, int]) -> tuple[Keys, Keys]:
+    """New arrays: ``keys``/``due`` with ``due_over`` written in (keys it adds are inserted in order)."""
+    over = sorted(due_over.items())
+    over_keys = np.array([k for k, _ in over], np.int64)
+    over_due = np.array([d for _, d in over], np.int64)
+    pos = np.minimum(keys.searchsorted(over_keys), max(len(keys) - 1, 0))
+    new = keys[pos] != over_keys if len(keys) else np.ones(len(over_keys), np.bool_)
+    at = keys.searchsorted(over_keys[new])
+    keys, due = np.insert(keys, at, over_keys[new]), np.insert(due, at, over_due[new])
+    due[keys.searchsorted(over_keys)] = over_due
+    return keys, due
+
+
+def _merged(base: dict[int, Entry], entry_over: dict[int, Entry | None]) -> dict[int, Entry]:
+    merged = dict(base)
+    for key, entry in entry_over.items():
+        if entry is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = entry
+    return merged

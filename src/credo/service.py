@@ -36,6 +36,7 @@ from credo import (
 )
 from credo import policy as policies
 from credo.audit import Event
+from credo.ids import ResidentId
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
@@ -100,7 +101,7 @@ class Credo(ServiceBase):
                                                                                 "reason": reason})
         return resident
 
-    def notices(self, resident_id: str, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
+    def notices(self, resident_id: ResidentId, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
         key = self._may_read(Op.READ_NOTICES, who, resident_id)
         return notices.for_resident(self.con, key, self.policy.tz)
 
@@ -112,7 +113,7 @@ class Credo(ServiceBase):
         """Everyone rescored (``credo score``: the nightly run that tells what changed by time)."""
         return self.freshen(None, as_of or self.now())
 
-    def standing(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
+    def standing(self, resident_id: ResidentId, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                  purpose: str | None = None) -> standing.Standing:
         key = self._may_read(Op.READ_STANDING, who, resident_id)
         found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
@@ -120,7 +121,7 @@ class Credo(ServiceBase):
             self._audit(who, Event.READ_STANDING, resident=key, purpose=purpose)
         return found
 
-    def explain(self, resident_id: str, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
+    def explain(self, resident_id: ResidentId, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> dict[str, Any]:
         key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
         if as_of is None:
@@ -132,11 +133,11 @@ class Credo(ServiceBase):
         return out
 
     # -- decisions --------------------------------------------------------------------------
-    def check(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
+    def check(self, resident_id: ResidentId, action: str, who: Principal = OPERATOR_CLI,
               purpose: str | None = None) -> decisions.Decision:
         return self.check_receipted(resident_id, action, who, purpose)[0]
 
-    def check_receipted(self, resident_id: str, action: str, who: Principal = OPERATOR_CLI,
+    def check_receipted(self, resident_id: ResidentId, action: str, who: Principal = OPERATOR_CLI,
                         purpose: str | None = None) -> tuple[decisions.Decision, dict[str, Any]]:
         """A decision and the receipt of its audit entry (``{"seq", "hash"}``)."""
         decisions.require_action(self.policy, action)
@@ -154,7 +155,7 @@ class Credo(ServiceBase):
             return self.append_audit(self.con, entries)
 
     # -- objections -------------------------------------------------------------------------
-    def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
+    def open_objection(self, resident_id: ResidentId, ref: str, reason: str, who: Principal = OPERATOR_CLI) -> int:
         key = self._may_read(Op.OPEN_OBJECTION, who, resident_id)
         now = self.now()
         with transaction(self.con):
@@ -175,9 +176,9 @@ class Credo(ServiceBase):
             self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
                         detail={"objection": number, "upheld": uphold})
 
-    def objections(self, *, resident_id: str | None = None, agency: str | None = None,
+    def objections(self, *, resident_id: ResidentId | None = None, agency: str | None = None,
                    overdue: bool = False) -> list[dict[str, Any]]:
-        key = self.resident(resident_id) if resident_id else None
+        key = None if resident_id is None else self.resident(resident_id)
         return objections.listing(self.con, self.policy, self.now(), resident=key, agency=agency,
                                   overdue_only=overdue)
 
@@ -259,7 +260,7 @@ class Credo(ServiceBase):
                 "report": name, "as_of": report["as_of"], "residents": report["residents"], **more})
 
     # -- the HTTP API's reads ------------------------------------------------------------------
-    def records(self, resident_id: str, who: Principal = OPERATOR_CLI,
+    def records(self, resident_id: ResidentId, who: Principal = OPERATOR_CLI,
                 purpose: str | None = None) -> list[dict[str, Any]]:
         """A resident's records as stored, with revocations; an agency sees only its own."""
         key = self._may_read(Op.READ_RECORDS, who, resident_id)
@@ -272,7 +273,7 @@ class Credo(ServiceBase):
                    purpose: str | None = None) -> list[dict[str, Any]]:
         """Audit entries after ``after``: a resident's own accesses, or (auditor, operator) any."""
         resident_id = permissions.own_file(Op.READ_AUDIT, who, resident_id)
-        key = self.resident(resident_id) if resident_id else None
+        key = self.resident(ids.parse_resident_id(resident_id)) if resident_id else None
         rows = audit.page(self.con, resident=key, after=after, limit=limit)
         event = Event.READ_ACCESSES if who.role == "resident" else Event.AUDIT_READ
         with transaction(self.con):
@@ -304,7 +305,7 @@ class Credo(ServiceBase):
             self._audit(who, Event.AUDIT_READ, purpose=purpose, detail={"view": "dashboard"})
         return out
 
-    def accesses(self, resident_id: str, who: Principal = OPERATOR_CLI, *, limit: int = 100,
+    def accesses(self, resident_id: ResidentId, who: Principal = OPERATOR_CLI, *, limit: int = 100,
                  purpose: str | None = None) -> dict[str, Any]:
         """The latest audit entries about a resident's file, newest first (the API pages oldest
         first), and their total; audited like ``audit_page``."""

@@ -24,6 +24,7 @@ from credo import audit, checkpoints, notices, permissions, scoring, settings, s
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError
+from credo.ids import ResidentId
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import Principal
@@ -102,13 +103,13 @@ class ServiceBase:
         return parse_when(text, self.policy.tz) if text else self.now()
 
     # -- whom an operation is about, and its audit entry --------------------------------------
-    def resident(self, resident_id: str) -> int:
+    def resident(self, resident_id: ResidentId) -> int:
         return standing.require_resident(self.con, resident_id, self.now())
 
-    def _may_read(self, op: Op, who: Principal, resident_id: str) -> int:
+    def _may_read(self, op: Op, who: Principal, resident_id: ResidentId) -> int:
         """The file's key, once ``who`` may do ``op`` on it (``credo.permissions``; before the lookup, which
         would tell whether someone else exists)."""
-        permissions.require(op, who, resident_id=resident_id)
+        permissions.require(op, who, resident_id=resident_id.text)
         return self.resident(resident_id)
 
     def _require_agency(self, agency: str) -> None:

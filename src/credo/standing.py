@@ -76,9 +76,9 @@ class Standing:
         }
 
 
-def require_resident(con: duckdb.DuckDBPyConnection, resident_id: str, now: datetime) -> int:
-    """The key of a registered resident; an invalid ID or an unregistered one is an error."""
-    key = ids.resident_key(ids.normalise_resident_id(resident_id, now.date()))
+def require_resident(con: duckdb.DuckDBPyConnection, resident_id: ids.ResidentId, now: datetime) -> int:
+    """The key of a registered resident; an ID born after the city's date, or unregistered, is an error."""
+    key = resident_id.born_by(now.date()).key
     if not con.execute(q("standing.registered"), {"resident": key}).fetchall():
         raise NotFound(f"resident {resident_id} is not registered", code="unknown_resident")
     return key

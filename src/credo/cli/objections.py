@@ -9,13 +9,14 @@ from rich.table import Table
 
 from credo.cli.common import JsonOpt, emit, out, service
 from credo.errors import CredoError
+from credo.ids import parse_resident_id
 
 app = typer.Typer(no_args_is_help=True, help="Objections against records (spec §5).")
 
 
 @app.command("open")
 def objection_open(resident_id: str, record_ref: str, reason: Annotated[str, typer.Option()]) -> None:
-    number = service().open_objection(resident_id, record_ref, reason)
+    number = service().open_objection(parse_resident_id(resident_id), record_ref, reason)
     out.print(f"objection {number} opened against {record_ref}", markup=False)
 
 
@@ -33,7 +34,8 @@ def objection_resolve(number: int, answer: Annotated[str, typer.Option()],
 @app.command("list")
 def objection_list(as_json: JsonOpt = False, overdue: bool = False, agency: str | None = None,
                    resident: str | None = None) -> None:
-    rows = service().objections(resident_id=resident, agency=agency, overdue=overdue)
+    rows = service().objections(resident_id=parse_resident_id(resident) if resident else None, agency=agency,
+                                overdue=overdue)
     if as_json:
         emit(rows)
         return

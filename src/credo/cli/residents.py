@@ -9,12 +9,14 @@ import typer
 from rich.table import Table
 
 from credo.cli.common import AsOf, JsonOpt, as_of_time, emit, out, service
+from credo.ids import parse_resident_id
 
 
 def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """One resident's standing."""
     credo = service()
-    s = credo.standing(resident_id, as_of_time(credo, as_of) if as_of else None).to_json(credo.policy.tz)
+    when = as_of_time(credo, as_of) if as_of else None
+    s = credo.standing(parse_resident_id(resident_id), when).to_json(credo.policy.tz)
     if as_json:
         emit(s)
         return
@@ -28,7 +30,7 @@ def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False)
 def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """One resident's records and how each counts."""
     credo = service()
-    x = credo.explain(resident_id, as_of_time(credo, as_of) if as_of else None)
+    x = credo.explain(parse_resident_id(resident_id), as_of_time(credo, as_of) if as_of else None)
     if as_json:
         emit(x)
         return
@@ -43,7 +45,7 @@ def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) 
 def check_cmd(resident_id: str, action: str, as_json: JsonOpt = False,
               purpose: Annotated[str, typer.Option(help="why the operator asks")] = "operator console") -> None:
     """A decision, as a provider would get it, with the receipt of its audit entry."""
-    decision, receipt = service().check_receipted(resident_id, action, purpose=purpose)
+    decision, receipt = service().check_receipted(parse_resident_id(resident_id), action, purpose=purpose)
     d = {**decision.to_json(), "receipt": receipt}
     if as_json:
         emit(d)

@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import numpy as np
 
 from credo import audit, index
+from credo.ids import ResidentId
 from credo.ingest import BatchResult
 from credo.policy import Policy
 from credo.principals import Directory, Principal, Token
@@ -52,19 +53,19 @@ class Service(Protocol):
         ...
 
     # -- a resident's file
-    def standing(self, resident_id: str, *, who: Principal, purpose: str | None) -> Standing:
+    def standing(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> Standing:
         return self.service(Credo.standing, resident_id, who=who, purpose=purpose)
 
-    def explain(self, resident_id: str, *, who: Principal, purpose: str | None) -> Json:
+    def explain(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> Json:
         return self.service(Credo.explain, resident_id, who=who, purpose=purpose)
 
-    def records(self, resident_id: str, *, who: Principal, purpose: str | None) -> list[Json]:
+    def records(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> list[Json]:
         return self.service(Credo.records, resident_id, who=who, purpose=purpose)
 
-    def notices(self, resident_id: str, *, who: Principal) -> list[Json]:
+    def notices(self, resident_id: ResidentId, *, who: Principal) -> list[Json]:
         return self.service(Credo.notices, resident_id, who=who)
 
-    def accesses(self, resident_id: str, who: Principal, *, limit: int, purpose: str | None) -> Json:
+    def accesses(self, resident_id: ResidentId, who: Principal, *, limit: int, purpose: str | None) -> Json:
         return self.service(Credo.accesses, resident_id, who, limit=limit, purpose=purpose)
 
     # -- agencies' records
@@ -81,13 +82,13 @@ class Service(Protocol):
         return self.service(Credo.rejects, agency, limit, after)
 
     # -- objections
-    def open_objection(self, resident_id: str, ref: str, reason: str, who: Principal) -> int:
+    def open_objection(self, resident_id: ResidentId, ref: str, reason: str, who: Principal) -> int:
         return self.service(Credo.open_objection, resident_id, ref, reason, who)
 
     def resolve_objection(self, number: int, *, uphold: bool, answer: str, who: Principal) -> None:
         return self.service(Credo.resolve_objection, number, uphold=uphold, answer=answer, who=who)
 
-    def objections(self, *, resident_id: str | None = None, agency: str | None = None,
+    def objections(self, *, resident_id: ResidentId | None = None, agency: str | None = None,
                    overdue: bool = False) -> list[Json]:
         return self.service(Credo.objections, resident_id=resident_id, agency=agency, overdue=overdue)
 

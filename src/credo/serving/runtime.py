@@ -4,7 +4,8 @@ The index is brought up to the hub's generation before every decision and
 after every write (``sync``), so a decision never answers from a standing that
 a returned write has changed; residents past their due time are re-read first
 (``refresh``). Both may touch the database, so they run in a worker thread,
-never on the event loop.
+never on the event loop. The index is an immutable snapshot: both make a new one
+and swap it in by one assignment, and a request reads ``index`` once.
 """
 
 from __future__ import annotations
@@ -78,13 +79,14 @@ class Runtime:
         _settle()
 
     def _gauges(self) -> dict[str, float]:
-        """What ``/metrics`` reads when scraped: this worker's index, and the hub's figures."""
-        return {"index_registered": float(self.index.registered), "index_measured": float(self.index.measured),
-                "index_generation": float(self.index.generation),
+        """What ``/metrics`` reads when scraped: this worker's index (one snapshot), and the hub's figures."""
+        idx = self.index
+        return {"index_registered": float(idx.registered), "index_measured": float(idx.measured),
+                "index_generation": float(idx.generation),
                 **{f"hub_{name}": value for name, value in self.hub.stats().items()}}
 
     def now(self) -> datetime:
-        return settings.now(self.index.policy.tz)
+        return self.index.now()
 
     def authenticate(self, token: str) -> Principal:
         return self.directory.authenticate(token, self.now)
@@ -108,26 +110,44 @@ class Runtime:
     def sync(self) -> None:
         """Catch the index up with every write the hub has seen (the tokens: ``catch_up_tokens``)."""
         with self._sync_lock:
-            if not self.behind():
-                return
-            generation, changes = self.hub.changes_since(self.index.generation)
-            scope = None if changes is None else scope_of(changes)[0]
-            if scope is None:
-                policy = self.hub.policy()
-                self.index.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)
-                self.metrics.index_reloads.inc()
-                _settle()
-                return
-            if len(scope):
-                self.index.apply(scope, self.hub.index_rows(scope, self.now()))
-                self.metrics.index_refreshed.inc(len(scope))
-            self.index.generation = generation
+            self._catch_up()
 
-    def refresh(self, keys: Keys) -> None:
-        """Re-read residents past their due time (the hub rescores them first)."""
+    def _catch_up(self) -> None:
+        """``sync``, under its lock: each change is one new snapshot, swapped in by one assignment."""
+        if not self.behind():
+            return
+        idx = self.index
+        generation, changes = self.hub.changes_since(idx.generation)
+        scope = None if changes is None else scope_of(changes)[0]
+        if scope is None:
+            policy = self.hub.policy()
+            self.index = idx.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)
+            self.metrics.index_reloads.inc()
+            _settle()
+            return
+        if len(scope):
+            idx = idx.apply(scope, self.hub.index_rows(scope, idx.now()))
+            self.metrics.index_refreshed.inc(len(scope))
+        self.index = idx.at(generation)
+
+    def refresh(self, keys: Keys) -> DecisionIndex:
+        """Re-read residents past their due time (the hub rescores them first); the snapshot holding them.
+
+        Under ``sync``'s lock, so that no swap is lost. A policy applied while the rows were read
+        may have rescored them under itself: then the reload (which reads everyone) replaces them.
+        """
         keys = np.unique(np.asarray(keys, np.int64))
-        self.index.apply(keys, self.hub.index_rows(keys, self.now()))
-        self.metrics.index_refreshed.inc(len(keys))
+        with self._sync_lock:
+            self._catch_up()
+            idx = self.index
+            rows = self.hub.index_rows(keys, idx.now())
+            _, changes = self.hub.changes_since(idx.generation)
+            if changes is None or scope_of(changes)[0] is None:
+                self._catch_up()
+            else:
+                self.index = idx.apply(keys, rows)
+            self.metrics.index_refreshed.inc(len(keys))
+            return self.index
 
     def close(self) -> None:
         if self.owns_hub:

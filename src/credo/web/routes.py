@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from credo import permissions
 from credo.errors import CredoError, Forbidden, Unauthorized
-from credo.ids import IdError, normalise_resident_id, resident_id_from_key
+from credo.ids import IdError, ResidentId, parse_resident_id
 from credo.permissions import Op, PurposeRequired
 from credo.principals import Principal, a_role
 from credo.serving.asgi import blocking, runtime
@@ -278,7 +278,7 @@ async def whatif_run(request: Request) -> Response:
 
 
 # -- a resident's file --------------------------------------------------------------------------
-def _view(rt: Runtime, who: Principal, resident_id: str, purpose: str | None, **extra: Any) -> resident.View:
+def _view(rt: Runtime, who: Principal, resident_id: ResidentId, purpose: str | None, **extra: Any) -> resident.View:
     hub = rt.hub
     file = hub.explain(resident_id, who=who, purpose=purpose)
     return resident.View(
@@ -288,9 +288,9 @@ def _view(rt: Runtime, who: Principal, resident_id: str, purpose: str | None, **
         own=who.role == "resident", **extra)
 
 
-def _own_id(who: Principal) -> str:
+def _own_id(who: Principal) -> ResidentId:
     assert who.resident is not None
-    return resident_id_from_key(who.resident)
+    return ResidentId.of_key(who.resident)
 
 
 @router.get("/me")
@@ -316,7 +316,7 @@ async def lookup(request: Request) -> Response:
 
     def go(rt: Runtime, who: Principal, token: str) -> Response:
         permissions.require(Op.FIND_FILE, who, purpose=purpose)
-        normalised = normalise_resident_id(given)
+        normalised = parse_resident_id(given).text
         return redirect(f"/residents/{normalised}?{urlencode({'purpose': purpose})}")
 
     return await guarded(request, Op.FIND_FILE, go)
@@ -331,7 +331,7 @@ async def resident_file(request: Request, resident_id: str) -> Response:
         permissions.require(Op.READ_EXPLANATION, who, resident_id=resident_id, purpose=purpose)
         if who.role == "resident":  # their own, as the rule just said: it has a page of its own
             return redirect("/me")
-        view = _view(rt, who, resident_id, purpose, contest=contest)
+        view = _view(rt, who, parse_resident_id(resident_id), purpose, contest=contest)
         return html(resident.render(view, who, token))
 
     return await guarded(request, Op.READ_EXPLANATION, show)
@@ -345,7 +345,8 @@ async def open_objection(request: Request) -> Response:
     def submit(rt: Runtime, who: Principal, token: str) -> Response:
         _check_form(request, data.get("csrf"))
         given = data.get("resident_id")
-        resident_id = permissions.own_file(Op.OPEN_OBJECTION, who, str(given) if given else None) or ""
+        resident_id = parse_resident_id(permissions.own_file(Op.OPEN_OBJECTION, who, str(given) if given else None)
+                                        or "")
         try:
             number = rt.hub.open_objection(resident_id, record, reason, who)
         except CredoError as exc:

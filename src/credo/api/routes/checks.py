@@ -71,14 +71,15 @@ async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purp
     """Every refusal of a check is raised here, before anything is logged: the fast path
     (``credo.api.fastcheck``) relies on that to hand a refused request to the framework."""
     DECIDE.rule.require(who, resident_id=resident_id, purpose=purpose)
-    decisions.require_action(rt.index.policy, action)
     if rt.behind():
         await blocking(rt.sync)
-    now = rt.now()
-    key, due, normalised = rt.index.locate(resident_id, now.date())
+    idx = rt.index  # one snapshot answers, or the one its refresh made
+    decisions.require_action(idx.policy, action)
+    now = idx.now()
+    key, due, normalised = idx.locate(resident_id, now.date())
     if due <= micros(now):
-        await blocking(rt.refresh, np.array([key], np.int64))
-    return now, key, rt.index.decide(key, action, now, normalised)
+        idx = await blocking(rt.refresh, np.array([key], np.int64))
+    return now, key, idx.decide(key, action, now, normalised)
 
 
 async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judged) -> dict[str, Any]:
@@ -102,17 +103,18 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     rt = runtime(request)
     action, purpose, resident_ids = _manifest(parse_json(await read_body(request, rt.max_body)), purpose)
     BATCH.rule.require(who, purpose=purpose)
-    decisions.require_action(rt.index.policy, action)
     if rt.behind():
         await blocking(rt.sync)
-    now = rt.now()
-    keys, ok, errors = rt.index.locate_many(resident_ids, now.date())
+    idx = rt.index  # one snapshot answers the whole manifest, or the one its refresh made
+    decisions.require_action(idx.policy, action)
+    now = idx.now()
+    keys, ok, errors = idx.locate_many(resident_ids, now.date())
     good = keys[ok]
-    stale = rt.index.stale(good, now)
+    stale = idx.stale(good, now)
     if len(stale):
-        await blocking(rt.refresh, stale)
-    made = rt.index.decide_many(good, action, now)
-    label = rt.index.policy.label
+        idx = await blocking(rt.refresh, stale)
+    made = idx.decide_many(good, action, now)
+    label = idx.policy.label
     good_keys = good.tolist()
     name, role, entry = who.name, who.role, audit.decision
     receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons)

@@ -15,6 +15,7 @@ from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
 from credo.api.http import json
 from credo.api.schemas import RESIDENT_ID, ObjectionIn, ResolveIn
+from credo.ids import parse_resident_id
 from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import runtime
@@ -35,7 +36,7 @@ def open_objection(request: Request, who: Annotated[Principal, Depends(OPEN)], b
     resident_id = OPEN.rule.own_file(who, body.resident_id)
     if not resident_id:
         raise Unprocessable("an operator names the resident (resident_id)", details={"field": "resident_id"})
-    number = rt.hub.open_objection(resident_id, body.record, body.reason, who)
+    number = rt.hub.open_objection(parse_resident_id(resident_id), body.record, body.reason, who)
     rt.sync()
     return json({"id": number, "record": body.record, "status": "open"}, status=201)
 
@@ -50,7 +51,8 @@ def list_objections(request: Request, who: Annotated[Principal, Depends(LIST)],
     rt = runtime(request)
     agency = LIST.rule.own_agency(who, None)
     resident_id = LIST.rule.own_file(who, resident_id)
-    rows = rt.hub.objections(resident_id=resident_id, agency=agency, overdue=overdue)
+    rows = rt.hub.objections(resident_id=parse_resident_id(resident_id) if resident_id else None, agency=agency,
+                             overdue=overdue)
     return json({"objections": rows})
 
 

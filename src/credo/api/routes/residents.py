@@ -1,6 +1,7 @@
 """A resident's file: standing, explanation, records, notices (spec §1: own file only, or an operator).
 
-Each read is audited by the service with the caller and the purpose. An agency
+Each read is audited by the service with the caller and the purpose. The path's ID is parsed here,
+once its caller may ask (``credo.ids.parse_resident_id``), and handed down parsed. An agency
 reads a resident's records too, but only its own; nobody else reads a file.
 """
 
@@ -15,6 +16,7 @@ from credo.api.auth import Allow
 from credo.api.errors import documented
 from credo.api.http import json, localise
 from credo.api.schemas import RESIDENT_ID
+from credo.ids import parse_resident_id
 from credo.permissions import Op
 from credo.principals import Principal
 from credo.serving.asgi import runtime
@@ -35,7 +37,7 @@ def standing(request: Request, who: Annotated[Principal, Depends(STANDING)], res
     """Score, grade, lists in force, pending lists and when the standing next changes by itself."""
     STANDING.rule.require(who, resident_id=resident_id, purpose=purpose)
     rt = runtime(request)
-    found = rt.hub.standing(resident_id, who=who, purpose=purpose)
+    found = rt.hub.standing(parse_resident_id(resident_id), who=who, purpose=purpose)
     return json(found.to_json(rt.index.policy.tz))
 
 
@@ -44,7 +46,7 @@ def explanation(request: Request, who: Annotated[Principal, Depends(EXPLANATION)
                 purpose: Purpose = None) -> Response:
     """The standing plus every record: the points it adds after caps, or why it adds none."""
     EXPLANATION.rule.require(who, resident_id=resident_id, purpose=purpose)
-    return json(runtime(request).hub.explain(resident_id, who=who, purpose=purpose))
+    return json(runtime(request).hub.explain(parse_resident_id(resident_id), who=who, purpose=purpose))
 
 
 @router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=ERRORS)
@@ -53,7 +55,7 @@ def records(request: Request, who: Annotated[Principal, Depends(RECORDS)], resid
     """Records as stored, with revocations and their reasons; an agency sees only its own."""
     RECORDS.rule.require(who, resident_id=resident_id, purpose=purpose)
     rt = runtime(request)
-    rows = rt.hub.records(resident_id, who=who, purpose=purpose)
+    rows = rt.hub.records(parse_resident_id(resident_id), who=who, purpose=purpose)
     return json({"resident_id": resident_id, "records": [localise(r, rt.index.policy.tz) for r in rows]})
 
 
@@ -63,4 +65,4 @@ def notices(request: Request, who: Annotated[Principal, Depends(NOTICES)], resid
     """What the resident has been told: records added, lists pending and in force, objections."""
     NOTICES.rule.require(who, resident_id=resident_id, purpose=purpose)
     return json({"resident_id": resident_id,
-                 "notices": runtime(request).hub.notices(resident_id, who=who)})
+                 "notices": runtime(request).hub.notices(parse_resident_id(resident_id), who=who)})

@@ -117,8 +117,9 @@ def readyz(request: Request) -> Response:
     if stats.get("audit_mover_failing", 0):
         return json({"status": "not ready", "why": "the audit journal cannot be moved into the database "
                      "(its entries are kept; see the server's log)"}, status=503)
-    return json({"status": "ready", "residents": rt.index.registered, "measured": rt.index.measured,
-                 "policy": rt.index.policy.label, "pid": os.getpid()})
+    idx = rt.index
+    return json({"status": "ready", "residents": idx.registered, "measured": idx.measured,
+                 "policy": idx.policy.label, "pid": os.getpid()})
 
 
 @router.get("/metrics", response_class=PlainTextResponse, openapi_extra=METRICS.openapi,
