@@ -18,7 +18,7 @@ from credo import scoring
 from credo.engines.base import EngineError
 from credo.engines.duckdb import DuckDBScoring
 from credo.errors import CredoError
-from credo.ids import resident_id_from_key
+from credo.ids import ResidentId
 from credo.service import Credo
 from credo.sql import statements
 from credo.store import connect, transaction
@@ -147,11 +147,11 @@ def test_a_stale_standing_is_recomputed_before_it_is_served(tmp_path: Path, monk
         write(credo.con, City([r], [Record("a", "x", "a.bad", r, datetime(2024, 3, 1, 9))]))
         credo.apply_policy(POLICY)
         monkeypatch.setenv("CREDO_NOW", "2024-03-05")
-        served = credo.standing(resident_id_from_key(r))
+        served = credo.standing(ResidentId.of_key(r))
         assert (served.score, served.pending(), served.changes_at) == (
             65, [("black1", datetime(2024, 3, 11, 9))], datetime(2024, 3, 11, 9))
         monkeypatch.setenv("CREDO_NOW", "2024-03-11T09:00")
-        served = credo.standing(resident_id_from_key(r))
+        served = credo.standing(ResidentId.of_key(r))
         assert (served.in_force(), served.changes_at) == (["black1"], datetime(2025, 3, 1, 9))
         assert credo.con.execute("SELECT as_of FROM standings").fetchall() == [(datetime(2024, 3, 11, 9),)]
     finally:
