@@ -131,7 +131,8 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
     """The standing plus every record of the resident, with the points it adds and why."""
     out = scoring.compute(con, policy, as_of, [resident], records=True)
     standing = from_tables(out, resident, as_of, policy)
-    reasons = dict(con.execute(q("standing.revocation_reasons"), {"resident": resident}).fetchall())
+    reasons = {ref: (by, why) for ref, by, why in
+               con.execute(q("standing.revocation_reasons"), {"resident": resident}).fetchall()}
     lists_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for h in standing.hits:
         lists_of.setdefault((h.agency, h.record_id), []).append(
@@ -140,8 +141,9 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
     for r in out["explained"].to_pylist():
         why = WHY[r["status"]].format(**{k: (v.date().isoformat() if isinstance(v, datetime) else v)
                                          for k, v in r.items()})
-        if r["status"] == "revoked" and reasons.get(f"{r['agency']}:{r['record_id']}"):
-            why += f": {reasons[r['agency'] + ':' + r['record_id']]}"
+        if r["status"] == "revoked" and f"{r['agency']}:{r['record_id']}" in reasons:
+            by, reason = reasons[f"{r['agency']}:{r['record_id']}"]
+            why += f" by {by}: {reason}"
         if r["status"] == "counts" and r["points"] != r["type_points"]:
             why = f"counts {r['points']:+d} of {r['type_points']:+d} (yearly cap of its type)"
         records.append({
