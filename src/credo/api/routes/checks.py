@@ -86,7 +86,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
     """Log the decision (durably, with its group) and only then give it, with its receipt."""
     now, key, d = judged
     receipts = await rt.hub.log([audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id,
-                                                purpose, d.policy, d.reasons)])
+                                                purpose, d.policy, d.reasons, d.benefits)])
     rt.metrics.decided(d.decision)
     return {**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
@@ -117,8 +117,8 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     label = idx.policy.label
     good_keys = good.tolist()
     name, role, entry = who.name, who.role, audit.decision
-    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons)
-                                 for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
+    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons, benefits)
+                                 for k, (did, verdict, benefits, reasons) in zip(good_keys, made, strict=True)])
     items: list[dict[str, Any] | None] = [None] * len(resident_ids)
     denied = 0
     seq = receipts.first
