@@ -38,6 +38,8 @@ class Record:
     resident: int
     occurred_at: datetime
     resolves: str | None = None
+    known_at: datetime | None = None
+    """When its batch became known to Credo (None: always known)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,16 @@ class Standing:
     def visible(self) -> tuple[object, ...]:
         """What a user sees of the standing, without ``changes_at`` (for piecewise-constancy checks)."""
         return self.score, self.grade, self.lists, self.pending
+
+
+def known(city: City, k: datetime) -> City:
+    """The second clock, K (spec §4 "Two clocks"): the city as Credo held it at ``k``. A record is held
+    from its batch's known time, a revocation from its ``revoked_at`` and an objection step from its
+    ``at``, the times they were received; the residents are all held (the register keeps no history)."""
+    return City(city.residents,
+                [r for r in city.records if r.known_at is None or r.known_at <= k],
+                [v for v in city.revocations if v.revoked_at <= k],
+                [o for o in city.objections if o.at <= k])
 
 
 def _add(when: datetime, text: str | None) -> datetime | None:
