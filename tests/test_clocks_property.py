@@ -32,7 +32,8 @@ from tests.reference import City
 from tests.reference import known as held
 from tests.scoring_city import POLICY, answers, cities, expected, instants, write
 
-TEXTS = {"suspend": POLICY, "count": POLICY.replace("disputed: suspend", "disputed: count").replace("props-1", "props-2")}
+TEXTS = {"suspend": POLICY,
+         "count": POLICY.replace("disputed: suspend", "disputed: count").replace("props-1", "props-2")}
 FIRST = datetime(2022, 12, 1)
 """The first policy's application: before any instant the histories use, so one is always in force."""
 

@@ -27,7 +27,8 @@ from credo.service import Credo
 from tests.cityfactory import LI, POLICY, RECORD_COLUMNS, WANG, tiny_city, write_csv
 
 ACTIONS = ("rail.high_speed.book", "admin.approval")
-POLICIES = [POLICY, POLICY.replace("tiny-1", "tiny-2").replace("points: 30", "points: 10").replace("grace: 5d", "grace: 2d")]
+POLICIES = [POLICY, POLICY.replace("tiny-1", "tiny-2").replace("points: 30", "points: 10")
+            .replace("grace: 5d", "grace: 2d")]
 PEOPLE = (LI, WANG)
 START = datetime(2024, 9, 1, 10)
 
