@@ -6,16 +6,18 @@ policy model. The property tests hold the SQL, on both engines, to what this fil
 
 Where the spec leaves a choice open, this file fixes it, and the SQL must agree:
 
-* A record is revoked at T when one of its revocations has ``revoked_at <= T``; an objection is
-  open at T from ``opened`` (inclusive) until its first ``upheld``/``rejected`` step (exclusive).
+* A revoked record (by its agency or by an upheld objection) counts at no T, before its
+  revocation too: the withdrawal says the record was wrong. A revoked resolver resolves nothing.
+  An objection is open at T from ``opened`` (inclusive) until its first ``upheld``/``rejected``
+  step (exclusive).
 * Capped points are shared out in occurrence order (then agency, record_id): each record adds
   clamp(running total) - clamp(running total before it), so the records add up to the group.
 * The one reason shown for a record that adds nothing is the first that applies, in the order
   revoked, not in the policy, not yet occurred, suspended, expired, resolved.
 * ``changes_at`` is the earliest instant after T among: the occurrence of any of the resident's
-  records, the expiry of a counting record, the end of grace of a counting record's list, the
-  occurrence of a resolver of a counting record, and (seen from a past T) the revocation of, or
-  an objection step on, one of the resident's records.
+  records not revoked, the expiry of a counting record, the end of grace of a counting record's list, the
+  occurrence of a resolver of a counting record, and (seen from a past T) an objection step on
+  one of the resident's records not revoked (never a revocation: it holds at every T).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Record:
     resident: int
     occurred_at: datetime
     resolves: str | None = None
+    known_at: datetime | None = None
+    """When its batch became known to Credo (None: always known)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,16 @@ class Standing:
         return self.score, self.grade, self.lists, self.pending
 
 
+def known(city: City, k: datetime) -> City:
+    """The second clock, K (spec §4 "Two clocks"): the city as Credo held it at ``k``. A record is held
+    from its batch's known time, a revocation from its ``revoked_at`` and an objection step from its
+    ``at``, the times they were received; the residents are all held (the register keeps no history)."""
+    return City(city.residents,
+                [r for r in city.records if r.known_at is None or r.known_at <= k],
+                [v for v in city.revocations if v.revoked_at <= k],
+                [o for o in city.objections if o.at <= k])
+
+
 def _add(when: datetime, text: str | None) -> datetime | None:
     return Duration.parse(text).add_to(when) if text else None
 
@@ -102,9 +116,8 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
     types = doc.record_types
     mine = [r for r in city.records if r.resident == resident]
 
-    def revoked(r: Record, at: datetime) -> bool:
-        return any(v.agency == r.agency and v.record_id == r.record_id and v.revoked_at <= at
-                   for v in city.revocations)
+    def revoked(r: Record) -> bool:
+        return any(v.agency == r.agency and v.record_id == r.record_id for v in city.revocations)
 
     def open_since(r: Record, at: datetime) -> datetime | None:
         """When the earliest of the objections open against ``r`` at ``at`` was opened."""
@@ -122,7 +135,7 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
         for x in city.records:
             resolver = types.get(x.type)
             if (x.agency == r.agency and x.resolves == r.record_id and resolver is not None
-                    and r.type in resolver.resolves and not revoked(x, at) and x.occurred_at <= at):
+                    and r.type in resolver.resolves and not revoked(x) and x.occurred_at <= at):
                 found = x.occurred_at if found is None else min(found, x.occurred_at)
         return found
 
@@ -130,7 +143,7 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
         """Revoked, not in the policy, not yet; else the first of suspended, expired and resolved to
         have happened (a tie: resolved, then suspended)."""
         rt = types.get(r.type)
-        if revoked(r, t):
+        if revoked(r):
             return "revoked"
         if rt is None:
             return "not_in_policy"
@@ -179,23 +192,20 @@ def standing(policy: Policy, city: City, resident: int, t: datetime) -> Standing
     pending = tuple(sorted(first.items()))
 
     # changes_at: the earliest instant after t at which something recorded takes effect.
-    later: list[datetime] = [r.occurred_at for r in mine if r.occurred_at > t]
+    later: list[datetime] = [r.occurred_at for r in mine if r.occurred_at > t and not revoked(r)]
     for r in counting:
         expires = _add(r.occurred_at, types[r.type].valid_for)
         if expires is not None:
             later.append(expires)
         later += [x.occurred_at for x in city.records
                   if x.agency == r.agency and x.resolves == r.record_id and x.type in types
-                  and r.type in types[x.type].resolves and not revoked(x, t) and x.occurred_at > t]
+                  and r.type in types[x.type].resolves and not revoked(x) and x.occurred_at > t]
     later += [at for _, _, _, at in hits if at > t]
     keys = {(r.agency, r.record_id) for r in mine}
-    for key in keys:  # a record is revoked from its first revocation on; a later one changes nothing
-        first_revoked = min((v.revoked_at for v in city.revocations if (v.agency, v.record_id) == key),
-                            default=None)
-        if first_revoked is not None and first_revoked > t:
-            later.append(first_revoked)
     if doc.disputed == "suspend":
-        later += [o.at for o in city.objections if (o.agency, o.record_id) in keys and o.at > t]
+        withdrawn = {(r.agency, r.record_id) for r in mine if revoked(r)}
+        later += [o.at for o in city.objections
+                  if (o.agency, o.record_id) in keys - withdrawn and o.at > t]
 
     parts = tuple(RecordPart(r.agency, r.record_id, statuses[(r.agency, r.record_id)],
                              part_points.get((r.agency, r.record_id), 0),

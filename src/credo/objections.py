@@ -98,3 +98,11 @@ def listing(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, re
                     "resolved_at": iso(resolved_at, policy.tz), "opened_by": opener})
     out.sort(key=lambda o: (o["status"] != "overdue", -o["id"]))
     return out
+
+
+def record_of(con: duckdb.DuckDBPyConnection, number: int) -> tuple[str, str]:
+    """The record (agency, record_id) objection ``number`` is against."""
+    rows = con.execute(q("objections.record_of"), {"objection": number}).fetchall()
+    if not rows:
+        raise NotFound(f"no objection {number}", code="unknown_objection")
+    return str(rows[0][0]), str(rows[0][1])

@@ -29,6 +29,7 @@ from credo import settings
 from credo.engines import spark as seam
 from credo.engines.base import SOURCES
 from credo.engines.duckdb import DuckDBScoring, unordered
+from credo.known import Known
 from credo.policy import Policy
 from credo.sql import q
 from credo.store import transaction
@@ -38,9 +39,9 @@ OUTPUTS = {"scored": "standings", "hits": "standing_hits"}
 
 
 def _engine(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
-            scope: np.ndarray | None) -> DuckDBScoring:
+            scope: np.ndarray | None, known: Known | None = None) -> DuckDBScoring:
     engine = DuckDBScoring(con)
-    engine.bind(policy.tables(), as_of, scope)
+    engine.bind(policy.tables(), as_of, scope, None if known is None else known.table())
     return engine
 
 
@@ -92,9 +93,10 @@ def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datet
 
 
 def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
-            residents: Iterable[int], *, records: bool = False) -> dict[str, pa.Table]:
-    """Standings, list hits and (with ``records``) each record's part, at any time; nothing stored."""
-    engine = _engine(con, policy, as_of, np.fromiter(residents, np.int64))
+            residents: Iterable[int], *, records: bool = False, known: Known | None = None) -> dict[str, pa.Table]:
+    """Standings, list hits and (with ``records``) each record's part, at any time T and, with
+    ``known``, from only what was known at K (``credo.known``); nothing stored."""
+    engine = _engine(con, policy, as_of, np.fromiter(residents, np.int64), known)
     out = {"scored": engine.arrow("scored"), "hits": engine.arrow("hits")}
     if records:
         out["explained"] = engine.arrow("explained", "ORDER BY resident, occurred_at, agency, record_id")

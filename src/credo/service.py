@@ -26,6 +26,7 @@ from credo import (
     governance,
     ids,
     ingest,
+    known,
     ledger,
     notices,
     objections,
@@ -37,6 +38,7 @@ from credo import (
 from credo import policy as policies
 from credo.audit import Event
 from credo.ids import ResidentId
+from credo.known import Known
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
@@ -56,7 +58,8 @@ class Credo(ServiceBase):
         with transaction(self.con):
             policies.save(self.con, new, by=who.name, now=now)
             self._rescore(now, None, new)
-            self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
+            seq = self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
+            self._known(seq, "policy", policy=new.version)
         self._policy = new
         return new
 
@@ -72,7 +75,8 @@ class Credo(ServiceBase):
             if progress:
                 progress("score", 0, feed.rows)
             self._rescore(now, result.residents)
-            self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
+            seq = self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
+            self._known(seq, "batch", batch=result.batch)
         if progress:
             progress("score", feed.rows, feed.rows)
         return result
@@ -97,8 +101,9 @@ class Credo(ServiceBase):
         with transaction(self.con):
             resident = ledger.revoke(self.con, agency, record_id, reason, principal=who.name, now=now)
             self._rescore(now, [resident])
-            self._audit(who, Event.RECORD_REVOKED, resident=resident, detail={"record": f"{agency}:{record_id}",
-                                                                                "reason": reason})
+            seq = self._audit(who, Event.RECORD_REVOKED, resident=resident,
+                              detail={"record": f"{agency}:{record_id}", "reason": reason})
+            self._known(seq, "revocation", agency=agency, record_id=record_id)
         return resident
 
     def notices(self, resident_id: ResidentId, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
@@ -114,16 +119,30 @@ class Credo(ServiceBase):
         return self.freshen(None, as_of or self.now())
 
     def standing(self, resident_id: ResidentId, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
-                 purpose: str | None = None) -> standing.Standing:
+                 purpose: str | None = None, known_at: datetime | None = None) -> standing.Standing:
+        """At T = ``as_of`` (now), from what was known at K = ``known_at`` (now: the stored standing
+        serves it while it is true, at no cost beyond today's)."""
         key = self._may_read(Op.READ_STANDING, who, resident_id)
-        found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
+        if known_at is not None:
+            then = Known(known_at)
+            found = standing.at(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            found.known_at = known_at
+        else:
+            found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
         with transaction(self.con):
             self._audit(who, Event.READ_STANDING, resident=key, purpose=purpose)
         return found
 
     def explain(self, resident_id: ResidentId, as_of: datetime | None = None, who: Principal = OPERATOR_CLI,
-                purpose: str | None = None) -> dict[str, Any]:
+                purpose: str | None = None, known_at: datetime | None = None) -> dict[str, Any]:
         key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
+        if known_at is not None:
+            then = Known(known_at)
+            out = standing.explain(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            out["known_at"] = iso(known_at, self.policy.tz)
+            with transaction(self.con):
+                self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
+            return out
         if as_of is None:
             as_of = self.now()
             self._current(key, as_of)  # the explanation is computed; this tells what changed by time
@@ -138,19 +157,32 @@ class Credo(ServiceBase):
         return self.check_receipted(resident_id, action, who, purpose)[0]
 
     def check_receipted(self, resident_id: ResidentId, action: str, who: Principal = OPERATOR_CLI,
-                        purpose: str | None = None) -> tuple[decisions.Decision, dict[str, Any]]:
-        """A decision and the receipt of its audit entry (``{"seq", "hash"}``)."""
-        decisions.require_action(self.policy, action)
-        key = self.resident(resident_id)
+                        purpose: str | None = None, *, as_of: datetime | None = None,
+                        known_at: datetime | None = None) -> tuple[decisions.Decision, dict[str, Any]]:
+        """A decision and the receipt of its audit entry (``{"seq", "hash"}``): now, from the stored
+        standing; or as it would have been given at T = ``as_of`` from what was known at K =
+        ``known_at`` (either defaults to now), logged with the times asked about."""
         now = self.now()
-        decision = decisions.decide(self.policy, self._current(key, now), action, now)
-        return decision, self.log_decisions(who, [(key, decision)], purpose).receipt()
+        if as_of is None and known_at is None:
+            decisions.require_action(self.policy, action)
+            key = self.resident(resident_id)
+            decision = decisions.decide(self.policy, self._current(key, now), action, now)
+            return decision, self.log_decisions(who, [(key, decision)], purpose, now).receipt()
+        t, then = as_of or now, Known(known_at or now)
+        policy = known.policy_at(self.con, then)
+        decisions.require_action(policy, action)
+        key = self.resident(resident_id)
+        decision = decisions.decide(policy, standing.at(self.con, policy, key, t, then), action, t)
+        asked = {"as_of": t.isoformat(), "known_at": then.at.isoformat()}  # naive city time, as stored
+        return decision, self.log_decisions(who, [(key, decision)], purpose, now, asked).receipt()
 
     def log_decisions(self, who: Principal, made: list[tuple[int, decisions.Decision]],
-                      purpose: str | None) -> audit.Receipts:
-        now = self.now()
+                      purpose: str | None, now: datetime | None = None,
+                      asked: dict[str, str] | None = None) -> audit.Receipts:
+        """Log decisions made at ``now`` (the time they were decided at: a replay recomputes them then)."""
+        now = now or self.now()
         entries = [audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id, purpose,
-                                  d.policy, d.reasons) for key, d in made]
+                                  d.policy, d.reasons, d.benefits, asked) for key, d in made]
         with transaction(self.con):
             return self.append_audit(self.con, entries)
 
@@ -162,7 +194,8 @@ class Credo(ServiceBase):
             number = objections.open_objection(self.con, key, ref, reason, principal=who.name, now=now)
             notices.add(self.con, key, "objection.opened", {"objection": number, "record": ref}, now)
             self._rescore(now, [key])
-            self._audit(who, Event.OBJECTION_OPENED, resident=key, detail={"objection": number, "record": ref})
+            seq = self._audit(who, Event.OBJECTION_OPENED, resident=key, detail={"objection": number, "record": ref})
+            self._known(seq, "objection", objection=number, step="opened")
         return number
 
     def resolve_objection(self, number: int, *, uphold: bool, answer: str, who: Principal = OPERATOR_CLI) -> None:
@@ -173,8 +206,12 @@ class Credo(ServiceBase):
                                      principal=who.name, now=now)
             notices.add(self.con, key, "objection.resolved", {"objection": number, "upheld": uphold}, now)
             self._rescore(now, [key])
-            self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
-                        detail={"objection": number, "upheld": uphold})
+            seq = self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
+                              detail={"objection": number, "upheld": uphold})
+            self._known(seq, "objection", objection=number, step="upheld" if uphold else "rejected")
+            if uphold:
+                agency_of, record_id = objections.record_of(self.con, number)
+                self._known(seq, "revocation", agency=agency_of, record_id=record_id)
 
     def objections(self, *, resident_id: ResidentId | None = None, agency: str | None = None,
                    overdue: bool = False) -> list[dict[str, Any]]:
@@ -192,6 +229,17 @@ class Credo(ServiceBase):
                      receipts: list[tuple[int, str]] | None = None) -> audit.Verdict:
         """The chain, checked against every signed checkpoint and the receipts given (``credo.checkpoints``)."""
         return checkpoints.verify(self.con, self.path, public_key, receipts)
+
+    def replay(self, decision_id: str, who: Principal = OPERATOR_CLI) -> dict[str, Any]:
+        """A logged decision recomputed at T = K = its time and compared with the log (``credo.replay``)."""
+        from credo import replay
+
+        permissions.require(Op.VERIFY_AUDIT, who)
+        out = replay.replay(self.con, decision_id, self.policy.tz)
+        with transaction(self.con):
+            self._audit(who, Event.AUDIT_VERIFIED, resident=ids.resident_key(out["resident_id"]),
+                        detail={"replay": decision_id, "same": out["same"]})
+        return out
 
     def export_audit(self) -> Iterator[dict[str, Any]]:
         """The whole log, oldest first, streamed (``audit.export``)."""

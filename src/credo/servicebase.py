@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import orjson
 
-from credo import audit, checkpoints, notices, permissions, scoring, settings, standing
+from credo import audit, checkpoints, known, notices, permissions, scoring, settings, standing
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError
@@ -118,12 +118,17 @@ class ServiceBase:
                              code="unknown_agency", details={"agencies": self.policy.agencies})
 
     def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
-               policy: str | None = None, detail: Any = None) -> None:
-        """Append one audit entry inside the caller's transaction."""
+               policy: str | None = None, detail: Any = None) -> int:
+        """Append one audit entry inside the caller's transaction; its sequence number."""
         entry = Entry(self.now(), who.name, who.role, event, resident, None, None, None, purpose,
                       policy or (self._policy.label if self._policy else None),
                       orjson.dumps(detail, default=str).decode() if detail is not None else None)
-        self.append_audit(self.con, [entry])
+        return self.append_audit(self.con, [entry]).first
+
+    def _known(self, seq: int, kind: str, **keys: Any) -> None:
+        """Note that the write whose audit entry is ``seq`` is known from now (``credo.known``): the last
+        statement of the write's transaction, so it is known from its commit on."""
+        known.note(self.con, seq, self.now(), kind, **keys)
 
     # -- making standings current: the one rescoring path -------------------------------------
     def listen(self, listener: Listener) -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from credo import ids, scoring
 from credo.errors import NotFound
+from credo.known import Known
 from credo.policy import Policy
 from credo.sql import q
 from credo.times import iso, parse_when
@@ -47,6 +48,8 @@ class Standing:
     as_of: datetime
     policy: str
     hits: list[Hit] = field(default_factory=list)
+    known_at: datetime | None = None
+    """K, when the standing was computed from what was known then (None: from everything held now)."""
 
     @property
     def resident_id(self) -> str:
@@ -72,6 +75,7 @@ class Standing:
             "pending": [{"list": name, "takes_effect": iso(at, tz)} for name, at in self.pending()],
             "changes_at": iso(self.changes_at, tz),
             "as_of": iso(self.as_of, tz),
+            **({"known_at": iso(self.known_at, tz)} if self.known_at is not None else {}),
             "policy": self.policy,
         }
 
@@ -111,9 +115,10 @@ def from_tables(out: dict[str, pa.Table], resident: int, as_of: datetime, policy
                     sorted(hits, key=lambda h: (h.list, h.takes_effect)))
 
 
-def at(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime) -> Standing:
-    """The standing at any time, computed and not stored."""
-    return from_tables(scoring.compute(con, policy, as_of, [resident]), resident, as_of, policy)
+def at(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime,
+       known: Known | None = None) -> Standing:
+    """The standing at any time T (and, with ``known``, from what was known at K), computed and not stored."""
+    return from_tables(scoring.compute(con, policy, as_of, [resident], known=known), resident, as_of, policy)
 
 
 WHY = {
@@ -127,11 +132,14 @@ WHY = {
 }
 
 
-def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime) -> dict[str, Any]:
-    """The standing plus every record of the resident, with the points it adds and why."""
-    out = scoring.compute(con, policy, as_of, [resident], records=True)
+def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: datetime,
+            known: Known | None = None) -> dict[str, Any]:
+    """The standing plus every record of the resident, with the points it adds and why (a record
+    not known at K is not shown: Credo did not hold it then)."""
+    out = scoring.compute(con, policy, as_of, [resident], records=True, known=known)
     standing = from_tables(out, resident, as_of, policy)
-    reasons = dict(con.execute(q("standing.revocation_reasons"), {"resident": resident}).fetchall())
+    reasons = {ref: (by, why) for ref, by, why in
+               con.execute(q("standing.revocation_reasons"), {"resident": resident}).fetchall()}
     lists_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for h in standing.hits:
         lists_of.setdefault((h.agency, h.record_id), []).append(
@@ -140,8 +148,9 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
     for r in out["explained"].to_pylist():
         why = WHY[r["status"]].format(**{k: (v.date().isoformat() if isinstance(v, datetime) else v)
                                          for k, v in r.items()})
-        if r["status"] == "revoked" and reasons.get(f"{r['agency']}:{r['record_id']}"):
-            why += f": {reasons[r['agency'] + ':' + r['record_id']]}"
+        if r["status"] == "revoked" and f"{r['agency']}:{r['record_id']}" in reasons:
+            by, reason = reasons[f"{r['agency']}:{r['record_id']}"]
+            why += f" by {by}: {reason}"
         if r["status"] == "counts" and r["points"] != r["type_points"]:
             why = f"counts {r['points']:+d} of {r['type_points']:+d} (yearly cap of its type)"
         records.append({
@@ -152,11 +161,11 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
             "ends": {"expires_at": iso(r["expires_at"], policy.tz), "resolved_by": policy.resolvers_of(r["type"])},
         })
     return {**standing.to_json(policy.tz), "records": records,
-            "ways_out": ways_out(con, policy, resident, records, as_of)}
+            "ways_out": ways_out(con, policy, resident, records, as_of, known)}
 
 
 def ways_out(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, records: list[dict[str, Any]],
-             as_of: datetime) -> list[dict[str, Any]]:
+             as_of: datetime, known: Known | None = None) -> list[dict[str, Any]]:
     """For each counting penalty: what ends it, and the score once it has ended by expiry.
 
     The score after expiry is the standing recomputed at the expiry instant, so it already
@@ -167,7 +176,7 @@ def ways_out(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, reco
         if not r["counts"] or (r["points"] >= 0 and not r["lists"]):
             continue
         expires = r["ends"]["expires_at"]
-        after = at(con, policy, resident, parse_when(expires, policy.tz)).score if expires else None
+        after = at(con, policy, resident, parse_when(expires, policy.tz), known).score if expires else None
         out.append({"record": f"{r['agency']}:{r['record_id']}", "type": r["type"], "points": r["points"],
                     "lists": r["lists"], "expires_at": expires, "resolved_by": r["ends"]["resolved_by"],
                     "score_after_expiry": after})

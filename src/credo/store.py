@@ -72,6 +72,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE audit_checkpoints (seq BIGINT, hash VARCHAR, signed_at VARCHAR, key VARCHAR, signature VARCHAR);
     """,
+    # 6: when Credo came to know each write (credo.known): the second clock, K (spec §4 "Two clocks")
+    """
+    CREATE TABLE known (seq BIGINT, known_at TIMESTAMP, kind VARCHAR, batch INTEGER, agency VARCHAR,
+        record_id VARCHAR, objection INTEGER, step VARCHAR, policy INTEGER);
+    """,
 ]
 
 

@@ -49,3 +49,17 @@ def parse_json(body: bytes) -> Any:
 def localise(row: dict[str, Any], tz: str) -> dict[str, Any]:
     """Datetimes as ISO 8601 in city time with its offset, as everywhere else in Credo's output."""
     return {k: iso(v, tz) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def when(name: str, text: str | None, tz: str) -> datetime | None:
+    """A time query parameter (``as_of``, ``known_at``) in city time, or None when not given; an
+    unreadable one is a 422 naming the parameter."""
+    from credo.times import parse_when
+
+    if not text:
+        return None
+    try:
+        return parse_when(text, tz)
+    except ValueError as exc:
+        raise Unprocessable(f"{name}: {text!r} is not an ISO 8601 date or date-time ({exc})",
+                            code="bad_time", details={"field": name}) from None

@@ -58,6 +58,25 @@ def _signing_line(v: Verdict) -> str:
             f"{v.unsigned_entries} entries after it not signed yet")
 
 
+@app.command("replay")
+def audit_replay(decision_id: str, as_json: JsonOpt = False) -> None:
+    """Recompute a logged decision at T = K = its time and compare it with the log: outcome, benefits,
+    reason codes and records (exit 0 the same, 1 different, printing the difference)."""
+    r = service().replay(decision_id)
+    if as_json:
+        emit(r)
+        raise typer.Exit(0 if r["same"] else 1)
+    head = f"decision {r['decision_id']} ({r['resident_id']} {r['action']}, at {r['at']})"
+    if r["same"]:
+        codes = ", ".join(r["logged"]["codes"]) or "no reasons"
+        out.print(f"{head} replays the same: {r['logged']['decision']}, {codes}", markup=False)
+        return
+    err.print(f"{head} replays DIFFERENTLY:", markup=False)
+    for d in r["differences"]:
+        err.print(f"  {d['field']}: logged {d['logged']}, replayed {d['replayed']}", markup=False)
+    raise typer.Exit(1)
+
+
 @app.command("key")
 def audit_key() -> None:
     """Make the Ed25519 key that signs checkpoints and backups; print its public half for the auditor."""

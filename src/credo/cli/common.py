@@ -22,6 +22,8 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 Engine = Annotated[str, typer.Option(help="duckdb, or spark (CREDO_SPARK_MASTER, CREDO_SPARK_LAKE)")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="ISO 8601 time; a bare date is local midnight")]
+KnownAt = Annotated[str | None, typer.Option(
+    "--known-at", help="count only what Credo held at this time (ISO 8601; default now)")]
 
 
 def emit(value: Any) -> None:
@@ -55,11 +57,16 @@ def read_text(path: Path, what: str) -> str:
         raise CredoError(f"{what} {path}: not UTF-8 text", code="unreadable_file") from None
 
 
-def as_of_time(credo: Credo, text: str | None) -> datetime:
-    """--as-of in the city's time (now when not given), or a one-line error saying what is wrong."""
+def as_of_time(credo: Credo, text: str | None, flag: str = "--as-of") -> datetime:
+    """--as-of (or ``flag``) in the city's time (now when not given), or a one-line error saying what is wrong."""
     try:
         return credo.when(text)
     except ValueError as exc:
-        raise CredoError(f"--as-of {text}: not an ISO 8601 date or date-time such as 2025-01-01 or "
+        raise CredoError(f"{flag} {text}: not an ISO 8601 date or date-time such as 2025-01-01 or "
                          f"2025-01-01T09:00:00+08:00 ({exc})", code="bad_time") from None
+
+
+def optional_time(credo: Credo, text: str | None, flag: str) -> datetime | None:
+    """A time option that may be absent (None), read as ``as_of_time`` reads one."""
+    return as_of_time(credo, text, flag) if text else None
 

@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from credo.cli.common import AsOf, JsonOpt, as_of_time, emit, out, service
+from credo.cli.common import AsOf, JsonOpt, KnownAt, emit, optional_time, out, service
 from credo.ids import parse_resident_id
 
 
-def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
-    """One resident's standing."""
+def standing_cmd(resident_id: str, as_of: AsOf = None, known_at: KnownAt = None, as_json: JsonOpt = False) -> None:
+    """One resident's standing at T (--as-of) from what Credo held at K (--known-at)."""
     credo = service()
-    when = as_of_time(credo, as_of) if as_of else None
-    s = credo.standing(parse_resident_id(resident_id), when).to_json(credo.policy.tz)
+    s = credo.standing(parse_resident_id(resident_id), optional_time(credo, as_of, "--as-of"),
+                       known_at=optional_time(credo, known_at, "--known-at")).to_json(credo.policy.tz)
     if as_json:
         emit(s)
         return
@@ -27,10 +27,11 @@ def standing_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False)
     out.print(f"  changes at {s['changes_at'] or 'never by itself'}; policy {s['policy']}", markup=False)
 
 
-def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
-    """One resident's records and how each counts."""
+def explain_cmd(resident_id: str, as_of: AsOf = None, known_at: KnownAt = None, as_json: JsonOpt = False) -> None:
+    """One resident's records and how each counts, at T (--as-of) from what Credo held at K (--known-at)."""
     credo = service()
-    x = credo.explain(parse_resident_id(resident_id), as_of_time(credo, as_of) if as_of else None)
+    x = credo.explain(parse_resident_id(resident_id), optional_time(credo, as_of, "--as-of"),
+                      known_at=optional_time(credo, known_at, "--known-at"))
     if as_json:
         emit(x)
         return
@@ -42,10 +43,14 @@ def explain_cmd(resident_id: str, as_of: AsOf = None, as_json: JsonOpt = False) 
     out.print(table)
 
 
-def check_cmd(resident_id: str, action: str, as_json: JsonOpt = False,
+def check_cmd(resident_id: str, action: str, as_of: AsOf = None, known_at: KnownAt = None, as_json: JsonOpt = False,
               purpose: Annotated[str, typer.Option(help="why the operator asks")] = "operator console") -> None:
-    """A decision, as a provider would get it, with the receipt of its audit entry."""
-    decision, receipt = service().check_receipted(parse_resident_id(resident_id), action, purpose=purpose)
+    """A decision, as a provider would get it, with the receipt of its audit entry (at T, --as-of, from
+    what Credo held at K, --known-at: as it would have been given then)."""
+    credo = service()
+    decision, receipt = credo.check_receipted(parse_resident_id(resident_id), action, purpose=purpose,
+                                              as_of=optional_time(credo, as_of, "--as-of"),
+                                              known_at=optional_time(credo, known_at, "--known-at"))
     d = {**decision.to_json(), "receipt": receipt}
     if as_json:
         emit(d)

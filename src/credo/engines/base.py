@@ -30,11 +30,16 @@ import pyarrow as pa
 from credo.errors import CredoError
 from credo.sql import q, statements
 
-SOURCES = ("residents", "ledger", "revocations", "objection_events")
-"""The store's tables the pipeline reads (on Spark, Parquet sources of these names)."""
+SOURCES = ("residents", "ledger", "revocations", "objection_events", "batches", "known")
+"""The store's tables the pipeline reads (on Spark, Parquet sources of these names; the last two
+only for a run at a known-at time K)."""
 INPUTS = ("residents_in", "ledger_in", "revocations_in", "disputes_in")
 """The input steps, in order: each is ``inputs.NAME_all`` for a full run, ``inputs.NAME_scoped``
-for a scoped one (``revocations_scoped`` reads ``ledger_in``, so the order matters)."""
+for a scoped one (``revocations_scoped`` reads ``ledger_in``, so the order matters), and at a
+known-at time ``inputs.NAME_known_all`` or ``_known_scoped`` where the input has one (the
+residents have none: ``credo.known``)."""
+KNOWN = frozenset({"ledger_in", "revocations_in", "disputes_in"})
+"""The inputs that a known-at time K filters."""
 
 T = TypeVar("T")
 
@@ -56,10 +61,11 @@ class EngineError(CredoError):
         self.engine, self.step, self.sql, self.cause = engine, step, sql, cause
 
 
-def pipeline(scoped: bool) -> list[tuple[str, str]]:
+def pipeline(scoped: bool, known: bool = False) -> list[tuple[str, str]]:
     """The steps to create, in order, each with its SQL (DuckDB's dialect, as in the ``.sql`` files)."""
     which = "scoped" if scoped else "all"
-    inputs = [(name, q(f"inputs.{name.removesuffix('_in')}_{which}")) for name in INPUTS]
+    inputs = [(name, q(f"inputs.{name.removesuffix('_in')}_{'known_' if known and name in KNOWN else ''}{which}"))
+              for name in INPUTS]
     return [*inputs, *statements("score").items()]
 
 
@@ -73,18 +79,22 @@ class Engine(ABC):
 
     name = "engine"
 
-    def bind(self, tables: Mapping[str, pa.Table], as_of: datetime, scope: np.ndarray | None = None) -> None:
+    def bind(self, tables: Mapping[str, pa.Table], as_of: datetime, scope: np.ndarray | None = None,
+             known: pa.Table | None = None) -> None:
         """Register ``tables`` (the policy's, and any others the caller's SQL reads), the clock and
-        the scope, then create every step; the steps the engine shares are computed once and kept."""
+        the scope, then create every step; the steps the engine shares are computed once and kept.
+        ``known`` (``credo.known.Known.table``) limits the inputs to what was known at K."""
         self.release()
         self._prepare()
         inputs = {**tables, "clock_in": clock(as_of)}
         if scope is not None:
             inputs["scope_in"] = pa.table({"resident": pa.array(scope, pa.int64())})
+        if known is not None:
+            inputs["known_in"] = known
         for name, table in inputs.items():
             self._register(name, table)
         kept = self.kept(scope is not None)
-        for name, sql in pipeline(scope is not None):
+        for name, sql in pipeline(scope is not None, known is not None):
             self.step(name, sql, keep=name in kept)
 
     def step(self, name: str, sql: str, *, keep: bool = False) -> None:

@@ -28,8 +28,9 @@ from credo.engines.dialect import to_spark
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-OPTIONAL = ("revocations", "objection_events")
-"""Sources a lake may lack (read as empty): a ledger with no revocation or objection yet."""
+OPTIONAL = ("revocations", "objection_events", "batches", "known")
+"""Sources a lake may lack (read as empty): a ledger with no revocation or objection yet, and the
+known times, read only by a run at a known-at time (``credo.known``)."""
 KEPT = ("marks", "hits")
 """Steps cached for a full run: each is small and read by two later steps (as in the DuckDB seam)."""
 
@@ -143,6 +144,12 @@ _EMPTY: dict[str, pa.Table] = {
     "objection_events": pa.table({"objection": pa.array([], pa.int32()), "step": pa.array([], pa.string()),
                                   "agency": pa.array([], pa.string()), "record_id": pa.array([], pa.string()),
                                   "happened_at": pa.array([], pa.timestamp("us"))}),
+    "batches": pa.table({"batch": pa.array([], pa.int32()), "received_at": pa.array([], pa.timestamp("us"))}),
+    "known": pa.table({"seq": pa.array([], pa.int64()), "known_at": pa.array([], pa.timestamp("us")),
+                       "kind": pa.array([], pa.string()), "batch": pa.array([], pa.int32()),
+                       "agency": pa.array([], pa.string()), "record_id": pa.array([], pa.string()),
+                       "objection": pa.array([], pa.int32()), "step": pa.array([], pa.string()),
+                       "policy": pa.array([], pa.int32())}),
 }
 
 

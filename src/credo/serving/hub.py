@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import numpy as np
 
 from credo import audit, index
+from credo.decisions import Decision
 from credo.ids import ResidentId
 from credo.ingest import BatchResult
 from credo.policy import Policy
@@ -53,11 +54,20 @@ class Service(Protocol):
         ...
 
     # -- a resident's file
-    def standing(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> Standing:
-        return self.service(Credo.standing, resident_id, who=who, purpose=purpose)
+    def standing(self, resident_id: ResidentId, *, who: Principal, purpose: str | None,
+                 as_of: datetime | None = None, known_at: datetime | None = None) -> Standing:
+        return self.service(Credo.standing, resident_id, as_of, who=who, purpose=purpose, known_at=known_at)
 
-    def explain(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> Json:
-        return self.service(Credo.explain, resident_id, who=who, purpose=purpose)
+    def explain(self, resident_id: ResidentId, *, who: Principal, purpose: str | None,
+                as_of: datetime | None = None, known_at: datetime | None = None) -> Json:
+        return self.service(Credo.explain, resident_id, as_of, who=who, purpose=purpose, known_at=known_at)
+
+    def check_receipted(self, resident_id: ResidentId, action: str, who: Principal, purpose: str | None, *,
+                        as_of: datetime | None, known_at: datetime | None) -> tuple[Decision, Json]:
+        """A decision as it would have been given at T from what was known at K, with its receipt
+        (from the store: the decision index holds only the present)."""
+        return self.service(Credo.check_receipted, resident_id, action, who, purpose, as_of=as_of,
+                            known_at=known_at)
 
     def records(self, resident_id: ResidentId, *, who: Principal, purpose: str | None) -> list[Json]:
         return self.service(Credo.records, resident_id, who=who, purpose=purpose)

@@ -37,6 +37,63 @@ LEFT JOIN (SELECT objection, min(happened_at) AS closed_at FROM objection_events
            WHERE step IN ('upheld', 'rejected') GROUP BY objection) c ON c.objection = o.objection
 WHERE o.step = 'opened' AND o.resident IN (SELECT resident FROM scope_in)
 
+-- Known at K (`known_in(known_at, seq)`, credo.known): only what Credo held then. A write is known
+-- from its `known` row (the time its transaction committed, and its audit entry's seq), or, with
+-- none, from its own time; a record from its batch's.
+
+-- name: ledger_known_all
+SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
+FROM ledger l CROSS JOIN known_in k
+LEFT JOIN batches b ON b.batch = l.batch
+LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
+WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+
+-- name: ledger_known_scoped
+SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
+FROM ledger l CROSS JOIN known_in k
+LEFT JOIN batches b ON b.batch = l.batch
+LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
+WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+  AND l.resident IN (SELECT resident FROM scope_in)
+
+-- name: revocations_known_all
+SELECT r.agency, r.record_id, r.revoked_at FROM revocations r CROSS JOIN known_in k
+LEFT JOIN known w ON w.kind = 'revocation' AND w.agency = r.agency AND w.record_id = r.record_id
+WHERE coalesce(w.known_at, r.revoked_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+
+-- name: revocations_known_scoped
+SELECT r.agency, r.record_id, r.revoked_at FROM revocations r CROSS JOIN known_in k
+JOIN ledger_in l ON l.agency = r.agency AND l.record_id = r.record_id
+LEFT JOIN known w ON w.kind = 'revocation' AND w.agency = r.agency AND w.record_id = r.record_id
+WHERE coalesce(w.known_at, r.revoked_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+
+-- name: disputes_known_all
+WITH steps AS (
+  SELECT o.objection, o.step, o.agency, o.record_id, o.happened_at
+  FROM objection_events o CROSS JOIN known_in k
+  LEFT JOIN known w ON w.kind = 'objection' AND w.objection = o.objection AND w.step = o.step
+  WHERE coalesce(w.known_at, o.happened_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+)
+SELECT o.objection, o.agency, o.record_id, o.happened_at AS opened_at, c.closed_at
+FROM steps o
+LEFT JOIN (SELECT objection, min(happened_at) AS closed_at FROM steps
+           WHERE step IN ('upheld', 'rejected') GROUP BY objection) c ON c.objection = o.objection
+WHERE o.step = 'opened'
+
+-- name: disputes_known_scoped
+WITH steps AS (
+  SELECT o.objection, o.step, o.resident, o.agency, o.record_id, o.happened_at
+  FROM objection_events o CROSS JOIN known_in k
+  LEFT JOIN known w ON w.kind = 'objection' AND w.objection = o.objection AND w.step = o.step
+  WHERE coalesce(w.known_at, o.happened_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+    AND o.resident IN (SELECT resident FROM scope_in)
+)
+SELECT o.objection, o.agency, o.record_id, o.happened_at AS opened_at, c.closed_at
+FROM steps o
+LEFT JOIN (SELECT objection, min(happened_at) AS closed_at FROM steps
+           WHERE step IN ('upheld', 'rejected') GROUP BY objection) c ON c.objection = o.objection
+WHERE o.step = 'opened'
+
 -- name: policy_current
 SELECT version, document, timezone FROM policies ORDER BY version DESC LIMIT 1
 

@@ -16,3 +16,6 @@ ORDER BY o.objection
 
 -- name: step
 INSERT INTO objection_events VALUES ($objection, $step, $resident, $agency, $record_id, $text, $principal, $now)
+
+-- name: record_of
+SELECT agency, record_id FROM objection_events WHERE objection = $objection AND step = 'opened'

@@ -40,19 +40,20 @@ GROUP BY d.agency, d.record_id
 
 -- name: resolution
 -- The earliest record resolving each record: of the same agency (and resident), of a type whose
--- `resolves` lists the resolved record's type, not revoked by T. A later one is a change to come.
--- Ties on time go to the smaller record_id, so both engines name the same resolver.
+-- `resolves` lists the resolved record's type, never revoked (a withdrawn resolver resolved nothing,
+-- at any T). A later one is a change to come. Ties on time go to the smaller record_id, so both
+-- engines name the same resolver.
 SELECT agency, record_id, resolved_at, resolved_by
 FROM (SELECT l.agency, l.record_id, v.occurred_at AS resolved_at, v.record_id AS resolved_by,
              row_number() OVER (PARTITION BY l.agency, l.record_id
                                 ORDER BY v.occurred_at, v.record_id) AS nth
-      FROM ledger_in v CROSS JOIN clock_in c
+      FROM ledger_in v
       JOIN p_resolves pr ON pr.resolver = v.type
       JOIN (SELECT agency, record_id, resident, type FROM ledger_in
             WHERE type IN (SELECT target FROM p_resolves)) l
         ON l.agency = v.agency AND l.record_id = v.resolves AND l.resident = v.resident AND l.type = pr.target
       LEFT JOIN revoked r ON r.agency = v.agency AND r.record_id = v.record_id
-      WHERE v.resolves IS NOT NULL AND (r.revoked_at IS NULL OR r.revoked_at > c.t)) x
+      WHERE v.resolves IS NOT NULL AND r.revoked_at IS NULL) x
 WHERE nth = 1
 
 -- name: marks
@@ -76,10 +77,11 @@ GROUP BY agency, record_id
 
 -- name: state
 -- Every record with its state at T: the one place where "does it count" is decided.
--- A record that adds nothing shows the first reason: revoked (a revocation holds at every T), not in
--- the policy, not yet occurred; then whichever of suspended, expired and resolved happened first
--- (`stopped_at`; on a tie resolved, then suspended), so a record resolved before it expired says resolved.
-SELECT *, CASE WHEN revoked_at <= t THEN 'revoked'
+-- A record that adds nothing shows the first reason: revoked (a withdrawal says the record was wrong,
+-- so it holds at every T, before the revocation too: spec §4), not in the policy, not yet occurred;
+-- then whichever of suspended, expired and resolved happened first (`stopped_at`; on a tie resolved,
+-- then suspended), so a record resolved before it expired says resolved.
+SELECT *, CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
                WHEN points IS NULL THEN 'not_in_policy'
                WHEN occurred_at > t THEN 'not_yet'
                WHEN stopped_at IS NULL THEN 'counts'
@@ -108,16 +110,16 @@ WHERE s.status = 'counts'
 -- name: tallies
 -- Each record as one row to add up: its resident, its capped group (type and calendar year; 0 when
 -- uncapped or not counting), the points it counts, and the earliest change after T it brings (its
--- occurrence, the expiry or resolution of a counting record, its revocation, an objection step).
+-- occurrence, the expiry or resolution of a counting record, an objection step on a record not
+-- revoked; never a revocation, which holds at every T once known).
 SELECT resident, cap,
        CASE WHEN status = 'counts' AND cap IS NOT NULL
             THEN type_no * 10000 + year(occurred_at) ELSE 0 END AS capped,
        CASE WHEN status = 'counts' THEN points ELSE 0 END AS points,
-       least(CASE WHEN occurred_at > t THEN occurred_at END,
+       least(CASE WHEN occurred_at > t AND status <> 'revoked' THEN occurred_at END,
              CASE WHEN status = 'counts' THEN expires_at END,
              CASE WHEN status = 'counts' AND resolved_at > t THEN resolved_at END,
-             CASE WHEN revoked_at > t THEN revoked_at END,
-             dispute_step) AS change_at
+             CASE WHEN status <> 'revoked' THEN dispute_step END) AS change_at
 FROM state
 
 -- name: scored

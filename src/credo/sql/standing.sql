@@ -11,6 +11,7 @@ SELECT list, agency, record_id, type, occurred_at, takes_effect, expires_at
 FROM standing_hits WHERE resident = $resident ORDER BY list, takes_effect
 
 -- name: revocation_reasons
-SELECT r.agency || ':' || r.record_id, r.reason
+-- Who withdrew each revoked record of the resident, and why.
+SELECT r.agency || ':' || r.record_id, r.principal, r.reason
 FROM revocations r JOIN ledger l ON l.agency = r.agency AND l.record_id = r.record_id
 WHERE l.resident = $resident

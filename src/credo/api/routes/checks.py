@@ -11,6 +11,7 @@ its reason codes and how each ends, never the records behind them or a score
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from starlette.responses import Response
 from credo import audit, decisions, ids
 from credo.api.auth import Allow
 from credo.api.errors import Unprocessable, documented
-from credo.api.http import json, parse_json, read_body
+from credo.api.http import json, parse_json, read_body, when
 from credo.api.schemas import MAX_MANIFEST, RESIDENT_ID, BatchOut, CheckIn, DecisionOut, Manifest, body_doc
 from credo.decisions import Decision
 from credo.index import micros
@@ -36,6 +37,9 @@ Decider = Annotated[Principal, Depends(DECIDE)]
 ResidentId = Annotated[str, Query(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 Action = Annotated[str, Query(description="an action the policy names")]
 Purpose = Annotated[str | None, Query()]  # described from DECIDE (credo.api.openapi)
+AsOf = Annotated[str | None, Query(description="T: decide as at this time (ISO 8601; default now)")]
+KnownAt = Annotated[str | None, Query(description="K: from only what Credo held at this time (ISO 8601; "
+                                                  "default now)")]
 
 
 
@@ -43,12 +47,22 @@ Purpose = Annotated[str | None, Query()]  # described from DECIDE (credo.api.ope
 @router.get("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi,
              responses={**DECIDE.responses, **documented(404)})
 async def check(request: Request, who: Decider, resident_id: ResidentId, action: Action,
-                purpose: Purpose = None) -> Response:
+                purpose: Purpose = None, as_of: AsOf = None, known_at: KnownAt = None) -> Response:
     """May this resident take this action now? One decision, audited before it is answered.
 
-    A resident may ask about themself only.
+    A resident may ask about themself only. With ``as_of`` (T) or ``known_at`` (K), the decision as
+    it would have been given at T from what Credo held at K, logged with the times asked about.
     """
-    return await decide_one(runtime(request), who, resident_id, action, purpose)
+    rt = runtime(request)
+    if as_of is None and known_at is None:
+        return await decide_one(rt, who, resident_id, action, purpose)
+    DECIDE.rule.require(who, resident_id=resident_id, purpose=purpose)
+    tz = rt.index.policy.tz
+    t, k = when("as_of", as_of, tz), when("known_at", known_at, tz)
+    d, receipt = await blocking(partial(rt.hub.check_receipted, ids.parse_resident_id(resident_id), action, who,
+                                        purpose, as_of=t, known_at=k))
+    rt.metrics.decided(d.decision)
+    return json({**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipt})
 
 
 @router.post("/check", response_model=DecisionOut, openapi_extra=DECIDE.openapi,
@@ -86,7 +100,7 @@ async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judge
     """Log the decision (durably, with its group) and only then give it, with its receipt."""
     now, key, d = judged
     receipts = await rt.hub.log([audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id,
-                                                purpose, d.policy, d.reasons)])
+                                                purpose, d.policy, d.reasons, d.benefits)])
     rt.metrics.decided(d.decision)
     return {**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
@@ -117,8 +131,8 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     label = idx.policy.label
     good_keys = good.tolist()
     name, role, entry = who.name, who.role, audit.decision
-    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons)
-                                 for k, (did, verdict, _, reasons) in zip(good_keys, made, strict=True)])
+    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons, benefits)
+                                 for k, (did, verdict, benefits, reasons) in zip(good_keys, made, strict=True)])
     items: list[dict[str, Any] | None] = [None] * len(resident_ids)
     denied = 0
     seq = receipts.first

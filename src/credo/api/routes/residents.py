@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from credo.api.auth import Allow
 from credo.api.errors import documented
-from credo.api.http import json, localise
+from credo.api.http import json, localise, when
 from credo.api.schemas import RESIDENT_ID
 from credo.ids import parse_resident_id
 from credo.permissions import Op
@@ -28,25 +28,35 @@ RECORDS = Allow(Op.READ_RECORDS)
 NOTICES = Allow(Op.READ_NOTICES)
 ERRORS = {**STANDING.responses, **documented(404)}
 Purpose = Annotated[str | None, Query()]  # described from each route's rule (credo.api.openapi)
+AsOf = Annotated[str | None, Query(description="T: the time the standing is about (ISO 8601; default now)")]
+KnownAt = Annotated[str | None, Query(description="K: count only what Credo held at this time (ISO 8601; "
+                                                  "default now)")]
 ResidentId = Annotated[str, Path(description="18-character resident ID", json_schema_extra=RESIDENT_ID)]
 
 
 @router.get("/{resident_id}/standing", openapi_extra=STANDING.openapi, responses=ERRORS)
 def standing(request: Request, who: Annotated[Principal, Depends(STANDING)], resident_id: ResidentId,
-             purpose: Purpose = None) -> Response:
-    """Score, grade, lists in force, pending lists and when the standing next changes by itself."""
+             purpose: Purpose = None, as_of: AsOf = None, known_at: KnownAt = None) -> Response:
+    """Score, grade, lists in force, pending lists and when the standing next changes by itself;
+    at T = ``as_of``, from what Credo held at K = ``known_at`` (both default to now)."""
     STANDING.rule.require(who, resident_id=resident_id, purpose=purpose)
     rt = runtime(request)
-    found = rt.hub.standing(parse_resident_id(resident_id), who=who, purpose=purpose)
-    return json(found.to_json(rt.index.policy.tz))
+    tz = rt.index.policy.tz
+    found = rt.hub.standing(parse_resident_id(resident_id), who=who, purpose=purpose,
+                            as_of=when("as_of", as_of, tz), known_at=when("known_at", known_at, tz))
+    return json(found.to_json(tz))
 
 
 @router.get("/{resident_id}/explanation", openapi_extra=EXPLANATION.openapi, responses=ERRORS)
 def explanation(request: Request, who: Annotated[Principal, Depends(EXPLANATION)], resident_id: ResidentId,
-                purpose: Purpose = None) -> Response:
-    """The standing plus every record: the points it adds after caps, or why it adds none."""
+                purpose: Purpose = None, as_of: AsOf = None, known_at: KnownAt = None) -> Response:
+    """The standing plus every record: the points it adds after caps, or why it adds none; at T =
+    ``as_of``, from what Credo held at K = ``known_at`` (both default to now)."""
     EXPLANATION.rule.require(who, resident_id=resident_id, purpose=purpose)
-    return json(runtime(request).hub.explain(parse_resident_id(resident_id), who=who, purpose=purpose))
+    rt = runtime(request)
+    tz = rt.index.policy.tz
+    return json(rt.hub.explain(parse_resident_id(resident_id), who=who, purpose=purpose,
+                               as_of=when("as_of", as_of, tz), known_at=when("known_at", known_at, tz)))
 
 
 @router.get("/{resident_id}/records", openapi_extra=RECORDS.openapi, responses=ERRORS)

@@ -1,0 +1,11 @@
+-- The second clock, K (credo.known): when each write became known, and what was in force then.
+
+-- name: note
+INSERT INTO known VALUES ($seq, $at, $kind, $batch, $agency, $record_id, $objection, $step, $policy)
+
+-- name: policy_at
+-- The latest policy applied and known at K (a version with no `known` row: from its applied_at).
+SELECT p.version, p.document FROM policies p
+LEFT JOIN known w ON w.kind = 'policy' AND w.policy = p.version
+WHERE coalesce(w.known_at, p.applied_at) <= $at AND coalesce(w.seq, 0) < $before
+ORDER BY p.version DESC LIMIT 1
