@@ -41,7 +41,7 @@ API: dict[str, Op] = {
     "standing": Op.READ_STANDING, "explanation": Op.READ_EXPLANATION, "records": Op.READ_RECORDS,
     "notices": Op.READ_NOTICES, "submit": Op.SUBMIT_RECORDS, "revoke": Op.REVOKE, "rejects": Op.READ_REJECTS,
     "objection_open": Op.OPEN_OBJECTION, "objections": Op.LIST_OBJECTIONS,
-    "objection_resolve": Op.RESOLVE_OBJECTION, "audit": Op.READ_AUDIT, "audit_verify": Op.VERIFY_AUDIT,
+    "objection_resolve": Op.RESOLVE_OBJECTION, "redress": Op.LIST_REDRESS, "audit": Op.READ_AUDIT, "audit_verify": Op.VERIFY_AUDIT,
     "policy": Op.READ_POLICY, "policy_apply": Op.APPLY_POLICY, "tokens": Op.CREATE_TOKEN,
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
     "metrics": Op.METRICS,
