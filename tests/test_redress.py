@@ -7,6 +7,10 @@ administrative approval), with the redress it must give.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ LI_SELF = Principal(f"resident:{LI}", "resident", resident=int(LI[:17]))
 TRAIN = "rail.high_speed.book"
 APPROVAL = "admin.approval"
 
+CREDO = str(Path(sys.executable).with_name("credo"))
 Step = Callable[[Credo, pytest.MonkeyPatch, Path], None]
 
 
@@ -174,3 +179,25 @@ def test_who_sees_which_items(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             city.redress(wang, resident_id=parse_resident_id(LI))
     finally:
         city.close()
+
+
+def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``credo revoke`` finds the decision a withdrawal made wrong; ``credo redress`` lists it, as JSON too."""
+    city = tiny_city(tmp_path, monkeypatch)
+    decision = city.check(parse_resident_id(LI), TRAIN, RAIL)
+    city.close()
+    env = {**os.environ, "CREDO_NOW": "2024-09-03T09:00:00+08:00"}
+    db = str(tmp_path / "city.duckdb")
+
+    def credo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CREDO, "--db", db, *args], capture_output=True, text=True, timeout=120, env=env)
+
+    assert credo("revoke", "--agency", "tax", "x1", "--reason", "paid before judgment").returncode == 0
+    listed = credo("redress", "--json", "--provider", "rail")
+    [item] = json.loads(listed.stdout)
+    assert (item["decision_id"], item["said"]["decision"], item["holds"]["decision"]) == (
+        decision.decision_id, "deny", "allow")
+    table = credo("redress")
+    assert table.returncode == 0 and "tax:x1 (paid before judgment)" in table.stdout and "rail" in table.stdout
+    assert json.loads(credo("redress", "--json", "--provider", "hall").stdout) == []
+    assert json.loads(credo("redress", "--json", "--resident", WANG).stdout) == []
