@@ -102,6 +102,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "objections": Endpoint("GET", "/v1/objections", ("resident", "agency", "operator"),
                            get("/v1/objections")),
     "objection_resolve": Endpoint("POST", "/v1/objections/{number}/resolve", ("agency", "operator"), resolve),
+    "redress": Endpoint("GET", "/v1/redress", ("operator", "provider", "resident"), get("/v1/redress")),
     "audit": Endpoint("GET", "/v1/audit", ("resident", "auditor", "operator"), get("/v1/audit")),
     "audit_verify": Endpoint("GET", "/v1/audit/verify", ("auditor", "operator"), get("/v1/audit/verify")),
     "policy": Endpoint("GET", "/v1/policy", ANY, get("/v1/policy")),

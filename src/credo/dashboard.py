@@ -134,7 +134,20 @@ def overview(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, d
     return {"as_of": iso(now, policy.tz), "scores": scores(con, policy), "grades": grades(con, policy),
             "lists": lists(con, policy, now), "decisions": decisions(con, policy, now, days),
             "objections": objection_summary(con, policy, now, objections_shown), "rejects": rejects(con),
-            "policy": policy_summary(con, policy)}
+            "redress": redress_summary(con, policy, now), "policy": policy_summary(con, policy)}
+
+
+REDRESS_OLD_DAYS = 3
+"""An item that has needed redress for longer than this many days is shown as old (spec §8: the SPC
+removes a debtor from the list within three working days)."""
+
+
+def redress_summary(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime) -> Row:
+    """Decisions that need redress, by the provider told: how many, the oldest, how many are old."""
+    rows = _rows(con, "redress.open_by_provider", {"now": now, "old_days": REDRESS_OLD_DAYS})
+    by = [{**r, "oldest": iso(r["oldest"], policy.tz), "oldest_days": (now - r["oldest"]).days} for r in rows]
+    return {"open": sum(r["open"] for r in rows), "old": sum(r["old"] for r in rows), "old_days": REDRESS_OLD_DAYS,
+            "by_provider": by}
 
 
 def accesses(con: duckdb.DuckDBPyConnection, resident: int, tz: str, limit: int) -> Row:

@@ -74,6 +74,7 @@ class Op(enum.StrEnum):
     DASHBOARD = "dashboard"
     FIND_FILE = "find_file"
     MY_FILE = "my_file"
+    LIST_REDRESS = "list_redress"
 
 
 class Owner(enum.StrEnum):
@@ -83,9 +84,11 @@ class Owner(enum.StrEnum):
     """A resident: the file named must be their own; a call naming none reaches their own."""
     AGENCY = "own agency"
     """An agency: naming another agency is refused; what it reaches is narrowed to its own records."""
+    PROVIDER = "own provider"
+    """A provider: naming another provider is refused; what it reaches is narrowed to what it was told."""
 
 
-BOUND = {Owner.FILE: "resident", Owner.AGENCY: "agency"}
+BOUND = {Owner.FILE: "resident", Owner.AGENCY: "agency", Owner.PROVIDER: "provider"}
 """The one role each kind of ownership can bind: the subject is the one its tokens are bound to."""
 
 
@@ -175,6 +178,16 @@ class Rule:
         _own_agency(who, named)
         return who.agency
 
+    def own_provider(self, who: Principal, named: str | None) -> str | None:
+        """The provider a call is narrowed to: a provider's own (naming another is refused); for any other
+        role the one named (None: every provider)."""
+        self._admit(who)
+        if self.owners.get(who.role) is not Owner.PROVIDER:
+            return named
+        if named is not None and named != who.provider:
+            raise NotYours("a provider reaches only what it was told")
+        return who.provider
+
     def reasons_for(self, who: Principal, reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What ``who`` is shown of a decision's reasons (a provider: code, effect and how it ends)."""
         fields = self.reasons.get(who.role)
@@ -243,6 +256,8 @@ RULES: Mapping[Op, Rule] = {
     Op.DASHBOARD: Rule("read the dashboard", ("operator", "auditor")),
     Op.FIND_FILE: Rule("look a resident's file up", ("operator",), purpose=("operator",)),
     Op.MY_FILE: Rule("open the page of their own file", ("resident",), owners=RESIDENT),
+    Op.LIST_REDRESS: Rule("list decisions that need redress", ("operator", "provider", "resident"),
+                          owners={**RESIDENT, "provider": Owner.PROVIDER}),
 }
 
 
@@ -262,3 +277,10 @@ def own_file(op: Op, who: Principal, named: str | None) -> str | None:
 
 def own_agency(op: Op, who: Principal, named: str | None = None) -> str | None:
     return RULES[op].own_agency(who, named)
+
+
+def own_redress(who: Principal, provider: str | None, resident_id: str | None) -> tuple[str | None, str | None]:
+    """The provider and the file a redress listing is narrowed to: a provider's own, a resident's own file,
+    the operator's choice (None: all)."""
+    rule = RULES[Op.LIST_REDRESS]
+    return rule.own_provider(who, provider), rule.own_file(who, resident_id)

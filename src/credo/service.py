@@ -32,6 +32,7 @@ from credo import (
     objections,
     permissions,
     principals,
+    redress,
     settings,
     standing,
 )
@@ -104,6 +105,7 @@ class Credo(ServiceBase):
             seq = self._audit(who, Event.RECORD_REVOKED, resident=resident,
                               detail={"record": f"{agency}:{record_id}", "reason": reason})
             self._known(seq, "revocation", agency=agency, record_id=record_id)
+            redress.find(self.con, resident, now)
         return resident
 
     def notices(self, resident_id: ResidentId, who: Principal = OPERATOR_CLI) -> list[dict[str, Any]]:
@@ -212,6 +214,7 @@ class Credo(ServiceBase):
             if uphold:
                 agency_of, record_id = objections.record_of(self.con, number)
                 self._known(seq, "revocation", agency=agency_of, record_id=record_id)
+                redress.find(self.con, key, now)
 
     def objections(self, *, resident_id: ResidentId | None = None, agency: str | None = None,
                    overdue: bool = False) -> list[dict[str, Any]]:
@@ -240,6 +243,14 @@ class Credo(ServiceBase):
             self._audit(who, Event.AUDIT_VERIFIED, resident=ids.resident_key(out["resident_id"]),
                         detail={"replay": decision_id, "same": out["same"]})
         return out
+
+    def redress(self, who: Principal = OPERATOR_CLI, *, provider: str | None = None,
+                resident_id: ResidentId | None = None) -> list[dict[str, Any]]:
+        """Logged decisions that a withdrawn record made worse for the resident (``credo.redress``): a
+        provider's own, a resident's own file, or (the operator) any, narrowed to ``provider``/``resident_id``."""
+        provider, named = permissions.own_redress(who, provider, resident_id.text if resident_id else None)
+        key = None if named is None else self.resident(ids.parse_resident_id(named))
+        return redress.listing(self.con, self.policy.tz, self.now(), provider=provider, resident=key)
 
     def export_audit(self) -> Iterator[dict[str, Any]]:
         """The whole log, oldest first, streamed (``audit.export``)."""

@@ -77,6 +77,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE known (seq BIGINT, known_at TIMESTAMP, kind VARCHAR, batch INTEGER, agency VARCHAR,
         record_id VARCHAR, objection INTEGER, step VARCHAR, policy INTEGER);
     """,
+    # 7: redress (credo.redress): each logged decision examined after a withdrawal, and whether it needs redress
+    """
+    CREATE TABLE redress (decision_id VARCHAR, seq BIGINT, resident BIGINT, principal VARCHAR, provider VARCHAR,
+        action VARCHAR, decided_at TIMESTAMP, needed BOOLEAN, said VARCHAR, holds VARCHAR, withdrawn VARCHAR,
+        found_at TIMESTAMP);
+    """,
 ]
 
 

@@ -40,6 +40,7 @@ def build(runtime: Runtime, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     app.state.runtime = runtime
     errors.install(app)
     routers = [module.router for module in (checks, residents, records, objections, auditlog, tokens, system)]
+    routers.insert(4, objections.redress_router)
     openapi.install(app, routers)
     for router in routers:
         app.include_router(router)

@@ -35,6 +35,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("init", operations.init), ("synth", operations.synth), ("ingest", records.ingest_cmd),
     ("rejects", records.rejects), ("score", operations.score), ("standing", residents.standing_cmd),
     ("explain", residents.explain_cmd), ("check", residents.check_cmd), ("revoke", records.revoke),
+    ("redress", records.redress_cmd),
     ("whatif", governance.whatif), ("fairness", governance.fairness), ("backup", operations.backup_cmd),
     ("restore", operations.restore_cmd), ("serve", operations.serve), ("demo", operations.demo)]
 """The top-level commands, in the order `credo --help` lists them; each lives in the module of its theme."""

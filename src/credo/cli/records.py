@@ -1,5 +1,6 @@
 """The records of the ledger: ``credo ingest`` (feeds in), ``credo rejects`` (the rows refused and
-why) and ``credo revoke`` (a record withdrawn, kept in the ledger)."""
+why), ``credo revoke`` (a record withdrawn, kept in the ledger) and ``credo redress`` (the decisions
+a withdrawal made wrong)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from credo.cli import output
 from credo.cli.common import JsonOpt, emit, err, out, service
 from credo.errors import UnreadableFeed
+from credo.ids import parse_resident_id
 
 
 def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_json: JsonOpt = False) -> None:
@@ -72,3 +74,22 @@ def revoke(agency: Annotated[str, typer.Option()], record_id: str, reason: Annot
     service().revoke(agency, record_id, reason)
     out.print(f"revoked {agency}:{record_id}", markup=False)
 
+
+def redress_cmd(as_json: JsonOpt = False,
+                provider: Annotated[str | None, typer.Option(help="only what this provider was told")] = None,
+                resident: Annotated[str | None, typer.Option(help="only this resident's decisions")] = None) -> None:
+    """Logged decisions that a withdrawn record made worse for the resident (spec §8)."""
+    rows = service().redress(provider=provider, resident_id=parse_resident_id(resident) if resident else None)
+    if as_json:
+        emit(rows)
+        return
+    table = Table("decision", "resident", "told", "action", "on", "said", "holds now", "withdrawn")
+    for r in rows:
+        withdrawn = "; ".join(f"{w['record']} ({w['reason']})" for w in r["withdrawn"])
+        table.add_row(r["decision_id"], r["resident_id"], r["provider"] or r["principal"], r["action"],
+                      r["decided_at"], _verdict(r["said"]), _verdict(r["holds"]), withdrawn)
+    out.print(table)
+
+
+def _verdict(d: dict[str, Any]) -> str:
+    return str(d["decision"]) + (f" ({', '.join(d['benefits'])})" if d["benefits"] else "")

@@ -102,6 +102,10 @@ class Service(Protocol):
                    overdue: bool = False) -> list[Json]:
         return self.service(Credo.objections, resident_id=resident_id, agency=agency, overdue=overdue)
 
+    def redress(self, *, who: Principal, provider: str | None = None,
+                resident_id: ResidentId | None = None) -> list[Json]:
+        return self.service(Credo.redress, who, provider=provider, resident_id=resident_id)
+
     # -- the audit log
     def audit_page(self, who: Principal, *, resident_id: str | None = None, after: int = 0, limit: int = 100,
                    purpose: str | None = None) -> list[Json]:

@@ -52,7 +52,7 @@ def render(d: Row, who: Principal, csrf: str) -> Html:
                el("p", "Policy ", el("strong", d["policy"]["label"], data_k="policy-label"), " · as of ",
                   when(d["as_of"]), class_="subtitle"), class_="page-head"),
             _kpis(d), lookup() if finds else None, _scores(d), _grades(d), _lists(d), _decisions(d),
-            _objections(d, finds), _rejects(d), _policy(d)]
+            _objections(d, finds), _redress(d), _rejects(d), _policy(d)]
     return page("Dashboard", body, who=who, csrf=csrf, active="/dashboard",
                 footer=["Every read of this page is logged with the purpose ", el("q", "dashboard"), "."])
 
@@ -166,6 +166,19 @@ def _decisions(d: Row) -> Html:
                                  rows, numeric=[2, 3], id_="decisions-by-day", stack=False))
                    if rows else None,
                    lead=f"From the audit log: {dec['from']} to {dec['to']}, city time.")
+
+
+def _redress(d: Row) -> Html:
+    r = d["redress"]
+    rows = [[x["told"], number(x["open"]), when(x["oldest"]), number(x["oldest_days"]), number(x["old"])]
+            for x in r["by_provider"]]
+    by = table("Open redress by provider", ["Told", "Open", "Oldest", "Days", f"Older than {r['old_days']} days"],
+               rows, numeric=[1, 3, 4], id_="redress-by-provider", empty="No decision needs redress.")
+    return section("redress", "Redress",
+                   el("p", el("strong", number(r["open"]), data_k="redress-open"),
+                      " decisions rested on a record since withdrawn, ",
+                      el("strong", number(r["old"]), data_k="redress-old", class_="overdue" if r["old"] else None),
+                      f" of them found more than {r['old_days']} days ago.", class_="lead"), by)
 
 
 def _objections(d: Row, finds: bool) -> Html:

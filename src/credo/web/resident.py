@@ -41,6 +41,7 @@ class View:
     accesses: Row
     notices: list[Row]
     policy: Policy
+    redress: list[Row] = field(default_factory=list)
     purpose: str | None = None
     flash: str | None = None
     error: str | None = None
@@ -69,7 +70,8 @@ def render(v: View, who: Principal, csrf: str) -> Html:
                el("p", "Resident ID ", el("span", f["resident_id"], class_="mono", data_k="resident-id"),
                   " · policy ", el("span", f["policy"], data_k="policy"), " · as of ", when(f["as_of"]),
                   class_="subtitle"), class_="page-head"),
-            *banner, _standing(v), _ways_out(v), _records(v), _objections(v, csrf), _accesses(v), _notices(v)]
+            *banner, _standing(v), _ways_out(v), _records(v), _objections(v, csrf), _redress(v), _accesses(v),
+            _notices(v)]
     return page(heading, body, who=who, csrf=csrf, active="/me" if v.own else None)
 
 
@@ -273,10 +275,35 @@ def notice_text(n: Row, policy: Policy) -> Child:
         return [f"Grade changed from {d.get('from') or 'none'} to {d.get('to')}."]
     if kind == "objection.opened":
         return [f"Objection #{d.get('objection')} against ", el("code", d.get("record")), " was opened."]
+    if kind == "redress":
+        return [f"A decision on {d.get('action')} given to {d.get('told')} ({d.get('was')}) rested on a record "
+                f"since withdrawn; it would now be {d.get('now')}."]
     if kind == "objection.resolved":
         return [f"Objection #{d.get('objection')} was "
                 + ("upheld: the record is revoked." if d.get("upheld") else "rejected: the record stands.")]
     return [kind]
+
+
+def _redress(v: View) -> Html:
+    """Decisions a withdrawn record made worse (spec §8): who was told what, and why it no longer holds."""
+    items = []
+    for r in v.redress:
+        records: list[Child] = []
+        for i, w in enumerate(r["withdrawn"]):
+            records += [", " if i else "", el("code", w["record"]), " (withdrawn on ",
+                        when(w["withdrawn_at"], time=False), ": ", w["reason"], ")"]
+        items.append(el("li", "On ", when(r["decided_at"]), ", ", el("strong", r["provider"] or r["principal"]),
+                        f" was told {_verdict(r['said'])} for {r['action']} because of ", records,
+                        f". Now it would be {_verdict(r['holds'])}.", data_decision=r["decision_id"]))
+    return el("section", el("h2", "Redress", id="redress-h"),
+              el("p", "Decisions given about you that rested on a record later withdrawn. Each provider "
+                 "that was told is told again.", class_="hint"),
+              el("ol", items, id="redress") if items else el("p", "None.", class_="empty"),
+              aria_labelledby="redress-h", class_="card", id="redress-card")
+
+
+def _verdict(d: Row) -> str:
+    return str(d["decision"]) + (f" ({', '.join(d['benefits'])})" if d["benefits"] else "")
 
 
 def _notices(v: View) -> Html:

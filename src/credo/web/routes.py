@@ -284,7 +284,8 @@ def _view(rt: Runtime, who: Principal, resident_id: ResidentId, purpose: str | N
     return resident.View(
         file=file, objections=hub.objections(resident_id=resident_id),
         accesses=hub.accesses(resident_id, who, limit=ACCESSES_SHOWN, purpose=purpose),
-        notices=hub.notices(resident_id, who=who), policy=rt.index.policy, purpose=purpose,
+        notices=hub.notices(resident_id, who=who), redress=hub.redress(who=who, resident_id=resident_id),
+        policy=rt.index.policy, purpose=purpose,
         own=who.role == "resident", **extra)
 
 

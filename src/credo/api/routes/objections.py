@@ -2,6 +2,7 @@
 
 A resident opens and lists their own; an agency lists and answers those
 against its records; an operator sees and may answer all (overdue first).
+What a withdrawal made wrong is listed at ``/v1/redress`` (spec §8).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from credo.principals import Principal
 from credo.serving.asgi import runtime
 
 router = APIRouter(prefix="/v1/objections", tags=["objections"])
+redress_router = APIRouter(prefix="/v1/redress", tags=["objections"])
 OPEN = Allow(Op.OPEN_OBJECTION)
+REDRESS = Allow(Op.LIST_REDRESS)
 LIST = Allow(Op.LIST_OBJECTIONS)
 RESOLVE = Allow(Op.RESOLVE_OBJECTION)
 # objection numbers are INTEGER in the store: a larger one is invalid input (422), not a crash
@@ -65,3 +68,17 @@ def resolve(request: Request, who: Annotated[Principal, Depends(RESOLVE)], numbe
     rt.hub.resolve_objection(number, uphold=body.uphold, answer=body.answer, who=who)
     rt.sync()
     return json({"id": number, "status": "upheld" if body.uphold else "rejected"})
+
+
+@redress_router.get("", openapi_extra=REDRESS.openapi, responses={**REDRESS.responses, **documented(404)})
+def list_redress(request: Request, who: Annotated[Principal, Depends(REDRESS)],
+                 provider: Annotated[str | None, Query(description="operators: what one provider was told")] = None,
+                 resident_id: Annotated[str | None, Query(description="operators and providers: one resident's",
+                                                          json_schema_extra=RESIDENT_ID)] = None) -> Response:
+    """Logged decisions that a withdrawn record made worse for the resident (spec §8): what was said, what
+    holds now and the withdrawn records with their reasons. A provider sees what it was told; a resident
+    their own; an operator all."""
+    rt = runtime(request)
+    items = rt.hub.redress(who=who, provider=provider,
+                           resident_id=parse_resident_id(resident_id) if resident_id else None)
+    return json({"redress": items})
