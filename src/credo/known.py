@@ -13,8 +13,9 @@ entry precedes entry ``before``. Both a write and a decision get their place in 
 audit log, so the order is total. ``--known-at K`` from a user is ``Known(K)``: every entry.
 
 A row written before this table existed (or straight into the tables, as tests do) has no
-``known`` row and is taken as known from its own time: the batch's ``received_at``, the
-revocation's ``revoked_at``, the step's ``happened_at``, the policy's ``applied_at``.
+``known`` row and is taken as known from its own time: the batch's ``received_at`` (a record with no batch
+row, loaded straight into the ledger: its ``occurred_at``), the revocation's ``revoked_at``, the step's
+``happened_at``, the policy's ``applied_at``.
 
 Population and telecom feeds are batches too. A record's resident was resolved (by ID, or by
 the phone's holder at ``occurred_at``) when its batch was accepted, from what Credo held then,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,16 +87,29 @@ def load(source: str | Path) -> Policy:
 
 def check_text(text: str) -> tuple[Policy | None, list[Problem]]:
     """Every problem of a policy text, refusals and warnings, without raising."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return None, [Problem("(document)", f"not valid YAML: {exc}")]
-    if not isinstance(raw, dict):
-        return None, [Problem("(document)", "must be a mapping of policy settings")]
-    doc, problems = lint.check(raw)
+    doc, problems = _checked(text)
     if doc is None:
-        return None, problems
-    return Policy(doc, text, [p for p in problems if p.severity == "warn"]), problems
+        return None, list(problems)
+    return Policy(doc, text, [p for p in problems if p.severity == "warn"]), list(problems)
+
+
+@lru_cache(maxsize=64)
+def _checked(text: str) -> tuple[PolicyDoc | None, tuple[Problem, ...]]:
+    """The document and its problems, once per text: a policy is read back for every replay and every
+    answer about another known-at time, and parsing a city's policy costs ~90 ms of YAML alone (the
+    document and the problems are immutable, so one parse serves every caller)."""
+    try:
+        raw = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        return None, (Problem("(document)", f"not valid YAML: {exc}"),)
+    if not isinstance(raw, dict):
+        return None, (Problem("(document)", "must be a mapping of policy settings"),)
+    doc, problems = lint.check(raw)
+    return doc, tuple(problems)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it (the same documents, parsed in C)."""
 
 
 def schema() -> dict[str, Any]:

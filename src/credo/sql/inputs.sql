@@ -46,14 +46,14 @@ SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
 FROM ledger l CROSS JOIN known_in k
 LEFT JOIN batches b ON b.batch = l.batch
 LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
-WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+WHERE coalesce(w.known_at, b.received_at, l.occurred_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
 
 -- name: ledger_known_scoped
 SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
 FROM ledger l CROSS JOIN known_in k
 LEFT JOIN batches b ON b.batch = l.batch
 LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
-WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+WHERE coalesce(w.known_at, b.received_at, l.occurred_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
   AND l.resident IN (SELECT resident FROM scope_in)
 
 -- name: revocations_known_all
