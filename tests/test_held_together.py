@@ -29,6 +29,8 @@ from tests.scoring_city import POLICY, cases, write
 _DOC = yaml.safe_load(POLICY)
 _DOC["policy"] = "held-1"
 _DOC["actions"] = {"x.do": "Do a thing", "y.go": "Go somewhere", "z.ask": "Ask for something"}
+_DOC["lists"]["black1"]["restricts"] = ["x.*", "z.*"]
+_DOC["lists"]["black2"]["restricts"] = ["y.*"]
 _DOC["measures"] = [
     {"list": "black1", "action": "x.do", "effect": "deny"},
     {"list": "black2", "action": "y.go", "effect": "deny"},
