@@ -40,6 +40,7 @@ from credo.ids import ResidentId
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
+from credo.providerfeed import Cause
 from credo.servicebase import ServiceBase
 from credo.store import transaction
 from credo.times import iso
@@ -54,8 +55,9 @@ class Credo(ServiceBase):
         new = policies.load(text)
         now = settings.now(new.tz)
         with transaction(self.con):
+            was = self.policy if self.initialised() else None
             policies.save(self.con, new, by=who.name, now=now)
-            self._rescore(now, None, new)
+            self._rescore(now, None, new, cause=Cause.POLICY, was=was)
             self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
         self._policy = new
         return new
@@ -71,7 +73,7 @@ class Credo(ServiceBase):
                                    progress=progress)
             if progress:
                 progress("score", 0, feed.rows)
-            self._rescore(now, result.residents)
+            self._rescore(now, result.residents, cause=Cause.RECORD)
             self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
         if progress:
             progress("score", feed.rows, feed.rows)
@@ -96,7 +98,7 @@ class Credo(ServiceBase):
         now = self.now()
         with transaction(self.con):
             resident = ledger.revoke(self.con, agency, record_id, reason, principal=who.name, now=now)
-            self._rescore(now, [resident])
+            self._rescore(now, [resident], cause=Cause.REVOCATION)
             self._audit(who, Event.RECORD_REVOKED, resident=resident, detail={"record": f"{agency}:{record_id}",
                                                                                 "reason": reason})
         return resident
@@ -161,7 +163,7 @@ class Credo(ServiceBase):
         with transaction(self.con):
             number = objections.open_objection(self.con, key, ref, reason, principal=who.name, now=now)
             notices.add(self.con, key, "objection.opened", {"objection": number, "record": ref}, now)
-            self._rescore(now, [key])
+            self._rescore(now, [key], cause=Cause.OBJECTION)
             self._audit(who, Event.OBJECTION_OPENED, resident=key, detail={"objection": number, "record": ref})
         return number
 
@@ -172,7 +174,7 @@ class Credo(ServiceBase):
             key = objections.resolve(self.con, number, uphold=uphold, answer=answer, agency=agency,
                                      principal=who.name, now=now)
             notices.add(self.con, key, "objection.resolved", {"objection": number, "upheld": uphold}, now)
-            self._rescore(now, [key])
+            self._rescore(now, [key], cause=Cause.OBJECTION)
             self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
                         detail={"objection": number, "upheld": uphold})
 
