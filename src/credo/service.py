@@ -142,6 +142,7 @@ class Credo(ServiceBase):
     def check_receipted(self, resident_id: ResidentId, action: str, who: Principal = OPERATOR_CLI,
                         purpose: str | None = None) -> tuple[decisions.Decision, dict[str, Any]]:
         """A decision and the receipt of its audit entry (``{"seq", "hash"}``)."""
+        permissions.require(Op.CHECK, who, resident_id=resident_id.text, action=action)
         decisions.require_action(self.policy, action)
         key = self.resident(resident_id)
         now = self.now()
@@ -200,10 +201,12 @@ class Credo(ServiceBase):
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
-                     resident_id: str | None = None, expires: str | None = None,
+                     resident_id: str | None = None, expires: str | None = None, actions: list[str] | None = None,
                      who: Principal = OPERATOR_CLI) -> tuple[str, principals.Token]:
-        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows."""
+        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows;
+        a provider's ``actions`` (None: every action) the policy names."""
         principals.check_subject(role, {"agency": agency, "provider": provider, "resident": resident_id})
+        scope = principals.check_actions(role, actions, self.policy.doc.actions if actions is not None else ())
         if agency is not None:
             self._require_agency(agency)
         resident = ids.resident_key(ids.normalise_resident_id(resident_id, self.now().date())) if resident_id else None
@@ -214,9 +217,10 @@ class Credo(ServiceBase):
             shown = iso(until, tz)
         with transaction(self.con):
             token, made = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
-                                            expires_at=until, now=self.now())
+                                            expires_at=until, actions=scope, now=self.now())
             self._audit(who, Event.TOKEN_CREATED, detail={"id": made.id, "principal": made.principal.name,
-                                                          "role": role, "expires_at": shown})
+                                                          "role": role, "expires_at": shown,
+                                                          **({"actions": list(scope)} if scope else {})})
         return token, made
 
     def tokens(self) -> list[dict[str, Any]]:

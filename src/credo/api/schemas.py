@@ -145,6 +145,9 @@ class TokenIn(BaseModel):
     expires: str | None = Field(None, description="when the token stops: a duration from now (12h, 30d) or an "
                                 "ISO 8601 date or date-time (a bare date is midnight, city time); none: never",
                                 examples=["30d", "2025-01-01"])
+    actions: list[str] | None = Field(None, description="a provider token's only actions (the checks it may ask "
+                                      "for, its feed); none: every action; no other role's",
+                                      examples=[["rail.high_speed.book"]])
 
 
 class BackupIn(BaseModel):
@@ -179,6 +182,7 @@ class TokenInfo(BaseModel):
     agency: str | None
     provider: str | None
     resident_id: str | None
+    actions: list[str] | None = Field(description="a provider's only actions; null: every action")
     created_at: str
     expires_at: str | None
     status: Literal["active", "expired", "revoked"]
