@@ -44,7 +44,7 @@ API: dict[str, Op] = {
     "objection_resolve": Op.RESOLVE_OBJECTION, "audit": Op.READ_AUDIT, "audit_verify": Op.VERIFY_AUDIT,
     "policy": Op.READ_POLICY, "policy_apply": Op.APPLY_POLICY, "tokens": Op.CREATE_TOKEN,
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
-    "metrics": Op.METRICS,
+    "metrics": Op.METRICS, "feed_snapshot": Op.READ_FEED, "feed": Op.READ_FEED, "feed_ack": Op.ACK_FEED,
 }
 """tests/test_api_auth.py's endpoints (by its name for each) and the operation each performs."""
 
@@ -60,7 +60,8 @@ PAGES: list[tuple[Op, str, str, dict[str, str]]] = [
 """The web pages, each with the operation it performs and a valid request's query (GET) or form (POST):
 about resident A, whose token is the resident's."""
 
-ELSEWHERE = {Op.READ_ACCESSES: "the file pages, beside the explanation", Op.FAIRNESS: "`credo fairness`"}
+ELSEWHERE = {Op.READ_ACCESSES: "the file pages, beside the explanation", Op.FAIRNESS: "`credo fairness`",
+             Op.FEED_STATUS: "`credo feed status`"}
 """Operations with no endpoint or page of their own: where they are reached (the library checks them)."""
 
 

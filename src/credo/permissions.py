@@ -76,6 +76,9 @@ class Op(enum.StrEnum):
     DASHBOARD = "dashboard"
     FIND_FILE = "find_file"
     MY_FILE = "my_file"
+    READ_FEED = "read_feed"
+    ACK_FEED = "ack_feed"
+    FEED_STATUS = "feed_status"
 
 
 class Owner(enum.StrEnum):
@@ -269,6 +272,9 @@ RULES: Mapping[Op, Rule] = {
     Op.DASHBOARD: Rule("read the dashboard", ("operator", "auditor")),
     Op.FIND_FILE: Rule("look a resident's file up", ("operator",), purpose=("operator",)),
     Op.MY_FILE: Rule("open the page of their own file", ("resident",), owners=RESIDENT),
+    Op.READ_FEED: Rule("read a change feed", ("provider", "operator"), owners=PROVIDER),
+    Op.ACK_FEED: Rule("acknowledge its change feed", ("provider",), owners=PROVIDER),
+    Op.FEED_STATUS: Rule("read the change feeds' status", ("operator", "auditor")),
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -141,3 +142,22 @@ def ack(con: duckdb.DuckDBPyConnection, provider: str, seq: int, *, principal: s
 
 def acked(con: duckdb.DuckDBPyConnection, provider: str) -> int:
     return int(con.execute(q("providerfeed.acked"), {"provider": provider}).fetchall()[0][0])
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider the feed knows of: it has a token, or acknowledged changes."""
+
+    provider: str
+    actions: list[str] | None
+    """The actions of its live tokens (None: every action, when one of them is unscoped or none is live)."""
+    acked: int
+    acked_at: datetime | None
+
+
+def providers(con: duckdb.DuckDBPyConnection) -> list[Provider]:
+    out = []
+    for name, scopes, unscoped, seq, at in con.execute(q("providerfeed.providers")).fetchall():
+        actions = None if unscoped or not scopes else sorted({a for scope in scopes for a in scope})
+        out.append(Provider(str(name), actions, int(seq), at))
+    return out

@@ -41,13 +41,14 @@ from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
 from credo.providerfeed import Cause
-from credo.servicebase import ServiceBase
+from credo.servicefeed import FeedService
 from credo.store import transaction
 from credo.times import iso
 
 
-class Credo(ServiceBase):
-    """Every operation on one open database, each audited (``ServiceBase``: what they stand on)."""
+class Credo(FeedService):
+    """Every operation on one open database, each audited (``ServiceBase``: what they stand on;
+    ``FeedService``: the providers' change feed)."""
 
     # -- policy -----------------------------------------------------------------------------
     def apply_policy(self, text: str, who: Principal = OPERATOR_CLI) -> Policy:

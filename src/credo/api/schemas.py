@@ -200,6 +200,54 @@ class TokenRevoked(BaseModel):
     status: Literal["revoked"]
 
 
+class FeedChange(BaseModel):
+    seq: int = Field(description="the change's place in the feed: one more than the one before, never reused")
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
+    action: str
+    decision: Literal["allow", "deny"]
+    benefits: list[str]
+    reasons: list[str] = Field(description="the reason codes of every measure that applies", examples=[
+        ["list:dishonest_debtor"]])
+    effective_at: str = Field(description="when the change took effect, ISO 8601 (a grace end: its end)")
+    cause: Literal["record", "revocation", "objection", "policy", "grace_ended", "expired"]
+    policy: str
+
+
+class FeedPage(BaseModel):
+    provider: str | None
+    actions: list[str] | None = Field(description="the actions read; null: every action")
+    after: int
+    next: int = Field(description="the after of the next page")
+    head: int = Field(description="the feed's last seq")
+    changes: list[FeedChange]
+
+
+class FeedDecision(BaseModel):
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
+    action: str
+    decision: Literal["allow", "deny"]
+    benefits: list[str]
+    reasons: list[str]
+
+
+class FeedSnapshot(BaseModel):
+    provider: str | None
+    actions: list[str] | None
+    seq: int = Field(description="follow the feed from here: GET /v1/feed?after=seq")
+    policy: str
+    decisions: list[FeedDecision] = Field(description="every decision on the actions that is not a plain allow")
+
+
+class FeedAckIn(BaseModel):
+    seq: int = Field(ge=0, le=2**63 - 1, description="every change up to this one is acknowledged")
+
+
+class FeedAcked(BaseModel):
+    provider: str
+    seq: int = Field(description="the acknowledged position (an acknowledgment never moves it back)")
+    head: int
+
+
 def body_doc(model: type[BaseModel], media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:
     """An ``openapi_extra`` documenting a request body that the route parses itself."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -128,6 +128,16 @@ class Service(Protocol):
     def whatif(self, text: str, *, who: Principal, purpose: str) -> Json:
         return self.service(Credo.whatif, text, who=who, purpose=purpose)
 
+    # -- the providers' change feed
+    def feed_snapshot(self, who: Principal, provider: str | None) -> Json:
+        return self.service(Credo.feed_snapshot, who, provider)
+
+    def feed_page(self, who: Principal, after: int, limit: int, provider: str | None) -> Json:
+        return self.service(Credo.feed_page, who, after, limit, provider)
+
+    def feed_ack(self, who: Principal, seq: int) -> Json:
+        return self.service(Credo.feed_ack, who, seq)
+
 
 class Hub(Service, Protocol):
     """What the fronts need of the store, in-process (``Core``) or in another process (``RemoteHub``)."""
