@@ -106,7 +106,7 @@ class Service(Protocol):
         return self.service(Credo.apply_policy, text, who)
 
     def create_token(self, role: str, *, agency: str | None, provider: str | None, resident_id: str | None,
-                     expires: str | None, actions: list[str] | None, who: Principal) -> tuple[str, Token]:
+                     expires: str | None, who: Principal, actions: list[str] | None = None) -> tuple[str, Token]:
         return self.service(Credo.create_token, role, agency=agency, provider=provider, resident_id=resident_id,
                             expires=expires, actions=actions, who=who)
 

@@ -167,3 +167,7 @@ FROM feed
 WHERE seq > $after AND ($actions IS NULL OR list_contains($actions, action))
 GROUP BY recorded_at
 ORDER BY recorded_at
+
+-- name: earliest_due
+-- The earliest due time of the stored standings after a time (NULL: any), for the server's scheduler.
+SELECT min(changes_at) FROM standings WHERE $after IS NULL OR changes_at > $after
