@@ -57,7 +57,7 @@ record_types:
   tax.settled: {agency: tax, category: tax, points: 0, resolves: [tax.arrears], basis: "bench"}
   civic.donation: {agency: blood-centre, category: civic, points: 30, valid_for: 2y, basis: "bench"}
 lists:
-  tax_defaulter: {title: Tax defaulters, kind: black, grace: 5d}
+  tax_defaulter: {title: Tax defaulters, kind: black, grace: 5d, restricts: [rail.*, flight.*]}
 actions:
   flight.book: "Book a flight"
   admin.approval: "Administrative approval"

@@ -156,8 +156,8 @@ def test_whatif_counts_lists_in_force_not_pending(city: City) -> None:
     """A grace period makes a fresh record's list pending, not in force: the denial goes, the grade stays."""
     k = city.resident(NORTH)
     city.record(k, "court.default", datetime(2024, 8, 25))
-    graced = POLICY_A.replace("debtors: {title: Debtors, kind: black}",
-                              "debtors: {title: Debtors, kind: black, grace: 30d}")
+    graced = POLICY_A.replace("debtors: {title: Debtors, kind: black, restricts: [flight.*, rail.*]}",
+                              "debtors: {title: Debtors, kind: black, restricts: [flight.*, rail.*], grace: 30d}")
     w = city.credo.whatif(graced, T)
     assert w["residents_changed_grade"] == 0
     assert w["lists"]["debtors"]["left"] == 1 and w["lists"]["debtors"]["after"] == 0

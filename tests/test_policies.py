@@ -18,7 +18,7 @@ NAMES = ["beijing", "hangzhou"]
 TOP_KEYS = {"policy", "timezone", "base_score", "score_bounds", "disputed", "objection_deadline", "grades",
             "record_types", "lists", "actions", "measures"}
 TYPE_KEYS = {"agency", "category", "points", "valid_for", "cap_per_year", "lists", "resolves", "basis"}
-LIST_KEYS = {"title", "kind", "grace"}
+LIST_KEYS = {"title", "kind", "grace", "restricts"}
 EFFECTS = {"deny", "green_channel", "deposit_waiver", "discount", "fast_track"}
 DURATION = re.compile(r"^[1-9][0-9]*[dmy]$")
 CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
@@ -108,8 +108,12 @@ def test_lists_and_their_exits(doc: dict[str, Any]) -> None:
                 assert "valid_for" in types[code] or resolvable, f"no way off {name} via {code}"
     assert types["court.judgment_default"]["lists"] == ["dishonest_debtor"]
     assert types["court.judgment_default"]["valid_for"] == "2y"
-    debtors = {"title": "Dishonest judgment debtors", "kind": "black", "grace": "10d"}
+    debtors = {"title": "Dishonest judgment debtors", "kind": "black", "grace": "10d",
+               "restricts": ["flight.*", "rail.*", "hotel.star_rated.*", "school.private_high_fee.*", "purchase.luxury",
+                             "procurement.*", "civil_service.*"]}
     assert doc["lists"]["dishonest_debtor"] == debtors
+    for name, entry in doc["lists"].items():
+        assert ("restricts" in entry) == (entry["kind"] == "black"), name
     assert "court.judgment_default" in types["court.judgment_fulfilled"]["resolves"]
     assert "tax.arrears" in types["tax.arrears_settled"]["resolves"]
     assert any(e["kind"] == "red" for e in doc["lists"].values())
@@ -133,10 +137,12 @@ def test_measures_reference_known_lists_actions_and_grades(doc: dict[str, Any]) 
     assert benefits >= {("admin.approval", "green_channel"), ("bike_share.rent", "deposit_waiver"),
                         ("rental.apartment", "deposit_waiver"), ("library.borrow", "deposit_waiver"),
                         ("transit.fare", "discount")}
-    # deny only ever follows from a black list, never from a grade or a red list
+    # deny only ever follows from a black list, never from a grade or a red list, and within its purpose
     for m in doc["measures"]:
         if m["effect"] == "deny":
             assert "list" in m and doc["lists"][m["list"]]["kind"] == "black", m
+            purpose = doc["lists"][m["list"]]["restricts"]
+            assert any(m["action"] == p or (p.endswith(".*") and m["action"].startswith(p[:-1])) for p in purpose), m
 
 
 def test_hangzhou_differs_where_the_real_one_does() -> None:

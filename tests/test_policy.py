@@ -27,8 +27,8 @@ BASE = {
         "court.fulfilled": {"agency": "court", "category": "judicial", "points": 0,
                             "resolves": ["court.default"], "basis": "Provisions on dishonest debtors"},
     },
-    "lists": {"debtors": {"title": "Dishonest debtors", "kind": "black", "grace": "10d"}},
-    "actions": {"flight.book": "Book a flight"},
+    "lists": {"debtors": {"title": "Dishonest debtors", "kind": "black", "grace": "10d", "restricts": ["flight.*"]}},
+    "actions": {"flight.book": "Book a flight", "school.enrol": "Enrol a child in a school"},
     "measures": [{"list": "debtors", "action": "flight.book", "effect": "deny"}],
 }
 
@@ -80,6 +80,16 @@ REFUSALS = [
     ("bad duration", {"record_types/court.default/valid_for": "2 years"}, "valid_for"),
     ("measure with list and grades", {"measures/0/grades": ["A"]}, "needs exactly one of list or grades"),
     ("base outside the bounds", {"base_score": 5000}, "base_score: must lie within score_bounds"),
+    ("deny outside the list's purpose", {"measures": [BASE["measures"][0],
+                                                      {"list": "debtors", "action": "school.enrol", "effect": "deny"}]},
+     "measures.1.action: list 'debtors' may not restrict 'school.enrol'"),
+    ("black list without a purpose", {"lists/debtors/restricts": None},
+     "lists.debtors.restricts: a black list must name the actions"),
+    ("black list with an empty purpose", {"lists/debtors/restricts": []}, "lists.debtors.restricts: a black list must"),
+    ("red list with a purpose", {"lists/heroes": {"title": "Heroes", "kind": "red", "restricts": ["flight.*"]}},
+     "lists.heroes.restricts: only a black list restricts actions"),
+    ("purpose not an action pattern", {"lists/debtors/restricts": ["flight*"]}, "lists.debtors.restricts.0"),
+    ("deadline in half days", {"objection_deadline": "3hd"}, "objection_deadline"),
 ]
 
 
@@ -95,6 +105,8 @@ def test_refusal(name: str, change: dict[str, object], expected: str) -> None:
 WARNINGS = [
     ("lifelong penalty", {"record_types/court.default/valid_for": None},
      "record_types.court.default.valid_for: a negative type with no valid_for is a lifelong penalty"),
+    ("working days past the calendar", {"objection_deadline": "3wd"},
+     "objection_deadline: working days are counted on China's official calendar, known up to"),
     ("black list with no way out", {"record_types/court.default/valid_for": None,
                                     "record_types/court.fulfilled/resolves": []},
      "lists.debtors: no way to leave this black list"),

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from credo.policydoc import ListDef, PolicyDoc, Problem, RecordType
+from credo.deadlines import Deadline, calendar_ends
+from credo.policydoc import DEADLINES, ListDef, Measure, PolicyDoc, Problem, RecordType
 
 PROTECTED = frozenset({
     "ethnicity", "ethnic", "race", "racial", "nationality", "religion", "religious", "faith", "belief", "beliefs",
@@ -142,8 +143,10 @@ def _semantic(doc: PolicyDoc) -> list[Problem]:
                 out.append(Problem(f"{path}.grades", f"unknown grade {g!r}"))
         if m.action not in doc.actions:
             out.append(Problem(f"{path}.action", f"unknown action {m.action!r}"))
+        out += _check_purpose(doc, path, m)
     for name, lst in doc.lists.items():
         out += _check_list(doc, name, lst)
+    out += _check_deadlines(doc)
     try:
         zoneinfo.ZoneInfo(doc.timezone)
     except Exception:
@@ -184,13 +187,40 @@ def _check_type(doc: PolicyDoc, code: str, t: RecordType) -> list[Problem]:
     return out
 
 
+def _check_purpose(doc: PolicyDoc, path: str, m: Measure) -> list[Problem]:
+    """Purpose binding (spec §4): a list made for one purpose may not deny in an unrelated context."""
+    lst = doc.lists.get(m.list) if m.list is not None else None
+    if lst is None or lst.kind != "black" or m.effect != "deny" or lst.restricts is None:
+        return []
+    if lst.may_restrict(m.action):
+        return []
+    allowed = ", ".join(lst.restricts)
+    return [Problem(f"{path}.action", f"list {m.list!r} may not restrict {m.action!r}: its purpose is {allowed}")]
+
+
 def _check_list(doc: PolicyDoc, name: str, lst: ListDef) -> list[Problem]:
-    feeders = [(c, t) for c, t in doc.record_types.items() if name in t.lists]
     if lst.kind != "black":
-        return []
+        return [Problem(f"lists.{name}.restricts", "only a black list restricts actions")] if lst.restricts else []
+    out = []
+    if not lst.restricts:
+        why = "a black list must name the actions its legal basis lets it restrict"
+        out.append(Problem(f"lists.{name}.restricts", why))
     resolvable = {target for t in doc.record_types.values() for target in t.resolves}
-    trapped = [c for c, t in feeders if t.valid_for is None and c not in resolvable]
-    if not trapped:
-        return []
-    why = f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them"
-    return [Problem(f"lists.{name}", why, "warn")]
+    trapped = [c for c, t in doc.record_types.items()
+               if name in t.lists and t.valid_for is None and c not in resolvable]
+    if trapped:
+        why = f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them"
+        out.append(Problem(f"lists.{name}", why, "warn"))
+    return out
+
+
+def _check_deadlines(doc: PolicyDoc) -> list[Problem]:
+    """Warn where a deadline counts working days: past the official calendar's last known year the days
+    are counted Monday to Friday (and shown as estimated), which an author should know before it bites."""
+    out = []
+    for name in DEADLINES:
+        if Deadline.parse(getattr(doc, name)).working_days:
+            why = (f"working days are counted on China's official calendar, known up to {calendar_ends()}; "
+                   "a deadline past it counts Monday to Friday and is marked estimated")
+            out.append(Problem(name, why, "warn"))
+    return out

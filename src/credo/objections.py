@@ -14,11 +14,12 @@ from typing import Any
 import duckdb
 
 from credo import ids, ledger
+from credo.deadlines import Deadline
 from credo.errors import Conflict, NotFound
 from credo.policy import Policy
 from credo.sql import q
 from credo.store import next_id
-from credo.times import Duration, iso
+from credo.times import iso
 
 
 def _state(con: duckdb.DuckDBPyConnection, **match: Any) -> list[tuple[Any, ...]]:
@@ -82,17 +83,18 @@ def resolve(con: duckdb.DuckDBPyConnection, number: int, *, uphold: bool, answer
 def listing(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, resident: int | None = None,
             agency: str | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
     """Objections, overdue first, then newest first."""
-    deadline = Duration.parse(policy.doc.objection_deadline)
+    deadline = Deadline.parse(policy.doc.objection_deadline)
     out = []
     for row in _state(con, resident=resident, agency=agency):
         (number, res, rec_agency, record_id, reason, opener, opened_at, outcome, answer, by, resolved_at) = row
-        due = deadline.add_to(opened_at)
-        status = outcome or ("overdue" if now >= due else "open")
+        due = deadline.due(opened_at)
+        status = outcome or ("overdue" if now >= due.at else "open")
         if overdue_only and status != "overdue":
             continue
         out.append({"id": number, "resident_id": ids.resident_id_from_key(res), "record": f"{rec_agency}:{record_id}",
                     "agency": rec_agency, "status": status, "reason": reason, "opened_at": iso(opened_at, policy.tz),
-                    "deadline": iso(due, policy.tz), "answer": answer, "resolved_by": by,
+                    "deadline": iso(due.at, policy.tz),
+                    "deadline_estimated": due.estimated, "answer": answer, "resolved_by": by,
                     "resolved_at": iso(resolved_at, policy.tz), "opened_by": opener})
     out.sort(key=lambda o: (o["status"] != "overdue", -o["id"]))
     return out

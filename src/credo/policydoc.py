@@ -22,6 +22,10 @@ class _Strict(BaseModel):
 
 
 DurationText = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}[dmy]$", description="<n>d, <n>m or <n>y")]
+DeadlineText = Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}[dmy]|[1-9][0-9]{0,3}wd)$",
+                                    description="<n>d, <n>m, <n>y or <n>wd (working days, credo.deadlines)")]
+DEADLINES = ("objection_deadline",)
+"""The policy's deadline settings, each a ``DeadlineText``."""
 
 
 class Grade(_Strict):
@@ -40,10 +44,20 @@ class RecordType(_Strict):
     basis: str = Field(min_length=3, description="the legal basis under which the agency submits it")
 
 
+ActionPattern = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$",
+                                     description="an action code, or a prefix ending in .* (flight.*)")]
+
+
 class ListDef(_Strict):
     title: str
     kind: Literal["red", "black"]
     grace: DurationText | None = None
+    restricts: list[ActionPattern] | None = Field(
+        None, description="a black list's purpose: the actions its legal basis lets it restrict")
+
+    def may_restrict(self, action: str) -> bool:
+        """Whether ``action`` is within the list's purpose: named, or under a ``prefix.*`` it names."""
+        return any(action == p or (p.endswith(".*") and action.startswith(p[:-1])) for p in self.restricts or ())
 
 
 Names = list[str]  # a plain alias: inside Measure the field `list` shadows the builtin
@@ -64,7 +78,7 @@ class PolicyDoc(_Strict):
     base_score: StrictInt
     score_bounds: tuple[StrictInt, StrictInt]
     disputed: Literal["suspend", "count"] = "suspend"
-    objection_deadline: DurationText = "15d"
+    objection_deadline: DeadlineText = "15d"
     grades: list[Grade] = Field(min_length=1)
     record_types: dict[str, RecordType]
     lists: dict[str, ListDef] = {}

@@ -41,6 +41,7 @@ def objection_list(as_json: JsonOpt = False, overdue: bool = False, agency: str 
         return
     table = Table("id", "resident", "record", "status", "opened", "deadline")
     for o in rows:
-        table.add_row(str(o["id"]), o["resident_id"], o["record"], o["status"], o["opened_at"], o["deadline"])
+        table.add_row(str(o["id"]), o["resident_id"], o["record"], o["status"], o["opened_at"],
+                      o["deadline"] + (" (estimated)" if o["deadline_estimated"] else ""))
     out.print(table)
 

@@ -16,7 +16,7 @@ from credo.permissions import Op
 from credo.principals import Principal
 from credo.web import charts
 from credo.web.charts import Bin, Day, Segment
-from credo.web.html import Html, el, number, plural, table, when
+from credo.web.html import Html, due, el, number, plural, table, when
 from credo.web.layout import page
 
 Row = dict[str, Any]
@@ -177,7 +177,7 @@ def _objections(d: Row, finds: bool) -> Html:
     for x in o["unresolved"]:
         resident = resident_link(x["resident_id"], f"objection {x['id']}") if finds else "–"
         rows.append([el("span", f"#{x['id']}", data_objection=x["id"]), status_badge(x["status"]),
-                     el("code", x["record"]), resident, when(x["opened_at"]), when(x["deadline"]),
+                     el("code", x["record"]), resident, when(x["opened_at"]), due(x),
                      x["reason"]])
     listing = table("Unresolved objections, overdue first", ["#", "Status", "Record", "Resident", "Opened",
                                                             "Deadline", "Reason"], rows, id_="objection-list",

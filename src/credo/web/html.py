@@ -77,6 +77,15 @@ def when(iso: str | None, *, time: bool = True) -> Html:
     return el("time", shown, datetime=iso)
 
 
+def due(row: dict[str, object], *, time: bool = True) -> Html:
+    """A deadline's cell: the time, marked when it was counted past the official calendar's years."""
+    shown = when(str(row["deadline"]) if row.get("deadline") else None, time=time)
+    if not row.get("deadline_estimated"):
+        return shown
+    return el("span", shown, " ", el("span", "estimated", class_="badge", title="counted Monday to Friday: past the "
+                                        "years of the official holiday calendar"), data_estimated="true")
+
+
 def table(caption: str, head: list[str], rows: Iterable[Iterable[Child]], *, numeric: Iterable[int] = (),
           row_header: bool = True, id_: str | None = None, empty: str = "None.",
           stack: bool | None = None) -> Html:

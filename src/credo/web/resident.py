@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from credo.policy import Policy
 from credo.principals import Principal
-from credo.web.html import Child, Html, el, number, table, when
+from credo.web.html import Child, Html, due, el, number, table, when
 from credo.web.layout import csrf_field, page
 
 Row = dict[str, Any]
@@ -225,7 +225,7 @@ def _objections(v: View, csrf: str) -> Html:
         rows.append([el("span", f"#{o['id']}", id=f"objection-{o['id']}", data_objection=o["id"]),
                      el("code", o["record"]), el("span", o["status"], class_=f"badge {o['status']}",
                                                  data_status=o["status"]),
-                     o["reason"], when(o["opened_at"]), when(o["deadline"], time=False), outcome])
+                     o["reason"], when(o["opened_at"]), due(o, time=False), outcome])
     return el("section", el("h2", "Objections", id="objections-h"),
               table("Objections and every step", ["#", "Record", "Status", "Reason", "Opened", "Answer due",
                                                    "Answer"], rows, id_="objections", empty="No objections."),
