@@ -119,6 +119,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "feed": Endpoint("GET", "/v1/feed", ("provider", "operator"), get("/v1/feed")),
     "feed_ack": Endpoint("POST", "/v1/feed/ack", ("provider",),
                          lambda role: ("POST", "/v1/feed/ack", {"json": {"seq": 1}})),
+    "feed_status": Endpoint("GET", "/v1/feed/status", ("operator", "auditor"), get("/v1/feed/status")),
     "healthz": Endpoint("GET", "/healthz", (), get("/healthz")),
     "readyz": Endpoint("GET", "/readyz", (), get("/readyz")),
 }

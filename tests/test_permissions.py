@@ -45,6 +45,7 @@ API: dict[str, Op] = {
     "policy": Op.READ_POLICY, "policy_apply": Op.APPLY_POLICY, "tokens": Op.CREATE_TOKEN,
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
     "metrics": Op.METRICS, "feed_snapshot": Op.READ_FEED, "feed": Op.READ_FEED, "feed_ack": Op.ACK_FEED,
+    "feed_status": Op.FEED_STATUS,
 }
 """tests/test_api_auth.py's endpoints (by its name for each) and the operation each performs."""
 
@@ -60,8 +61,7 @@ PAGES: list[tuple[Op, str, str, dict[str, str]]] = [
 """The web pages, each with the operation it performs and a valid request's query (GET) or form (POST):
 about resident A, whose token is the resident's."""
 
-ELSEWHERE = {Op.READ_ACCESSES: "the file pages, beside the explanation", Op.FAIRNESS: "`credo fairness`",
-             Op.FEED_STATUS: "`credo feed status`"}
+ELSEWHERE = {Op.READ_ACCESSES: "the file pages, beside the explanation", Op.FAIRNESS: "`credo fairness`"}
 """Operations with no endpoint or page of their own: where they are reached (the library checks them)."""
 
 

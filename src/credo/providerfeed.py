@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from credo import ids
+from credo.deadlines import Deadline
 from credo.policy import Policy
 from credo.sql import q
 from credo.times import iso
@@ -160,4 +161,28 @@ def providers(con: duckdb.DuckDBPyConnection) -> list[Provider]:
     for name, scopes, unscoped, seq, at in con.execute(q("providerfeed.providers")).fetchall():
         actions = None if unscoped or not scopes else sorted({a for scope in scopes for a in scope})
         out.append(Provider(str(name), actions, int(seq), at))
+    return out
+
+
+def status(con: duckdb.DuckDBPyConnection, deadline: Deadline, now: datetime, tz: str) -> list[dict[str, Any]]:
+    """Each provider's acknowledged position, its lag (the changes on its actions after it) and how many
+    of those are overdue: recorded longer ago than ``deadline`` (the policy's ``correction_deadline``).
+
+    The deadline is worked out once per recording time (one per rescoring call, not per change), so a
+    lag of a million changes costs as many deadlines as calls that made them."""
+    out = []
+    for p in providers(con):
+        groups = con.execute(q("providerfeed.unacked"), {"after": p.acked, "actions": p.actions}).fetchall()
+        lag = overdue = 0
+        estimated = False
+        for recorded_at, changes, _ in groups:
+            due = deadline.due(recorded_at)
+            lag += changes
+            if due.at <= now:
+                overdue += changes
+                estimated = estimated or due.estimated
+        out.append({"provider": p.provider, "actions": p.actions, "acknowledged": p.acked,
+                    "acknowledged_at": iso(p.acked_at, tz), "head": max((g[2] for g in groups), default=p.acked),
+                    "lag": lag, "overdue": overdue, "deadline": str(deadline), "deadline_estimated": estimated,
+                    "oldest_unacknowledged": iso(groups[0][0], tz) if groups else None})
     return out

@@ -14,9 +14,10 @@ from typing import Any
 
 from credo import index, permissions, providerfeed
 from credo.audit import Event
+from credo.deadlines import Deadline
 from credo.errors import CredoError, NotFound
 from credo.permissions import Op
-from credo.principals import Principal
+from credo.principals import OPERATOR_CLI, Principal
 from credo.providerfeed import Cause
 from credo.servicebase import ServiceBase
 from credo.store import transaction
@@ -89,3 +90,13 @@ class FeedService(ServiceBase):
             position = providerfeed.ack(self.con, who.provider, seq, principal=who.name, now=now)
             self._audit(who, Event.FEED_ACKED, detail={"provider": who.provider, "seq": seq})
         return {"provider": who.provider, "seq": position, "head": head}
+
+    def feed_status(self, who: Principal = OPERATOR_CLI) -> dict[str, Any]:
+        """Each provider's acknowledged position, lag and overdue changes (``credo feed status``)."""
+        permissions.require(Op.FEED_STATUS, who)
+        policy, now = self.policy, self.now()
+        deadline = Deadline.parse(policy.doc.correction_deadline)
+        with transaction(self.con):
+            head = providerfeed.head(self.con)
+            rows = providerfeed.status(self.con, deadline, now, policy.tz)
+        return {"head": head, "deadline": str(deadline), "providers": rows}

@@ -138,6 +138,9 @@ class Service(Protocol):
     def feed_ack(self, who: Principal, seq: int) -> Json:
         return self.service(Credo.feed_ack, who, seq)
 
+    def feed_status(self, who: Principal) -> Json:
+        return self.service(Credo.feed_status, who)
+
 
 class Hub(Service, Protocol):
     """What the fronts need of the store, in-process (``Core``) or in another process (``RemoteHub``)."""

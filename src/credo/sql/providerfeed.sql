@@ -162,7 +162,7 @@ ORDER BY p.provider
 -- name: unacked
 -- The changes after after on the actions given, by the time they were recorded: how many, and the seq
 -- of the last (for the deadline of each recording time, credo.providerfeed.status).
-SELECT recorded_at, count(*) AS changes
+SELECT recorded_at, count(*) AS changes, max(seq) AS last
 FROM feed
 WHERE seq > $after AND ($actions IS NULL OR list_contains($actions, action))
 GROUP BY recorded_at

@@ -25,6 +25,7 @@ from credo.serving.asgi import blocking, runtime
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 READ = Allow(Op.READ_FEED)
 ACK = Allow(Op.ACK_FEED)
+STATUS = Allow(Op.FEED_STATUS)
 Reader = Annotated[Principal, Depends(READ)]
 Provider = Annotated[str | None, Query(description="operators: whose feed (the actions of its tokens); none: all")]
 After = Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq already applied")]
@@ -53,3 +54,10 @@ async def ack(request: Request, who: Annotated[Principal, Depends(ACK)], body: F
     policy's ``correction_deadline`` is overdue)."""
     rt = runtime(request)
     return json(await blocking(rt.hub.feed_ack, who, body.seq))
+
+
+@router.get("/status", openapi_extra=STATUS.openapi, responses=STATUS.responses)
+async def status(request: Request, who: Annotated[Principal, Depends(STATUS)]) -> Response:
+    """Each provider's acknowledged position, lag and overdue changes (``credo feed status``)."""
+    rt = runtime(request)
+    return json(await blocking(rt.hub.feed_status, who))
