@@ -9,6 +9,7 @@ fixed (``CREDO_NOW``) and moved past the grace end; nobody reads or writes meanw
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -25,6 +26,12 @@ GRACE_END = "2024-09-04T00:00:00+08:00"
 RAIL = "rail.high_speed.book"
 
 
+def page(core: Core, after: int) -> dict[str, Any]:
+    """A page of the whole feed, its changes parsed (the service gives them as JSON text)."""
+    found = core.feed_page(OPERATOR_CLI, after, 1000, None)
+    return {**found, "changes": json.loads(found["changes"])}
+
+
 def rows_of_d(changes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return [(c["decision"], c["cause"], c["effective_at"]) for c in changes if c["resident_id"] == D]
 
@@ -32,23 +39,23 @@ def rows_of_d(changes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 def test_a_grace_end_while_serving_is_in_the_feed_within_seconds(city: City, monkeypatch: pytest.MonkeyPatch) -> None:
     core = Core(city.db)
     try:
-        head = core.feed_page(OPERATOR_CLI, 0, 1000, None)["head"]
-        assert rows_of_d(core.feed_page(OPERATOR_CLI, 0, 1000, None)["changes"]) == []
+        head = page(core, 0)["head"]
+        assert rows_of_d(page(core, 0)["changes"]) == []
         generation = core.generation()
         monkeypatch.setenv("CREDO_NOW", AFTER)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and core.feed_page(OPERATOR_CLI, head, 1000, None)["head"] == head:
+        while time.monotonic() < deadline and page(core, head)["head"] == head:
             time.sleep(0.2)
-        page = core.feed_page(OPERATOR_CLI, head, 1000, None)
-        assert rows_of_d(page["changes"]) == [("deny", "grace_ended", GRACE_END)]
-        assert [c["seq"] for c in page["changes"]] == [head + 1]
+        after = page(core, head)
+        assert rows_of_d(after["changes"]) == [("deny", "grace_ended", GRACE_END)]
+        assert [c["seq"] for c in after["changes"]] == [head + 1]
         assert core.generation() > generation  # announced: every decision index re-reads D
         assert core.scheduler is not None and core.scheduler.runs == 1
         told = [n for n in core.notices(parse_resident_id(D), who=OPERATOR_CLI)
                 if n["kind"] == "list.in_force"]
         assert len(told) == 1
         time.sleep(2.5)  # more ticks: nothing more to tell
-        assert core.feed_page(OPERATOR_CLI, head, 1000, None)["head"] == head + 1
+        assert page(core, head)["head"] == head + 1
     finally:
         core.close()
 

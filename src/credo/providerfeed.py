@@ -92,8 +92,7 @@ def head(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> pa.Table:
-    table = con.execute(q(ref), params).to_arrow_table()
-    assert table is not None
+    table: pa.Table = con.sql(q(ref), params=params).to_arrow_table()
     return table
 
 
@@ -118,6 +117,30 @@ def page(con: duckdb.DuckDBPyConnection, tz: str, actions: Sequence[str] | None,
         row["effective_at"] = shown
         out.append({"seq": row["seq"], "resident_id": rid, **row})
     return out
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of changes as JSON text (the array's items, comma-separated), how many, and the last seq."""
+
+    changes: str
+    count: int
+    last: int | None
+
+
+def page_json(con: duckdb.DuckDBPyConnection, tz: str, actions: Sequence[str] | None, after: int,
+              limit: int) -> Page:
+    """``page`` as JSON made by the database: what a provider reading the whole feed over HTTP gets,
+    at the speed of the query rather than of a dict per change."""
+    params = {"after": after, "actions": _actions(actions), "limit": limit}
+    times = [at for (at,) in con.execute(q("providerfeed.page_times"), params).fetchall()]
+    con.register("feed_times", pa.table({"effective_at": pa.array(times, pa.timestamp("us")),
+                                         "shown": pa.array([iso(at, tz) for at in times], pa.string())}))
+    try:
+        changes, count, last = con.execute(q("providerfeed.page_json"), params).fetchall()[0]
+    finally:
+        con.unregister("feed_times")
+    return Page(str(changes), int(count), None if last is None else int(last))
 
 
 def snapshot(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime,

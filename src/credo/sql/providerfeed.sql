@@ -171,3 +171,37 @@ ORDER BY recorded_at
 -- name: earliest_due
 -- The earliest due time of the stored standings after a time (NULL: any), for the server's scheduler.
 SELECT min(changes_at) FROM standings WHERE $after IS NULL OR changes_at > $after
+
+
+-- name: page_times
+-- The distinct times the changes of a page took effect: each is shown with its offset once (credo.times).
+SELECT DISTINCT effective_at FROM (
+  SELECT effective_at FROM feed
+  WHERE seq > $after AND ($actions IS NULL OR list_contains($actions, action))
+  ORDER BY seq LIMIT $limit)
+
+-- name: page_json
+-- A page as the JSON of its changes, made here: at a provider's full speed, building a dict per change
+-- in Python would cost more than the query. The resident ID is the key and its check character (ISO
+-- 7064 MOD 11-2, as credo.ids computes it), each time as feed_times shows it.
+SELECT coalesce(string_agg(row_json, ',' ORDER BY seq), '') AS changes, count(*) AS n, max(seq) AS last
+FROM (
+  SELECT f.seq, '{"seq":' || f.seq || ',"resident_id":"' || lpad(CAST(f.resident AS VARCHAR), 17, '0')
+         || substr('10X98765432', CAST((
+         ((f.resident // 10000000000000000) % 10) * 7 + ((f.resident // 1000000000000000) % 10) * 9 +
+         ((f.resident // 100000000000000) % 10) * 10 + ((f.resident // 10000000000000) % 10) * 5 +
+         ((f.resident // 1000000000000) % 10) * 8 + ((f.resident // 100000000000) % 10) * 4 +
+         ((f.resident // 10000000000) % 10) * 2 + ((f.resident // 1000000000) % 10) * 1 +
+         ((f.resident // 100000000) % 10) * 6 + ((f.resident // 10000000) % 10) * 3 +
+         ((f.resident // 1000000) % 10) * 7 + ((f.resident // 100000) % 10) * 9 +
+         ((f.resident // 10000) % 10) * 10 + ((f.resident // 1000) % 10) * 5 +
+         ((f.resident // 100) % 10) * 8 + ((f.resident // 10) % 10) * 4 + ((f.resident // 1) % 10) * 2
+         ) % 11 AS INTEGER) + 1, 1)
+         || '","action":' || to_json(f.action) || ',"decision":"' || f.decision
+         || '","benefits":' || to_json(f.benefits) || ',"reasons":' || to_json(f.reasons)
+         || ',"effective_at":"' || t.shown || '","cause":"' || f.cause || '","policy":' || to_json(f.policy)
+         || '}' AS row_json
+  FROM (SELECT * FROM feed
+        WHERE seq > $after AND ($actions IS NULL OR list_contains($actions, action))
+        ORDER BY seq LIMIT $limit) f
+  JOIN feed_times t ON t.effective_at = f.effective_at)

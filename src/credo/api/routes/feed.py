@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
@@ -45,7 +46,8 @@ async def changes(request: Request, who: Reader, after: After = 0, limit: Limit 
                   provider: Provider = None) -> Response:
     """The changes of decisions on your actions after ``after``, in order; ask again from ``next``."""
     rt = runtime(request)
-    return json(await blocking(rt.hub.feed_page, who, after, limit, provider))
+    page = await blocking(rt.hub.feed_page, who, after, limit, provider)
+    return json({**page, "changes": orjson.Fragment(page["changes"])})  # JSON the database made
 
 
 @router.post("/ack", response_model=FeedAcked, openapi_extra=ACK.openapi, responses=ACK.responses)
