@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from credo import ids
 from credo.deadlines import Deadline
-from credo.policy import Policy
+from credo.policy import Policy, measures_table
 from credo.sql import q
 from credo.times import iso
 
@@ -61,7 +61,7 @@ def _run(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> No
 
 
 def _measures(con: duckdb.DuckDBPyConnection, name: str, policy: Policy) -> None:
-    con.register(name, policy.tables()["p_measures"])
+    con.register(name, measures_table(policy))
 
 
 def before(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None, policy: Policy, now: datetime) -> None:
@@ -70,17 +70,16 @@ def before(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None, policy: Pol
     keys = np.zeros(0, np.int64) if scope is None else scope
     con.register("feed_scope", pa.table({"resident": pa.array(keys, pa.int64())}))
     _measures(con, "feed_measures_before", policy)
-    _run(con, "providerfeed.before", {"all": scope is None, "now": now})
+    _run(con, "providerfeed.scope_all" if scope is None else "providerfeed.scope_scoped", {})
+    _run(con, "providerfeed.before", {"now": now})
 
 
-def append(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None, policy: Policy, now: datetime,
-           cause: Cause) -> None:
-    """After the rescoring: append each decision of ``scope`` that changed, under ``policy`` (the one
-    the standings were scored under), numbered on from the feed's last ``seq``."""
+def append(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, cause: Cause) -> None:
+    """After the rescoring: append each decision of the scope ``before`` noted that changed, under
+    ``policy`` (the one the standings were scored under), numbered on from the feed's last ``seq``."""
     _measures(con, "feed_measures_after", policy)
     try:
-        _run(con, "providerfeed.after", {"all": scope is None, "now": now, "cause": cause.value,
-                                         "policy": policy.label})
+        _run(con, "providerfeed.after", {"now": now, "cause": cause.value, "policy": policy.label})
     finally:
         for name in ("feed_scope", "feed_measures_before", "feed_measures_after"):
             con.unregister(name)

@@ -155,7 +155,7 @@ class ServiceBase:
         providerfeed.before(self.con, scope, was or scored, now)
         count = scoring.rescore(self.con, scored, now, scope)
         notices.emit_changes(self.con, now)
-        providerfeed.append(self.con, scope, scored, now, cause)
+        providerfeed.append(self.con, scored, now, cause)
         self._notify(scope)
         return count
 

@@ -4,21 +4,32 @@
 -- feed_measures_after(action, list, grade, effect): the measures of the policy before and after.
 -- now is the time of the rescoring. A (resident, action) with no row holds a plain allow.
 
+-- name: scope_all
+-- The standings and list hits a rescoring covers: everyone's, or (scope_scoped) those of feed_scope;
+-- views, so that a scoped one reads only its residents' rows.
+CREATE OR REPLACE TEMP VIEW feed_standings AS SELECT * FROM standings;
+CREATE OR REPLACE TEMP VIEW feed_hits AS SELECT * FROM standing_hits
+
+-- name: scope_scoped
+CREATE OR REPLACE TEMP VIEW feed_standings AS
+SELECT * FROM standings WHERE resident IN (SELECT resident FROM feed_scope);
+CREATE OR REPLACE TEMP VIEW feed_hits AS
+SELECT * FROM standing_hits WHERE resident IN (SELECT resident FROM feed_scope)
+
 -- name: before
 -- For each (resident, action) some measure applied to before: the decision as last told (at the stored
 -- standing's own as_of), the decision the same standing implies at now (a grace period ended, a list
 -- record expired since: a change by time alone), and when such a change happened.
 CREATE OR REPLACE TEMP TABLE feed_before AS
 WITH s AS (
-  SELECT resident, grade, as_of FROM standings
-  WHERE $all OR resident IN (SELECT resident FROM feed_scope)
+  SELECT resident, grade, as_of FROM feed_standings
 ), lists AS (
   SELECT h.resident, h.list,
          bool_or(h.takes_effect <= s.as_of) AS told,
          bool_or(h.takes_effect <= $now AND (h.expires_at IS NULL OR h.expires_at > $now)) AS held,
          min(CASE WHEN h.takes_effect > s.as_of AND h.takes_effect <= $now THEN h.takes_effect END) AS grace_end,
          min(CASE WHEN h.expires_at > s.as_of AND h.expires_at <= $now THEN h.expires_at END) AS expiry
-  FROM standing_hits h JOIN s ON s.resident = h.resident
+  FROM feed_hits h JOIN s ON s.resident = h.resident
   WHERE h.list IN (SELECT list FROM feed_measures_before)
   GROUP BY h.resident, h.list
 ), applying AS (
@@ -42,8 +53,7 @@ FROM applying
 GROUP BY resident, action;
 -- Whose stored standing stopped being true by itself before now, and since when.
 CREATE OR REPLACE TEMP TABLE feed_due AS
-SELECT resident, changes_at AS due FROM standings
-WHERE changes_at <= $now AND ($all OR resident IN (SELECT resident FROM feed_scope))
+SELECT resident, changes_at AS due FROM feed_standings WHERE changes_at <= $now
 
 -- name: after
 -- The decisions the rescored standings imply at now, and each change against feed_before appended
@@ -52,11 +62,10 @@ WHERE changes_at <= $now AND ($all OR resident IN (SELECT resident FROM feed_sco
 -- list came into force, else expired), at that moment, and any other has the caller's cause.
 CREATE OR REPLACE TEMP TABLE feed_after AS
 WITH s AS (
-  SELECT resident, grade FROM standings
-  WHERE $all OR resident IN (SELECT resident FROM feed_scope)
+  SELECT resident, grade FROM feed_standings
 ), lists AS (
   SELECT DISTINCT h.resident, h.list
-  FROM standing_hits h JOIN s ON s.resident = h.resident
+  FROM feed_hits h JOIN s ON s.resident = h.resident
   WHERE h.takes_effect <= $now AND h.list IN (SELECT list FROM feed_measures_after)
 ), applying AS (
   SELECT l.resident, m.action, m.effect, 'list:' || m.list AS code
@@ -102,7 +111,9 @@ FROM (
 ) x;
 DROP TABLE feed_before;
 DROP TABLE feed_after;
-DROP TABLE feed_due
+DROP TABLE feed_due;
+DROP VIEW feed_standings;
+DROP VIEW feed_hits
 
 -- name: page
 -- Changes after after on the actions given (NULL: every action), in order.
