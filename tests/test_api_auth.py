@@ -116,6 +116,11 @@ ENDPOINTS: dict[str, Endpoint] = {
                        lambda role: ("POST", "/v1/admin/backup", {"json": {"dir": f"matrix-{role}"}})),
     "me": Endpoint("GET", "/v1/me", ANY, get("/v1/me")),
     "metrics": Endpoint("GET", "/metrics", ("operator", "auditor"), get("/metrics")),
+    "feed_snapshot": Endpoint("GET", "/v1/feed/snapshot", ("provider", "operator"), get("/v1/feed/snapshot")),
+    "feed": Endpoint("GET", "/v1/feed", ("provider", "operator"), get("/v1/feed")),
+    "feed_ack": Endpoint("POST", "/v1/feed/ack", ("provider",),
+                         lambda role: ("POST", "/v1/feed/ack", {"json": {"seq": 1}})),
+    "feed_status": Endpoint("GET", "/v1/feed/status", ("operator", "auditor"), get("/v1/feed/status")),
     "healthz": Endpoint("GET", "/healthz", (), get("/healthz")),
     "readyz": Endpoint("GET", "/readyz", (), get("/readyz")),
 }

@@ -45,7 +45,8 @@ API: dict[str, Op] = {
     "audit_verify": Op.VERIFY_AUDIT,
     "policy": Op.READ_POLICY, "policy_apply": Op.APPLY_POLICY, "tokens": Op.CREATE_TOKEN,
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
-    "metrics": Op.METRICS,
+    "metrics": Op.METRICS, "feed_snapshot": Op.READ_FEED, "feed": Op.READ_FEED, "feed_ack": Op.ACK_FEED,
+    "feed_status": Op.FEED_STATUS,
 }
 """tests/test_api_auth.py's endpoints (by its name for each) and the operation each performs."""
 

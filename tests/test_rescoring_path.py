@@ -10,7 +10,8 @@ nothing, so the notice is the read's.
 
 Each front is real: the ``credo`` script in a subprocess; the application ``credo serve`` runs
 (``credo.app.create_app`` over a hub, ``TestClient``), started before the clock moves so that it is
-the read (not the server's start) that finds the standing stale; and, for the server's catch-up on
+the read (not the server's start) that finds the standing stale, with the server's scheduler of due
+times off (it would otherwise be first: tests/test_feed_time.py); and, for the server's catch-up on
 due times, that application started after the clock moved (its index is read through the hub's
 ``index_rows``, which makes every stale standing current first) and started once more.
 """
@@ -133,7 +134,7 @@ CASES: dict[str, Read] = {
 
 @contextmanager
 def served(city: City) -> Iterator[TestClient]:
-    with TestClient(create_app(Core(city.db))) as client:
+    with TestClient(create_app(Core(city.db, scheduled=False))) as client:
         yield client
 
 

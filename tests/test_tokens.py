@@ -28,8 +28,8 @@ from credo.app import create_app
 from credo.serving.core import Core
 from tests.conftest import SESSION, City, Live, build_city, page, rid, running, sign_in
 
-LISTED = {"id", "principal", "role", "agency", "provider", "resident_id", "created_at", "expires_at", "status",
-          "revoked_at", "revoked_by"}
+LISTED = {"id", "principal", "role", "agency", "provider", "resident_id", "actions", "created_at", "expires_at",
+          "status", "revoked_at", "revoked_by"}
 
 
 def cli(city: City, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

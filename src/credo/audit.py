@@ -53,6 +53,8 @@ class Event(StrEnum):
     AUDIT_READ = "audit.read"
     AUDIT_VERIFIED = "audit.verified"
     BACKUP_TAKEN = "backup.taken"
+    FEED_READ = "feed.read"
+    FEED_ACKED = "feed.acked"
 
 
 class Entry(NamedTuple):

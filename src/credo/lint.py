@@ -218,8 +218,8 @@ def _check_deadlines(doc: PolicyDoc) -> list[Problem]:
     """Warn where a deadline counts working days: past the official calendar's last known year the days
     are counted Monday to Friday (and shown as estimated), which an author should know before it bites."""
     out = []
-    for name in DEADLINES:
-        if Deadline.parse(getattr(doc, name)).working_days:
+    for name in DEADLINES:  # as written: a default (correction_deadline's 3wd) is the documented one
+        if name in doc.model_fields_set and Deadline.parse(getattr(doc, name)).working_days:
             why = (f"working days are counted on China's official calendar, known up to {calendar_ends()}; "
                    "a deadline past it counts Monday to Friday and is marked estimated")
             out.append(Problem(name, why, "warn"))

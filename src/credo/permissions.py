@@ -19,8 +19,10 @@ later can admit what an earlier check refused (deny beats allow).
 2. Role (403 ``forbidden``, ``RoleRefused``): the caller's role is not among the rule's.
 3. The rate limit (429, the API and pages only): counted once the role is admitted.
 4. Ownership (403 ``forbidden``, ``NotYours``): a resident names a file not their own, an agency
-   another agency. Decided from the ID alone, before any file is looked up, so that the refusal never
-   says whether someone else exists (an ID that is no ID at all is a 422: it names nobody).
+   another agency, a provider an action outside its token's actions (even one the policy does not
+   name: the token alone decides) or another provider's feed. Decided from the ID (and the token)
+   alone, before any file is looked up, so that the refusal never says whether someone else exists
+   (an ID that is no ID at all is a 422: it names nobody).
 5. Purpose (422 ``purpose_required``, ``PurposeRequired``): a role that must say why said nothing.
    After ownership: a caller who may never have the answer is not told how to fix the request.
 6. The operation's own refusals: 404 for what lies outside the caller's scope (another agency's
@@ -75,6 +77,9 @@ class Op(enum.StrEnum):
     FIND_FILE = "find_file"
     MY_FILE = "my_file"
     LIST_REDRESS = "list_redress"
+    READ_FEED = "read_feed"
+    ACK_FEED = "ack_feed"
+    FEED_STATUS = "feed_status"
 
 
 class Owner(enum.StrEnum):
@@ -84,11 +89,13 @@ class Owner(enum.StrEnum):
     """A resident: the file named must be their own; a call naming none reaches their own."""
     AGENCY = "own agency"
     """An agency: naming another agency is refused; what it reaches is narrowed to its own records."""
-    PROVIDER = "own provider"
-    """A provider: naming another provider is refused; what it reaches is narrowed to what it was told."""
+    ACTIONS = "own actions"
+    """A provider: an action outside its token's actions (``credo token create --actions``; none given:
+    every action) is refused; its change feed is its own, narrowed to those actions, and naming another
+    provider is refused."""
 
 
-BOUND = {Owner.FILE: "resident", Owner.AGENCY: "agency", Owner.PROVIDER: "provider"}
+BOUND = {Owner.FILE: "resident", Owner.AGENCY: "agency", Owner.ACTIONS: "provider"}
 """The one role each kind of ownership can bind: the subject is the one its tokens are bound to."""
 
 
@@ -143,18 +150,20 @@ class Rule:
         return role in self.roles
 
     def require(self, who: Principal, *, resident_id: str | None = None, agency: str | None = None,
-                purpose: str | Unasked | None = UNASKED) -> None:
+                action: str | None = None, purpose: str | Unasked | None = UNASKED) -> None:
         """Refuse ``who`` in the order of the module's precedence: role, ownership, purpose.
 
-        ``resident_id`` and ``agency`` are the subjects the call names; a resident naming no file is
-        refused (use ``own_file`` where none means their own). ``purpose`` is what the caller gave
-        (None or blank: nothing), left ``UNASKED`` where purposes are not checked (the library)."""
+        ``resident_id``, ``agency`` and ``action`` are the subjects the call names; a resident naming no
+        file is refused (use ``own_file`` where none means their own). ``purpose`` is what the caller
+        gave (None or blank: nothing), left ``UNASKED`` where purposes are not checked (the library)."""
         self._admit(who)
         owner = self.owners.get(who.role)
         if owner is Owner.FILE:
             _own_file(who, resident_id)
         elif owner is Owner.AGENCY:
             _own_agency(who, agency)
+        elif owner is Owner.ACTIONS and action is not None:
+            _own_action(who, action)
         if purpose is not UNASKED and who.role in self.purpose and not (purpose and purpose.strip()):
             raise PurposeRequired(f"{a_role(who.role)} must give a purpose", details={"field": "purpose"})
 
@@ -182,11 +191,22 @@ class Rule:
         """The provider a call is narrowed to: a provider's own (naming another is refused); for any other
         role the one named (None: every provider)."""
         self._admit(who)
-        if self.owners.get(who.role) is not Owner.PROVIDER:
+        if self.owners.get(who.role) is not Owner.ACTIONS:
             return named
         if named is not None and named != who.provider:
             raise NotYours("a provider reaches only what it was told")
         return who.provider
+
+    def own_feed(self, who: Principal, named: str | None) -> tuple[str | None, tuple[str, ...] | None]:
+        """The provider whose feed a call reads and the actions it is narrowed to: a provider's own (naming
+        another is refused) and its token's actions; for any other role the one named (None: the whole
+        feed) and None (the named provider's actions are the service's to find)."""
+        self._admit(who)
+        if self.owners.get(who.role) is not Owner.ACTIONS:
+            return named, None
+        if named is not None and named != who.provider:
+            raise NotYours("a provider reaches only its own feed")
+        return who.provider, who.actions
 
     def reasons_for(self, who: Principal, reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What ``who`` is shown of a decision's reasons (a provider: code, effect and how it ends)."""
@@ -210,9 +230,16 @@ def _own_agency(who: Principal, named: str | None) -> None:
         raise NotYours("an agency reaches only its own records")
 
 
+def _own_action(who: Principal, action: str) -> None:
+    if who.actions is not None and action not in who.actions:
+        raise NotYours(f"this provider token may ask only about {', '.join(who.actions)}",
+                       details={"field": "action", "actions": list(who.actions)})
+
+
 # -- the table --------------------------------------------------------------------------------------
 RESIDENT = {"resident": Owner.FILE}
 AGENCY = {"agency": Owner.AGENCY}
+PROVIDER = {"provider": Owner.ACTIONS}
 PROVIDER_SEES = {"provider": ("code", "effect", "ends")}
 """A provider is shown a reason's code, effect and how it ends: never the records behind it (spec §1)."""
 
@@ -232,9 +259,9 @@ RULES: Mapping[Op, Rule] = {
     Op.READ_NOTICES: _file("read a resident's notices"),
     Op.READ_ACCESSES: _file("read who accessed a resident's file"),
     Op.CHECK: Rule("ask for a decision", ("provider", "operator", "resident"), purpose=("provider", "operator"),
-                   owners=RESIDENT, reasons=PROVIDER_SEES),
+                   owners={**RESIDENT, **PROVIDER}, reasons=PROVIDER_SEES),
     Op.CHECK_BATCH: Rule("ask for a manifest's decisions", ("provider", "operator"),
-                         purpose=("provider", "operator"), reasons=PROVIDER_SEES),
+                         purpose=("provider", "operator"), owners=PROVIDER, reasons=PROVIDER_SEES),
     Op.SUBMIT_RECORDS: Rule("submit records", ("agency",), owners=AGENCY),
     Op.REVOKE: Rule("revoke a record", ("agency", "operator"), owners=AGENCY),
     Op.READ_REJECTS: Rule("read rejected rows", ("agency", "operator"), owners=AGENCY),
@@ -257,7 +284,10 @@ RULES: Mapping[Op, Rule] = {
     Op.FIND_FILE: Rule("look a resident's file up", ("operator",), purpose=("operator",)),
     Op.MY_FILE: Rule("open the page of their own file", ("resident",), owners=RESIDENT),
     Op.LIST_REDRESS: Rule("list decisions that need redress", ("operator", "provider", "resident"),
-                          owners={**RESIDENT, "provider": Owner.PROVIDER}),
+                          owners={**RESIDENT, **PROVIDER}),
+    Op.READ_FEED: Rule("read a change feed", ("provider", "operator"), owners=PROVIDER),
+    Op.ACK_FEED: Rule("acknowledge its change feed", ("provider",), owners=PROVIDER),
+    Op.FEED_STATUS: Rule("read the change feeds' status", ("operator", "auditor")),
 }
 
 
@@ -266,9 +296,9 @@ def allows(op: Op, role: str) -> bool:
 
 
 def require(op: Op, who: Principal, *, resident_id: str | None = None, agency: str | None = None,
-            purpose: str | Unasked | None = UNASKED) -> None:
+            action: str | None = None, purpose: str | Unasked | None = UNASKED) -> None:
     """``RULES[op].require``: role, then ownership, then (where asked) purpose."""
-    RULES[op].require(who, resident_id=resident_id, agency=agency, purpose=purpose)
+    RULES[op].require(who, resident_id=resident_id, agency=agency, action=action, purpose=purpose)
 
 
 def own_file(op: Op, who: Principal, named: str | None) -> str | None:

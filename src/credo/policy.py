@@ -133,6 +133,20 @@ SCHEMAS = {
 """The policy tables the scoring SQL joins against; durations become (months, days) pairs."""
 
 
+def measure_rows(doc: PolicyDoc) -> list[Row]:
+    """The measures as rows of ``p_measures``: one per list, or per grade of a grades measure."""
+    rows: list[Row] = []
+    for m in doc.measures:
+        keys = [(m.list, None)] if m.list else [(None, g) for g in m.grades or []]
+        rows.extend({"action": m.action, "list": lst, "grade": grade, "effect": m.effect} for lst, grade in keys)
+    return rows
+
+
+def measures_table(policy: Policy) -> pa.Table:
+    """``p_measures`` alone, for what reads only the measures (``credo.providerfeed``, on every rescoring)."""
+    return pa.Table.from_pylist(measure_rows(policy.doc), schema=SCHEMAS["p_measures"])
+
+
 def compile_tables(policy: Policy) -> dict[str, pa.Table]:
     """The policy as relations for SQL."""
     doc = policy.doc
@@ -150,10 +164,7 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
     for rank, band in enumerate(doc.grades):
         upper = doc.grades[rank - 1].min if rank else None
         rows["p_grades"].append({"grade": band.grade, "rank": rank, "lo": band.min, "hi": upper})
-    for m in doc.measures:
-        keys = [(m.list, None)] if m.list else [(None, g) for g in m.grades or []]
-        rows["p_measures"].extend({"action": m.action, "list": lst, "grade": grade, "effect": m.effect}
-                                  for lst, grade in keys)
+    rows["p_measures"] = measure_rows(doc)
     rows["p_settings"].append({"base": doc.base_score, "lo": doc.score_bounds[0], "hi": doc.score_bounds[1],
                                "suspend": doc.disputed == "suspend"})
     return {name: pa.Table.from_pylist(rows[name], schema=schema) for name, schema in SCHEMAS.items()}

@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 DurationText = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}[dmy]$", description="<n>d, <n>m or <n>y")]
 DeadlineText = Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}[dmy]|[1-9][0-9]{0,3}wd)$",
                                     description="<n>d, <n>m, <n>y or <n>wd (working days, credo.deadlines)")]
-DEADLINES = ("objection_deadline",)
+DEADLINES = ("objection_deadline", "correction_deadline")
 """The policy's deadline settings, each a ``DeadlineText``."""
 
 
@@ -79,6 +79,8 @@ class PolicyDoc(_Strict):
     score_bounds: tuple[StrictInt, StrictInt]
     disputed: Literal["suspend", "count"] = "suspend"
     objection_deadline: DeadlineText = "15d"
+    correction_deadline: DeadlineText = Field("3wd", description="a change on a provider's feed not acknowledged "
+                                              "by then is overdue for that provider")
     grades: list[Grade] = Field(min_length=1)
     record_types: dict[str, RecordType]
     lists: dict[str, ListDef] = {}

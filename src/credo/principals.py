@@ -58,6 +58,8 @@ class Principal:
     agency: str | None = None
     provider: str | None = None
     resident: int | None = None
+    actions: tuple[str, ...] | None = None
+    """A provider's scope: the only actions it may ask about and sees in its feed (None: every action)."""
 
 
 OPERATOR_CLI = Principal("cli", "operator")
@@ -102,6 +104,23 @@ def check_subject(role: str, subjects: dict[str, str | None]) -> None:
         raise CredoError(f"--{role} holds a control character", code="bad_name", details={"field": role})
 
 
+def check_actions(role: str, actions: list[str] | None, known: Iterable[str]) -> tuple[str, ...] | None:
+    """A provider token's actions (``--actions A,B``): each one the policy names, at least one, no other
+    role; None (not given) is every action."""
+    if actions is None:
+        return None
+    if role != "provider":
+        raise CredoError(f"{a_role(role)} token takes no --actions", code="bad_role", details={"field": "actions"})
+    named = tuple(sorted({a.strip() for a in actions if a.strip()}))
+    if not named:
+        raise CredoError("--actions names no action", code="bad_actions", details={"field": "actions"})
+    unknown = [a for a in named if a not in set(known)]
+    if unknown:
+        raise CredoError(f"--actions names actions the policy does not: {', '.join(unknown)}",
+                         code="unknown_action", details={"field": "actions", "actions": sorted(known)})
+    return named
+
+
 def expiry(text: str, now: datetime, tz: str) -> datetime:
     """When a token given ``--expires TEXT`` stops: a duration from now (``12h``, ``30d``) or a date or
     date-time (the feed rule: a bare date is midnight at its start, city time); it must be later than now."""
@@ -122,13 +141,15 @@ def expiry(text: str, now: datetime, tz: str) -> datetime:
 
 def create(con: duckdb.DuckDBPyConnection, role: str, *, agency: str | None = None,
            provider: str | None = None, resident: int | None = None, expires_at: datetime | None = None,
-           now: datetime) -> tuple[str, Token]:
-    """A new token (returned once) bound to a role and its subject (checked by ``check_subject``)."""
+           actions: tuple[str, ...] | None = None, now: datetime) -> tuple[str, Token]:
+    """A new token (returned once) bound to a role and its subject (checked by ``check_subject``), and a
+    provider's to its actions (``check_actions``)."""
     token = "credo_" + secrets.token_urlsafe(32)
     name = _name(role, resident, f"{role}:{agency or provider or secrets.token_hex(3)}")
     number = next_id(con, "principals", "id")
-    con.execute(q("principals.insert"), [_hash(token), role, agency, provider, resident, name, now, number, expires_at])
-    return token, Token(number, Principal(name, role, agency, provider, resident), expires_at)
+    con.execute(q("principals.insert"), [_hash(token), role, agency, provider, resident, name, now, number, expires_at,
+                                         None if actions is None else list(actions)])
+    return token, Token(number, Principal(name, role, agency, provider, resident, actions), expires_at)
 
 
 def revoke(con: duckdb.DuckDBPyConnection, number: int, *, principal: str, now: datetime) -> Principal:
@@ -148,12 +169,12 @@ def listing(con: duckdb.DuckDBPyConnection, now: datetime, tz: str) -> list[dict
     """Every token ever made, without its secret (nor its hash), with its state at ``now``."""
     rows = con.execute(q("principals.listing")).fetchall()
     out: list[dict[str, object]] = []
-    for number, label, role, agency, provider, resident, created, expires, revoked_at, revoked_by in rows:
+    for number, label, role, agency, provider, resident, created, expires, revoked_at, revoked_by, actions in rows:
         name = _name(str(role), resident if resident is None else int(resident), str(label))
         state = "revoked" if revoked_at else ("expired" if expires is not None and now >= expires else "active")
         out.append({"id": number, "principal": name, "role": role, "agency": agency, "provider": provider,
                     "resident_id": None if resident is None else ids.resident_id_from_key(int(resident)),
-                    "created_at": iso(created, tz), "expires_at": iso(expires, tz), "status": state,
+                    "actions": actions, "created_at": iso(created, tz), "expires_at": iso(expires, tz), "status": state,
                     "revoked_at": iso(revoked_at, tz), "revoked_by": revoked_by})
     return out
 
@@ -171,10 +192,11 @@ def _name(role: str, resident: int | None, label: str) -> str:
 
 
 def _row_token(row: tuple[object, ...]) -> Token:
-    _, role, agency, provider, resident, label, number, expires = row
+    _, role, agency, provider, resident, label, number, expires, actions = row
     key = resident if resident is None else int(str(resident))
+    scope = None if actions is None else tuple(str(a) for a in actions)  # type: ignore[attr-defined]
     who = Principal(_name(str(role), key, str(label)), str(role), agency if agency is None else str(agency),
-                    provider if provider is None else str(provider), key)
+                    provider if provider is None else str(provider), key, scope)
     assert expires is None or isinstance(expires, datetime)
     return Token(int(str(number)), who, expires)
 

@@ -43,13 +43,15 @@ from credo.known import Known
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
-from credo.servicebase import ServiceBase
+from credo.providerfeed import Cause
+from credo.servicefeed import FeedService
 from credo.store import transaction
 from credo.times import iso
 
 
-class Credo(ServiceBase):
-    """Every operation on one open database, each audited (``ServiceBase``: what they stand on)."""
+class Credo(FeedService):
+    """Every operation on one open database, each audited (``ServiceBase``: what they stand on;
+    ``FeedService``: the providers' change feed)."""
 
     # -- policy -----------------------------------------------------------------------------
     def apply_policy(self, text: str, who: Principal = OPERATOR_CLI) -> Policy:
@@ -57,8 +59,9 @@ class Credo(ServiceBase):
         new = policies.load(text)
         now = settings.now(new.tz)
         with transaction(self.con):
+            was = self.policy if self.initialised() else None
             policies.save(self.con, new, by=who.name, now=now)
-            self._rescore(now, None, new)
+            self._rescore(now, None, new, cause=Cause.POLICY, was=was)
             seq = self._audit(who, Event.POLICY_APPLIED, policy=new.label, detail={"sha256": new.sha256})
             self._known(seq, "policy", policy=new.version)
         self._policy = new
@@ -75,7 +78,7 @@ class Credo(ServiceBase):
                                    progress=progress)
             if progress:
                 progress("score", 0, feed.rows)
-            self._rescore(now, result.residents)
+            self._rescore(now, result.residents, cause=Cause.RECORD)
             seq = self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
             self._known(seq, "batch", batch=result.batch)
         if progress:
@@ -101,7 +104,7 @@ class Credo(ServiceBase):
         now = self.now()
         with transaction(self.con):
             resident = ledger.revoke(self.con, agency, record_id, reason, principal=who.name, now=now)
-            self._rescore(now, [resident])
+            self._rescore(now, [resident], cause=Cause.REVOCATION)
             seq = self._audit(who, Event.RECORD_REVOKED, resident=resident,
                               detail={"record": f"{agency}:{record_id}", "reason": reason})
             self._known(seq, "revocation", agency=agency, record_id=record_id)
@@ -164,6 +167,7 @@ class Credo(ServiceBase):
         """A decision and the receipt of its audit entry (``{"seq", "hash"}``): now, from the stored
         standing; or as it would have been given at T = ``as_of`` from what was known at K =
         ``known_at`` (either defaults to now), logged with the times asked about."""
+        permissions.require(Op.CHECK, who, resident_id=resident_id.text, action=action)
         now = self.now()
         if as_of is None and known_at is None:
             decisions.require_action(self.policy, action)
@@ -195,7 +199,7 @@ class Credo(ServiceBase):
         with transaction(self.con):
             number = objections.open_objection(self.con, key, ref, reason, principal=who.name, now=now)
             notices.add(self.con, key, "objection.opened", {"objection": number, "record": ref}, now)
-            self._rescore(now, [key])
+            self._rescore(now, [key], cause=Cause.OBJECTION)
             seq = self._audit(who, Event.OBJECTION_OPENED, resident=key, detail={"objection": number, "record": ref})
             self._known(seq, "objection", objection=number, step="opened")
         return number
@@ -207,7 +211,7 @@ class Credo(ServiceBase):
             key = objections.resolve(self.con, number, uphold=uphold, answer=answer, agency=agency,
                                      principal=who.name, now=now)
             notices.add(self.con, key, "objection.resolved", {"objection": number, "upheld": uphold}, now)
-            self._rescore(now, [key])
+            self._rescore(now, [key], cause=Cause.OBJECTION)
             seq = self._audit(who, Event.OBJECTION_RESOLVED, resident=key,
                               detail={"objection": number, "upheld": uphold})
             self._known(seq, "objection", objection=number, step="upheld" if uphold else "rejected")
@@ -257,10 +261,12 @@ class Credo(ServiceBase):
         return audit.export(self.con)
 
     def create_token(self, role: str, *, agency: str | None = None, provider: str | None = None,
-                     resident_id: str | None = None, expires: str | None = None,
+                     resident_id: str | None = None, expires: str | None = None, actions: list[str] | None = None,
                      who: Principal = OPERATOR_CLI) -> tuple[str, principals.Token]:
-        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows."""
+        """A new token, shown once; ``expires`` as ``principals.expiry`` reads it; an agency the policy knows;
+        a provider's ``actions`` (None: every action) the policy names."""
         principals.check_subject(role, {"agency": agency, "provider": provider, "resident": resident_id})
+        scope = principals.check_actions(role, actions, self.policy.doc.actions if actions is not None else ())
         if agency is not None:
             self._require_agency(agency)
         resident = ids.resident_key(ids.normalise_resident_id(resident_id, self.now().date())) if resident_id else None
@@ -271,9 +277,10 @@ class Credo(ServiceBase):
             shown = iso(until, tz)
         with transaction(self.con):
             token, made = principals.create(self.con, role, agency=agency, provider=provider, resident=resident,
-                                            expires_at=until, now=self.now())
+                                            expires_at=until, actions=scope, now=self.now())
             self._audit(who, Event.TOKEN_CREATED, detail={"id": made.id, "principal": made.principal.name,
-                                                          "role": role, "expires_at": shown})
+                                                          "role": role, "expires_at": shown,
+                                                          **({"actions": list(scope)} if scope else {})})
         return token, made
 
     def tokens(self) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import orjson
 
-from credo import audit, checkpoints, known, notices, permissions, scoring, settings, standing
+from credo import audit, checkpoints, known, notices, permissions, providerfeed, scoring, settings, standing
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError
@@ -28,6 +28,7 @@ from credo.ids import ResidentId
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import Principal
+from credo.providerfeed import Cause
 from credo.store import connect, transaction
 from credo.times import DEFAULT_TZ, parse_when
 
@@ -143,26 +144,33 @@ class ServiceBase:
         for listener in self._listeners:
             listener(residents)
 
-    def _rescore(self, now: datetime, residents: Iterable[int] | None, policy: Policy | None = None) -> int:
+    def _rescore(self, now: datetime, residents: Iterable[int] | None, policy: Policy | None = None, *,
+                 cause: Cause, was: Policy | None = None) -> int:
         """Rescore (everyone when ``residents`` is None) inside the caller's transaction, and tell what
-        changed: notices for the residents, the listeners for every decision index."""
+        changed: notices for the residents, the provider feed for every decision that changed
+        (``cause``: why the caller rescored; ``was``: the policy the stored standings were scored
+        under, when the call changes it), the listeners for every decision index."""
         scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
         if scope is not None and len(scope) == 0:
             return 0
         if scope is not None and scoring.better_whole(self.con, scope):
             scope = None  # everyone: also the notices of any other standing that changed by time
+        scored = policy or self.policy
         notices.snapshot(self.con, scope)
-        count = scoring.rescore(self.con, policy or self.policy, now, scope)
+        providerfeed.before(self.con, scope, was or scored, now)
+        count = scoring.rescore(self.con, scored, now, scope)
         notices.emit_changes(self.con, now)
+        providerfeed.append(self.con, scored, now, cause)
         self._notify(scope)
         return count
 
     def freshen(self, residents: np.ndarray | None, now: datetime | None = None) -> int:
         """``_rescore`` in a transaction of its own: how a read makes current the standings that
         stopped being true by themselves (a ``changes_at`` passed, another policy), here or in the
-        server (``credo.serving.core``, for the residents ``credo.index.stale_in_store`` finds)."""
+        server (``credo.serving.core``, for the residents ``credo.index.stale_in_store`` finds, and
+        its scheduler over the due times). What changes is told as changed by time."""
         with transaction(self.con):
-            return self._rescore(now or self.now(), residents)
+            return self._rescore(now or self.now(), residents, cause=Cause.TIME)
 
     def _current(self, key: int, now: datetime) -> standing.Standing:
         """The standing now: the stored one while still true, else made current first (``freshen``)."""

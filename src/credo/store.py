@@ -83,6 +83,14 @@ MIGRATIONS: list[str] = [
         action VARCHAR, decided_at TIMESTAMP, needed BOOLEAN, said VARCHAR, holds VARCHAR, withdrawn VARCHAR,
         found_at TIMESTAMP);
     """,
+    # 8: the providers' change feed (credo.providerfeed): each change of a decision, numbered without a gap,
+    # the position each provider acknowledged, and a provider token's actions (NULL: every action)
+    """
+    CREATE TABLE feed (seq BIGINT, resident BIGINT, action VARCHAR, decision VARCHAR, benefits VARCHAR[],
+        reasons VARCHAR[], effective_at TIMESTAMP, cause VARCHAR, policy VARCHAR, recorded_at TIMESTAMP);
+    CREATE TABLE feed_acks (provider VARCHAR, seq BIGINT, acked_at TIMESTAMP, principal VARCHAR);
+    ALTER TABLE principals ADD COLUMN actions VARCHAR[];
+    """,
 ]
 
 

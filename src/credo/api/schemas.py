@@ -145,6 +145,9 @@ class TokenIn(BaseModel):
     expires: str | None = Field(None, description="when the token stops: a duration from now (12h, 30d) or an "
                                 "ISO 8601 date or date-time (a bare date is midnight, city time); none: never",
                                 examples=["30d", "2025-01-01"])
+    actions: list[str] | None = Field(None, description="a provider token's only actions (the checks it may ask "
+                                      "for, its feed); none: every action; no other role's",
+                                      examples=[["rail.high_speed.book"]])
 
 
 class BackupIn(BaseModel):
@@ -179,6 +182,7 @@ class TokenInfo(BaseModel):
     agency: str | None
     provider: str | None
     resident_id: str | None
+    actions: list[str] | None = Field(description="a provider's only actions; null: every action")
     created_at: str
     expires_at: str | None
     status: Literal["active", "expired", "revoked"]
@@ -194,6 +198,54 @@ class TokenRevoked(BaseModel):
     id: int
     principal: str
     status: Literal["revoked"]
+
+
+class FeedChange(BaseModel):
+    seq: int = Field(description="the change's place in the feed: one more than the one before, never reused")
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
+    action: str
+    decision: Literal["allow", "deny"]
+    benefits: list[str]
+    reasons: list[str] = Field(description="the reason codes of every measure that applies", examples=[
+        ["list:dishonest_debtor"]])
+    effective_at: str = Field(description="when the change took effect, ISO 8601 (a grace end: its end)")
+    cause: Literal["record", "revocation", "objection", "policy", "grace_ended", "expired"]
+    policy: str
+
+
+class FeedPage(BaseModel):
+    provider: str | None
+    actions: list[str] | None = Field(description="the actions read; null: every action")
+    after: int
+    next: int = Field(description="the after of the next page")
+    head: int = Field(description="the feed's last seq")
+    changes: list[FeedChange]
+
+
+class FeedDecision(BaseModel):
+    resident_id: str = Field(json_schema_extra=RESIDENT_ID)
+    action: str
+    decision: Literal["allow", "deny"]
+    benefits: list[str]
+    reasons: list[str]
+
+
+class FeedSnapshot(BaseModel):
+    provider: str | None
+    actions: list[str] | None
+    seq: int = Field(description="follow the feed from here: GET /v1/feed?after=seq")
+    policy: str
+    decisions: list[FeedDecision] = Field(description="every decision on the actions that is not a plain allow")
+
+
+class FeedAckIn(BaseModel):
+    seq: int = Field(ge=0, le=2**63 - 1, description="every change up to this one is acknowledged")
+
+
+class FeedAcked(BaseModel):
+    provider: str
+    seq: int = Field(description="the acknowledged position (an acknowledgment never moves it back)")
+    head: int
 
 
 def body_doc(model: type[BaseModel], media: tuple[str, ...] = ("application/json",)) -> dict[str, Any]:

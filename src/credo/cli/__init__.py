@@ -21,7 +21,7 @@ except ImportError:
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from credo import settings
-from credo.cli import audit, governance, objections, operations, policy, records, residents, tokens
+from credo.cli import audit, feed, governance, objections, operations, policy, records, residents, tokens
 from credo.cli.common import close_services, err
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
@@ -31,6 +31,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(objections.app, name="objection")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="token")
+app.add_typer(feed.app, name="feed")
 COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("init", operations.init), ("synth", operations.synth), ("ingest", records.ingest_cmd),
     ("rejects", records.rejects), ("score", operations.score), ("standing", residents.standing_cmd),

@@ -19,12 +19,19 @@ app = typer.Typer(no_args_is_help=True, help="API tokens.")
 def token_create(role: Annotated[str, typer.Option()], agency: str | None = None, provider: str | None = None,
                  resident: str | None = None,
                  expires: Annotated[str | None, typer.Option(help="a duration from now (12h, 30d) or an ISO 8601 "
-                                                             "date or date-time; default: never")] = None) -> None:
+                                                             "date or date-time; default: never")] = None,
+                 actions: Annotated[str | None, typer.Option(help="a provider's only actions, A,B (the checks it may "
+                                                             "ask for, its feed); default: every action")] = None
+                 ) -> None:
     """An API token, shown once."""
     credo = service()
-    token, made = credo.create_token(role, agency=agency, provider=provider, resident_id=resident, expires=expires)
+    scope = None if actions is None else actions.split(",")
+    token, made = credo.create_token(role, agency=agency, provider=provider, resident_id=resident, expires=expires,
+                                     actions=scope)
     out.print(f"{token}", markup=False)
     until = f", expires {iso(made.expires_at, credo.policy.tz)}" if made.expires_at else ""
+    if made.principal.actions is not None:
+        until += f", actions {','.join(made.principal.actions)}"
     err.print(f"token {made.id} for {made.principal.name} (role {made.principal.role}{until}); it is shown only "
               f"this once", markup=False)
 

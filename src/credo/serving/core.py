@@ -49,6 +49,7 @@ from credo.serving import journal
 from credo.serving.commit import GroupCommit
 from credo.serving.hub import PRINCIPALS, TOKEN_WRITES, Change, Hub
 from credo.serving.owner import Owner
+from credo.serving.schedule import Scheduler
 
 CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
@@ -110,7 +111,8 @@ class Turn:
 class Core(Hub):
     """The hub proper: the store, its owner, the audit writer, the reader and the change feed."""
 
-    def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, generation_file: Path | None = None,
+                 scheduled: bool = True) -> None:
         self.credo = Credo.open(path)
         """Opened here; from the owner's start on, used by the owner's thread alone."""
         # The audit log grows by ~300 bytes a decision; at DuckDB's default (a checkpoint per
@@ -123,6 +125,9 @@ class Core(Hub):
         self._sealed_at = time.monotonic()
         self.mover_failures = 0
         self.checkpoint_failures = 0
+        self.due_failures = 0
+        self.scheduler = Scheduler(self.credo) if scheduled else None
+        """Tells what time alone changes, at its moment (``credo.serving.schedule``); off: only reads do."""
         self.move_error: Exception | None = None
         """Why the last move of the journal into the table failed, until one succeeds: not ready."""
         self._feed = Feed()
@@ -135,7 +140,7 @@ class Core(Hub):
         self._cursor = self.credo.con.cursor()
         self._reader = Owner("hub-reader")
         self.writer: GroupCommit[Sequence[Any]] = GroupCommit(self._write_audit, "audit-writer")
-        self._owner = Owner("hub-owner", tick=partial(self._in_turn, self._move), every=DRAIN_SECONDS)
+        self._owner = Owner("hub-owner", tick=partial(self._in_turn, self._tick), every=DRAIN_SECONDS)
 
     # -- the owner's turns ----------------------------------------------------------------------
     def _on_owner(self, job: Callable[[], T]) -> T:
@@ -152,6 +157,8 @@ class Core(Hub):
                     turn.loan.end(lambda: audit.head(self.credo.con))
             finally:  # what a committed write rescored is announced whatever happened after
                 self._announce(turn.changes)
+                if turn.changes and self.scheduler is not None:
+                    self.scheduler.changed()
 
     # -- the service --------------------------------------------------------------------------
     def service(self, operation: Callable[Concatenate[Credo, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -325,6 +332,17 @@ class Core(Hub):
             self.checkpoint_failures += 1
             log.error("signing an audit checkpoint failed: %s", exc)
 
+    def _tick(self) -> None:
+        """(the owner) Every second: the journal's move and signature, then the due times."""
+        self._move()
+        if self.scheduler is None:
+            return
+        try:
+            self.scheduler.run()
+        except Exception as exc:  # tried again at the next tick
+            self.due_failures += 1
+            log.error("making current the standings past their due time failed: %s", exc)
+
     def _append_audit(self, con: duckdb.DuckDBPyConnection, entries: Sequence[Sequence[Any]]) -> audit.Receipts:
         """A service call's own entries, inside its transaction, on the owner. They chain after every
         decision journaled so far: the call borrows the writer first (``Loan``: nothing more is
@@ -343,7 +361,7 @@ class Core(Hub):
                 "audit_failures": self.writer.failures, "audit_writer_alive": float(self.writer.alive),
                 "audit_flush_seconds": self.writer.seconds,
                 "audit_mover_failures": self.mover_failures, "audit_mover_failing": float(self.move_error is not None),
-                "audit_checkpoint_failures": self.checkpoint_failures,
+                "audit_checkpoint_failures": self.checkpoint_failures, "due_failures": self.due_failures,
                 "generation": self._feed.generation}
 
     def close(self) -> None:

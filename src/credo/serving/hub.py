@@ -120,9 +120,9 @@ class Service(Protocol):
         return self.service(Credo.apply_policy, text, who)
 
     def create_token(self, role: str, *, agency: str | None, provider: str | None, resident_id: str | None,
-                     expires: str | None, who: Principal) -> tuple[str, Token]:
+                     expires: str | None, who: Principal, actions: list[str] | None = None) -> tuple[str, Token]:
         return self.service(Credo.create_token, role, agency=agency, provider=provider, resident_id=resident_id,
-                            expires=expires, who=who)
+                            expires=expires, actions=actions, who=who)
 
     def tokens(self) -> list[Json]:
         return self.service(Credo.tokens)
@@ -141,6 +141,19 @@ class Service(Protocol):
 
     def whatif(self, text: str, *, who: Principal, purpose: str) -> Json:
         return self.service(Credo.whatif, text, who=who, purpose=purpose)
+
+    # -- the providers' change feed
+    def feed_snapshot(self, who: Principal, provider: str | None) -> Json:
+        return self.service(Credo.feed_snapshot, who, provider)
+
+    def feed_page(self, who: Principal, after: int, limit: int, provider: str | None) -> Json:
+        return self.service(Credo.feed_page, who, after, limit, provider)
+
+    def feed_ack(self, who: Principal, seq: int) -> Json:
+        return self.service(Credo.feed_ack, who, seq)
+
+    def feed_status(self, who: Principal) -> Json:
+        return self.service(Credo.feed_status, who)
 
 
 class Hub(Service, Protocol):

@@ -84,7 +84,7 @@ Judged = tuple[datetime, int, Decision]
 async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purpose: str | None) -> Judged:
     """Every refusal of a check is raised here, before anything is logged: the fast path
     (``credo.api.fastcheck``) relies on that to hand a refused request to the framework."""
-    DECIDE.rule.require(who, resident_id=resident_id, purpose=purpose)
+    DECIDE.rule.require(who, resident_id=resident_id, action=action, purpose=purpose)
     if rt.behind():
         await blocking(rt.sync)
     idx = rt.index  # one snapshot answers, or the one its refresh made
@@ -116,7 +116,7 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     """
     rt = runtime(request)
     action, purpose, resident_ids = _manifest(parse_json(await read_body(request, rt.max_body)), purpose)
-    BATCH.rule.require(who, purpose=purpose)
+    BATCH.rule.require(who, action=action, purpose=purpose)
     if rt.behind():
         await blocking(rt.sync)
     idx = rt.index  # one snapshot answers the whole manifest, or the one its refresh made

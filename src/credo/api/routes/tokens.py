@@ -37,7 +37,7 @@ def create_token(request: Request, who: Annotated[Principal, Depends(CREATE)], b
     secret is shown only in this answer."""
     rt = runtime(request)
     token, made = rt.hub.create_token(body.role, agency=body.agency, provider=body.provider,
-                              resident_id=body.resident_id, expires=body.expires, who=who)
+                              resident_id=body.resident_id, expires=body.expires, actions=body.actions, who=who)
     rt.sync()
     return json({"token": token, "id": made.id, "principal": made.principal.name, "role": made.principal.role,
                  "expires_at": iso(made.expires_at, rt.index.policy.tz)}, status=201)
