@@ -201,3 +201,28 @@ def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert table.returncode == 0 and "tax:x1 (paid before judgment)" in table.stdout and "rail" in table.stdout
     assert json.loads(credo("redress", "--json", "--provider", "hall").stdout) == []
     assert json.loads(credo("redress", "--json", "--resident", WANG).stdout) == []
+
+
+def test_the_provider_is_told_on_its_feed_and_acknowledges_it_there(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    city = tiny_city(tmp_path, monkeypatch)
+    try:
+        decision = city.check(parse_resident_id(LI), TRAIN, RAIL)
+        city.check(parse_resident_id(LI), TRAIN, HALL)
+        before = city.feed_page(RAIL)["next"]
+        city.revoke("tax", "x1", "paid before judgment", TAX)
+        page = city.feed_page(RAIL, after=before)
+        changes = json.loads(page["changes"])
+        assert [(c["action"], c["decision"], c["cause"]) for c in changes] == [(TRAIN, "allow", "revocation")]
+        [item] = page["redress"]
+        assert (item["decision_id"], item["provider"], item["feed_seq"], item["acknowledged"]) == (
+            decision.decision_id, "rail", changes[-1]["seq"], False)
+        assert city.feed_page(RAIL, after=page["next"])["redress"] == []
+        assert city.dashboard()["redress"]["open"] == 2
+        city.feed_ack(RAIL, page["next"])
+        assert [i["acknowledged"] for i in city.redress(provider="rail")] == [True]
+        assert [i["acknowledged"] for i in city.redress(provider="hall")] == [False]
+        board = city.dashboard()["redress"]
+        assert (board["open"], [r["told"] for r in board["by_provider"]]) == (1, ["hall"])
+    finally:
+        city.close()

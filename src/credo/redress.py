@@ -13,7 +13,8 @@ need redress is not examined again, and a later withdrawal looks again only at d
 earlier ones did not make better (one record withdrawn of two that held a list changes nothing; the
 second does). An item that needs redress
 tells the resident (a ``redress`` notice), and is listed for the operator and for the provider that
-was told (``credo redress``, ``GET /v1/redress``, the resident's page, the dashboard).
+was told (``credo redress``, ``GET /v1/redress``, the resident's page, the dashboard), and goes on the
+provider's change feed beside the withdrawal's own changes: open until the provider acknowledges it there.
 """
 
 from __future__ import annotations
@@ -83,18 +84,26 @@ def _provider(con: duckdb.DuckDBPyConnection, principal: str, role: str) -> str 
     return str(rows[0][0]) if rows and rows[0][0] is not None else principal.removeprefix("provider:")
 
 
+EVER = 2**62
+"""An ``until`` past every feed seq there will be."""
+
+
 def listing(con: duckdb.DuckDBPyConnection, tz: str, now: datetime, *, provider: str | None = None,
-            resident: int | None = None) -> list[dict[str, Any]]:
+            resident: int | None = None, after: int = -1, until: int = EVER) -> list[dict[str, Any]]:
     """The decisions that need redress, oldest found first, each with what was said, what holds now and
-    the withdrawn records with their reasons (times in the city's zone, ``age_days`` since found)."""
+    the withdrawn records with their reasons (times in the city's zone, ``age_days`` since found), the
+    feed seq it was told beside (``feed_seq``, narrowed to ``after < feed_seq <= until``) and whether
+    the provider acknowledged it there."""
     out = []
-    for (decision_id, seq, key, principal, who, action, decided_at, said, holds, withdrawn,
-         found_at) in con.execute(q("redress.listing"), {"provider": provider, "resident": resident}).fetchall():
+    params = {"provider": provider, "resident": resident, "after": after, "until": until}
+    for (decision_id, seq, key, principal, who, action, decided_at, said, holds, withdrawn, found_at, feed_seq,
+         acknowledged) in con.execute(q("redress.listing"), params).fetchall():
         records = orjson.loads(withdrawn)
         for r in records:
             r["withdrawn_at"] = iso(datetime.fromisoformat(r["withdrawn_at"]), tz)
         out.append({"decision_id": decision_id, "seq": seq, "resident_id": ids.resident_id_from_key(key),
                     "provider": who, "principal": principal, "action": action, "decided_at": iso(decided_at, tz),
                     "said": orjson.loads(said), "holds": orjson.loads(holds), "withdrawn": records,
-                    "found_at": iso(found_at, tz), "age_days": (now - found_at).days})
+                    "found_at": iso(found_at, tz), "age_days": (now - found_at).days, "feed_seq": feed_seq,
+                    "acknowledged": acknowledged})
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from credo import index, permissions, providerfeed
+from credo import index, permissions, providerfeed, redress
 from credo.audit import Event
 from credo.deadlines import Deadline
 from credo.errors import CredoError, NotFound
@@ -64,7 +64,8 @@ class FeedService(ServiceBase):
                   provider: str | None = None) -> dict[str, Any]:
         """The changes after ``after`` on the provider's actions, in ``seq`` order, as a JSON array's text
         (``changes``: made by the database, for speed); ``next`` is the ``after`` of the next page (the
-        last seq looked at), ``head`` the feed's last seq."""
+        last seq looked at), ``head`` the feed's last seq; ``redress``, the items for this provider that
+        the feed carries in the same span (``credo.redress``)."""
         if not 1 <= limit <= MAX_PAGE:
             raise CredoError(f"limit must be 1 to {MAX_PAGE}", code="bad_limit", details={"field": "limit"})
         named, actions = self._feed_scope(who, provider)
@@ -73,9 +74,10 @@ class FeedService(ServiceBase):
             head = providerfeed.head(self.con)
             # a short page read everything of this provider's up to the head (one snapshot)
             last = page.last if page.count == limit and page.last is not None else max(after, head)
+            told = redress.listing(self.con, self.policy.tz, self.now(), provider=named, after=after, until=last)
             self._audit(who, Event.FEED_READ, detail={"provider": named, "after": after, "changes": page.count})
         return {"provider": named, "actions": actions, "after": after, "next": last, "head": head,
-                "changes": f"[{page.changes}]"}
+                "changes": f"[{page.changes}]", "redress": told}
 
     def feed_ack(self, who: Principal, seq: int) -> dict[str, Any]:
         """The provider acknowledges every change up to ``seq`` (at most the feed's head); its position

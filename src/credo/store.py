@@ -81,7 +81,7 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE redress (decision_id VARCHAR, seq BIGINT, resident BIGINT, principal VARCHAR, provider VARCHAR,
         action VARCHAR, decided_at TIMESTAMP, needed BOOLEAN, said VARCHAR, holds VARCHAR, withdrawn VARCHAR,
-        found_at TIMESTAMP);
+        found_at TIMESTAMP, feed_seq BIGINT);
     """,
     # 8: the providers' change feed (credo.providerfeed): each change of a decision, numbered without a gap,
     # the position each provider acknowledged, and a provider token's actions (NULL: every action)

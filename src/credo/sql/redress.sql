@@ -22,22 +22,32 @@ GROUP BY ALL
 ORDER BY a.seq
 
 -- name: insert
-INSERT INTO redress VALUES ($decision_id, $seq, $resident, $principal, $provider, $action, $decided_at,
-                            $needed, $said, $holds, $withdrawn, $found_at)
+-- feed_seq: the feed's head once the withdrawal's own changes are in it, so that a provider reading the
+-- feed meets the item beside those changes, and has acknowledged it once it acknowledges that seq.
+INSERT INTO redress SELECT $decision_id, $seq, $resident, $principal, $provider, $action, $decided_at, $needed,
+                           $said, $holds, $withdrawn, $found_at, coalesce(max(seq), 0) FROM feed
 
 -- name: provider_of
 SELECT provider FROM principals WHERE label = $principal AND role = 'provider' LIMIT 1
 
 -- name: listing
--- Items that need redress, oldest first, for one provider and/or resident when given.
-SELECT decision_id, seq, resident, principal, provider, action, decided_at, said, holds, withdrawn, found_at
-FROM redress
-WHERE needed AND ($provider IS NULL OR provider = $provider) AND ($resident IS NULL OR resident = $resident)
-ORDER BY found_at, seq
+-- Items that need redress, oldest first, for one provider and/or resident when given, and those a provider's
+-- feed carried from $after to $until (each item is acknowledged once its provider acknowledged its feed_seq).
+SELECT r.decision_id, r.seq, r.resident, r.principal, r.provider, r.action, r.decided_at, r.said, r.holds,
+       r.withdrawn, r.found_at, r.feed_seq, coalesce(a.acked >= r.feed_seq, false) AS acknowledged
+FROM redress r
+LEFT JOIN (SELECT provider, max(seq) AS acked FROM feed_acks GROUP BY provider) a ON a.provider = r.provider
+WHERE r.needed AND ($provider IS NULL OR r.provider = $provider) AND ($resident IS NULL OR r.resident = $resident)
+  AND r.feed_seq > $after AND r.feed_seq <= $until
+ORDER BY r.found_at, r.seq
 
 -- name: open_by_provider
--- For the dashboard: the items that need redress by provider (a decision asked by someone other than a
--- provider: by its principal), how many, the oldest and how many are older than $old_days days.
-SELECT coalesce(provider, principal) AS told, count(*) AS open, min(found_at) AS oldest,
-       count(*) FILTER (WHERE found_at <= $now - to_days(CAST($old_days AS INTEGER))) AS old
-FROM redress WHERE needed GROUP BY ALL ORDER BY open DESC, told
+-- For the dashboard: the items open (not yet acknowledged on the provider's feed) by provider (a decision
+-- asked by someone other than a provider: by its principal, open for good), how many, the oldest and how
+-- many are older than $old_days days.
+SELECT coalesce(r.provider, r.principal) AS told, count(*) AS open, min(r.found_at) AS oldest,
+       count(*) FILTER (WHERE r.found_at <= $now - to_days(CAST($old_days AS INTEGER))) AS old
+FROM redress r
+LEFT JOIN (SELECT provider, max(seq) AS acked FROM feed_acks GROUP BY provider) a ON a.provider = r.provider
+WHERE r.needed AND NOT coalesce(a.acked >= r.feed_seq, false)
+GROUP BY ALL ORDER BY open DESC, told
