@@ -23,10 +23,11 @@ FIELDS = ["seq", "logged_at", "principal", "role", "event", "resident", "action"
           "purpose", "policy", "detail", "prev_hash", "hash"]
 FIRST = ('{"seq":1,"logged_at":"2024-09-01T10:00:00","principal":"cli","role":"operator","event":"policy.applied",'
          '"resident":null,"action":null,"decision":null,"decision_id":null,"purpose":null,"policy":"tiny-1@1",'
-         '"detail":"{\\"sha256\\":\\"4c8711697994e72285c1dc1d8380a58159ab2cc17a28794fb9e6b4a73f71b9f8\\"}",'
+         '"detail":"{\\"sha256\\":\\"379cb64bf4e4e5a74d2f14ecdc91869e4cc87fc9034267b59d537c6f0938d384\\"}",'
          '"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000",'
-         '"hash":"78744c305f22c0672a8902fd4ae55b09ce362648040a1e06e5a6bebb30605e6d"}')
-"""The first line as the export wrote it before it streamed (the tiny city's policy, applied at NOW)."""
+         '"hash":"598063f3794589227641df9be86ed124dd4a46fff81539ea9377b8028baf164c"}')
+"""The first line as the export wrote it before it streamed (the tiny city's policy, applied at NOW; pinned
+again when that policy's text changes, as its hash is in the line)."""
 
 
 def export(db: Path, *args: str) -> subprocess.Popen[bytes]:
