@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -128,3 +129,29 @@ def test_the_city_built_is_in_the_feed(city: City) -> None:
         assert_gap_free(credo)
         assert folded(credo) == decided(credo)
         assert {r[7] for r in rows(credo)} == {"record"}
+
+
+def test_a_page_made_by_the_database_names_residents_as_credo_ids_does() -> None:
+    """The page's JSON computes each resident ID's check character in SQL: it must be ``credo.ids``'s,
+    for every key (the X among them), and the page must read as ``page`` gives it."""
+    import duckdb
+    import numpy as np
+    import orjson
+
+    from credo import ids, providerfeed, store
+
+    con = duckdb.connect()
+    store.migrate(con)
+    rng = np.random.default_rng(16)
+    keys = [ids.resident_key(ids.make_resident_id("110101", date(1950, 1, 1) + timedelta(days=int(d)), int(s)))
+            for d, s in zip(rng.integers(0, 25_000, 2_000), rng.integers(0, 1000, 2_000), strict=True)]
+    keys.append(int(PEOPLE["J"][0]))  # check character X
+    con.execute("INSERT INTO feed SELECT row_number() OVER (), resident, 'rail.high_speed.book', 'deny', [], "
+                "['list:tax_defaulter'], TIMESTAMP '2024-09-04 00:00:00', 'grace_ended', 'tiny-1@1', "
+                "TIMESTAMP '2024-09-05 10:00:00' FROM (SELECT unnest(?::BIGINT[]) AS resident)", [keys])
+    page = providerfeed.page_json(con, "Asia/Shanghai", None, 0, 10_000)
+    made = orjson.loads(f"[{page.changes}]")
+    assert [c["resident_id"] for c in made] == [ids.resident_id_from_key(k) for k in keys]
+    assert made == providerfeed.page(con, "Asia/Shanghai", None, 0, 10_000)
+    assert made[-1]["resident_id"].endswith("X") and made[0]["effective_at"] == "2024-09-04T00:00:00+08:00"
+    assert (page.count, page.last) == (len(keys), len(keys))

@@ -22,7 +22,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import duckdb
 import numpy as np
@@ -31,6 +31,7 @@ import pyarrow as pa
 from credo import ids
 from credo.deadlines import Deadline
 from credo.policy import Policy, measures_table
+from credo.policydoc import Measure
 from credo.sql import q
 from credo.times import iso
 
@@ -60,8 +61,16 @@ def _run(con: duckdb.DuckDBPyConnection, ref: str, params: dict[str, Any]) -> No
         con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
 
 
+EFFECTS = ("deny", *sorted(e for e in get_args(Measure.model_fields["effect"].annotation) if e != "deny"))
+"""Every effect a measure may have, deny first: effect ``i`` is bit ``i`` of a decision's mask (in the SQL),
+so a mask is compared as one integer and decoded to benefits in this (alphabetical) order."""
+
+
 def _measures(con: duckdb.DuckDBPyConnection, name: str, policy: Policy) -> None:
-    con.register(name, measures_table(policy))
+    """The policy's measures as ``name``, each with the bit of its effect."""
+    table = measures_table(policy)
+    bits = [1 << EFFECTS.index(e) for e in table.column("effect").to_pylist()]
+    con.register(name, table.append_column("bit", pa.array(bits, pa.int64())))
 
 
 def before(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None, policy: Policy, now: datetime) -> None:
@@ -79,7 +88,8 @@ def append(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, cause:
     ``policy`` (the one the standings were scored under), numbered on from the feed's last ``seq``."""
     _measures(con, "feed_measures_after", policy)
     try:
-        _run(con, "providerfeed.after", {"now": now, "cause": cause.value, "policy": policy.label})
+        _run(con, "providerfeed.after", {"now": now, "cause": cause.value, "policy": policy.label,
+                                         "effects": list(EFFECTS)})
     finally:
         for name in ("feed_scope", "feed_measures_before", "feed_measures_after"):
             con.unregister(name)

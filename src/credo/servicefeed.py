@@ -16,7 +16,7 @@ from credo import index, permissions, providerfeed, redress
 from credo.audit import Event
 from credo.deadlines import Deadline
 from credo.errors import CredoError, NotFound
-from credo.permissions import Op
+from credo.permissions import Op, Owner
 from credo.principals import OPERATOR_CLI, Principal
 from credo.providerfeed import Cause
 from credo.servicebase import ServiceBase
@@ -36,8 +36,9 @@ class FeedService(ServiceBase):
 
     def _feed_scope(self, who: Principal, provider: str | None) -> tuple[str | None, list[str] | None]:
         """(the provider read for, None: the whole feed; its actions, None: every action)."""
-        named, actions = permissions.RULES[Op.READ_FEED].own_feed(who, provider)
-        if named is None or who.role == "provider":
+        rule = permissions.RULES[Op.READ_FEED]
+        named, actions = rule.own_feed(who, provider)
+        if named is None or rule.owners.get(who.role) is Owner.ACTIONS:  # the token decided
             return named, None if actions is None else list(actions)
         known = {p.provider: p for p in providerfeed.providers(self.con)}
         if named not in known:

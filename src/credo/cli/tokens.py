@@ -44,9 +44,10 @@ def token_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit(rows)
         return
-    table = Table("id", "principal", "role", "created", "expires", "status")
+    table = Table("id", "principal", "role", "actions", "created", "expires", "status")
     for t in rows:
-        table.add_row(str(t["id"]), t["principal"], t["role"], t["created_at"], t["expires_at"] or "-",
+        actions = ",".join(t["actions"]) if t.get("actions") else "-"
+        table.add_row(str(t["id"]), t["principal"], t["role"], actions, t["created_at"], t["expires_at"] or "-",
                       t["status"] + (f" {t['revoked_at']} by {t['revoked_by']}" if t["revoked_at"] else ""))
     out.print(table)
 

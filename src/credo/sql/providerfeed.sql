@@ -5,8 +5,8 @@
 -- now is the time of the rescoring. A (resident, action) with no row holds a plain allow.
 
 -- name: scope_all
--- The standings and list hits a rescoring covers: everyone's, or (scope_scoped) those of feed_scope;
--- views, so that a scoped one reads only its residents' rows.
+-- The standings and list hits a rescoring covers: everyone's, or (scope_scoped) those of feed_scope,
+-- as views, so that a scoped one reads only its residents' rows.
 CREATE OR REPLACE TEMP VIEW feed_standings AS SELECT * FROM standings;
 CREATE OR REPLACE TEMP VIEW feed_hits AS SELECT * FROM standing_hits
 
@@ -18,8 +18,10 @@ SELECT * FROM standing_hits WHERE resident IN (SELECT resident FROM feed_scope)
 
 -- name: before
 -- For each (resident, action) some measure applied to before: the decision as last told (at the stored
--- standing's own as_of), the decision the same standing implies at now (a grace period ended, a list
--- record expired since: a change by time alone), and when such a change happened.
+-- standing's own as_of), the decision the same standing implies at the time of the rescoring (a grace
+-- period ended, a list record expired since: a change by time alone), and when such a change happened.
+-- A decision is a mask of its effects (feed_measures_*.bit, deny the lowest): comparing two integers
+-- per pair is what lets a policy over a whole city be compared at all.
 CREATE OR REPLACE TEMP TABLE feed_before AS
 WITH s AS (
   SELECT resident, grade, as_of FROM feed_standings
@@ -33,34 +35,28 @@ WITH s AS (
   WHERE h.list IN (SELECT list FROM feed_measures_before)
   GROUP BY h.resident, h.list
 ), applying AS (
-  SELECT l.resident, m.action, m.effect, l.told, l.held, l.grace_end, l.expiry
+  SELECT l.resident, m.action, m.bit, l.told, l.held, l.grace_end, l.expiry
   FROM lists l JOIN feed_measures_before m ON m.list = l.list
   UNION ALL
-  SELECT s.resident, m.action, m.effect, true, true, CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP)
+  SELECT s.resident, m.action, m.bit, true, true, CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP)
   FROM s JOIN feed_measures_before m ON m.grade = s.grade
 )
-SELECT resident, action,
-       CASE WHEN bool_or(told AND effect = 'deny') THEN 'deny' ELSE 'allow' END AS told_decision,
-       CASE WHEN bool_or(told AND effect = 'deny') THEN CAST([] AS VARCHAR[])
-            ELSE coalesce(list_sort(list_distinct(list(effect) FILTER (WHERE told AND effect <> 'deny'))),
-                          CAST([] AS VARCHAR[])) END AS told_benefits,
-       CASE WHEN bool_or(held AND effect = 'deny') THEN 'deny' ELSE 'allow' END AS held_decision,
-       CASE WHEN bool_or(held AND effect = 'deny') THEN CAST([] AS VARCHAR[])
-            ELSE coalesce(list_sort(list_distinct(list(effect) FILTER (WHERE held AND effect <> 'deny'))),
-                          CAST([] AS VARCHAR[])) END AS held_benefits,
-       min(grace_end) AS grace_end, min(expiry) AS expiry
+SELECT resident, action, bit_or(CASE WHEN told THEN bit ELSE 0 END) AS told,
+       bit_or(CASE WHEN held THEN bit ELSE 0 END) AS held, min(grace_end) AS grace_end, min(expiry) AS expiry
 FROM applying
 GROUP BY resident, action;
--- Whose stored standing stopped being true by itself before now, and since when.
+-- Whose stored standing stopped being true by itself before the rescoring, and since when.
 CREATE OR REPLACE TEMP TABLE feed_due AS
 SELECT resident, changes_at AS due FROM feed_standings WHERE changes_at <= $now
 
 -- name: after
--- The decisions the rescored standings imply at now, and each change against feed_before appended
--- with the next seq (one more than the last in the feed: the caller holds the write transaction). A change
--- the old standing already implied at the time of the rescoring happened by time alone (grace_ended: a
--- list came into force, else expired), at that moment, and any other has the caller's cause.
-CREATE OR REPLACE TEMP TABLE feed_after AS
+-- The decisions the rescored standings imply, compared with feed_before (a deny is a deny whatever else
+-- applies: the mask 1), and each change appended with the next seq (one more than the last in the
+-- feed: the caller holds the write transaction), its benefits decoded from the mask and its reason
+-- codes gathered for the changed pairs alone. A change the old standing already implied at the time of
+-- the rescoring happened by time alone (grace_ended: a list came into force, else expired), at that
+-- moment, and any other has the caller's cause.
+CREATE OR REPLACE TEMP TABLE feed_changed AS
 WITH s AS (
   SELECT resident, grade FROM feed_standings
 ), lists AS (
@@ -68,49 +64,49 @@ WITH s AS (
   FROM feed_hits h JOIN s ON s.resident = h.resident
   WHERE h.takes_effect <= $now AND h.list IN (SELECT list FROM feed_measures_after)
 ), applying AS (
-  SELECT l.resident, m.action, m.effect, 'list:' || m.list AS code
-  FROM lists l JOIN feed_measures_after m ON m.list = l.list
+  SELECT l.resident, m.action, m.bit FROM lists l JOIN feed_measures_after m ON m.list = l.list
   UNION ALL
-  SELECT s.resident, m.action, m.effect, 'grade:' || s.grade
-  FROM s JOIN feed_measures_after m ON m.grade = s.grade
+  SELECT s.resident, m.action, m.bit FROM s JOIN feed_measures_after m ON m.grade = s.grade
+), after AS (
+  SELECT resident, action, bit_or(bit) AS mask FROM applying GROUP BY resident, action
 )
-SELECT resident, action,
-       CASE WHEN bool_or(effect = 'deny') THEN 'deny' ELSE 'allow' END AS decision,
-       CASE WHEN bool_or(effect = 'deny') THEN CAST([] AS VARCHAR[])
-            ELSE coalesce(list_sort(list_distinct(list(effect) FILTER (WHERE effect <> 'deny'))),
-                          CAST([] AS VARCHAR[])) END AS benefits,
-       list_sort(list_distinct(list(code))) AS reasons
-FROM applying
-GROUP BY resident, action;
+SELECT * FROM (
+  SELECT coalesce(a.resident, b.resident) AS resident, coalesce(a.action, b.action) AS action,
+         CASE WHEN coalesce(a.mask, 0) & 1 = 1 THEN 1 ELSE coalesce(a.mask, 0) END AS mask,
+         CASE WHEN coalesce(b.told, 0) & 1 = 1 THEN 1 ELSE coalesce(b.told, 0) END AS told,
+         CASE WHEN coalesce(b.held, 0) & 1 = 1 THEN 1 ELSE coalesce(b.held, 0) END AS held,
+         b.grace_end, b.expiry
+  FROM after a FULL JOIN feed_before b ON b.resident = a.resident AND b.action = a.action)
+WHERE mask <> told;
 INSERT INTO feed
-SELECT (SELECT coalesce(max(seq), 0) FROM feed) + row_number() OVER (ORDER BY resident, action),
-       resident, action, decision, benefits, reasons,
-       CASE WHEN NOT by_time THEN $now
-            WHEN timed = 'grace_ended' THEN grace_end
-            ELSE coalesce(expiry, due, $now) END,
-       CASE WHEN by_time THEN timed ELSE $cause END,
+WITH s AS (
+  SELECT resident, grade FROM feed_standings WHERE resident IN (SELECT resident FROM feed_changed)
+), codes AS (
+  SELECT DISTINCT h.resident, m.action, 'list:' || m.list AS code
+  FROM feed_hits h JOIN feed_measures_after m ON m.list = h.list
+  WHERE h.takes_effect <= $now AND h.resident IN (SELECT resident FROM feed_changed)
+  UNION
+  SELECT s.resident, m.action, 'grade:' || s.grade FROM s JOIN feed_measures_after m ON m.grade = s.grade
+), reasons AS (
+  SELECT resident, action, list_sort(list(code)) AS reasons FROM codes GROUP BY resident, action
+)
+SELECT (SELECT coalesce(max(seq), 0) FROM feed) + row_number() OVER (ORDER BY c.resident, c.action),
+       c.resident, c.action, CASE WHEN c.mask = 1 THEN 'deny' ELSE 'allow' END,
+       list_filter($effects, lambda e, i: i > 1 AND ((c.mask >> (i - 1)) & 1) = 1),
+       coalesce(r.reasons, CAST([] AS VARCHAR[])),
+       CASE WHEN NOT c.by_time THEN $now
+            WHEN c.timed = 'grace_ended' THEN c.grace_end
+            ELSE coalesce(c.expiry, d.due, $now) END,
+       CASE WHEN c.by_time THEN c.timed ELSE $cause END,
        $policy, $now
-FROM (
-  SELECT c.*, d.due,
-         $cause = 'time' OR (c.decision = c.held_decision AND c.benefits = c.held_benefits) AS by_time,
-         CASE WHEN c.grace_end IS NOT NULL AND (c.expiry IS NULL OR c.decision = 'deny')
-              THEN 'grace_ended' ELSE 'expired' END AS timed
-  FROM (
-    SELECT coalesce(a.resident, b.resident) AS resident, coalesce(a.action, b.action) AS action,
-           coalesce(a.decision, 'allow') AS decision, coalesce(a.benefits, CAST([] AS VARCHAR[])) AS benefits,
-           coalesce(a.reasons, CAST([] AS VARCHAR[])) AS reasons,
-           coalesce(b.told_decision, 'allow') AS told_decision,
-           coalesce(b.told_benefits, CAST([] AS VARCHAR[])) AS told_benefits,
-           coalesce(b.held_decision, 'allow') AS held_decision,
-           coalesce(b.held_benefits, CAST([] AS VARCHAR[])) AS held_benefits,
-           b.grace_end, b.expiry
-    FROM feed_after a FULL JOIN feed_before b ON b.resident = a.resident AND b.action = a.action
-  ) c
-  LEFT JOIN feed_due d ON d.resident = c.resident
-  WHERE c.decision <> c.told_decision OR c.benefits <> c.told_benefits
-) x;
+FROM (SELECT *, $cause = 'time' OR mask = held AS by_time,
+             CASE WHEN grace_end IS NOT NULL AND (expiry IS NULL OR mask = 1) THEN 'grace_ended' ELSE 'expired' END
+               AS timed
+      FROM feed_changed) c
+LEFT JOIN reasons r ON r.resident = c.resident AND r.action = c.action
+LEFT JOIN feed_due d ON d.resident = c.resident;
 DROP TABLE feed_before;
-DROP TABLE feed_after;
+DROP TABLE feed_changed;
 DROP TABLE feed_due;
 DROP VIEW feed_standings;
 DROP VIEW feed_hits
