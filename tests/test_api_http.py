@@ -256,8 +256,9 @@ def test_the_schema_says_who_must_give_a_purpose(live: Live) -> None:
             assert f"Required when the caller is {' or '.join(a_role(r) for r in roles)} " in field["description"]
 
 
-VALID = [rid(p) for p in "ABCDEFGHIJ"] + [rid("J").lower()]
-INVALID = ["11010119900101003", "1101011990010100300", "11010119900101003Y", "X" + rid("C")[1:], "x" * 18]
+VALID = [rid(p) for p in "ABCDEFGHIJ"] + [rid("J").lower(), rid("A")[:6] + rid("A")[8:17]]
+INVALID = ["11010119900101003", "1101011990010100300", "11010119900101003Y", "X" + rid("C")[1:], "x" * 18,
+           "11010590012312X"]
 
 
 def test_the_schema_gives_the_resident_id_pattern_everywhere_one_is_asked(live: Live) -> None:

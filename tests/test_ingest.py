@@ -21,6 +21,7 @@ from credo.errors import Conflict, Forbidden, NotFound
 from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
+from credo.text import UNSAFE_TEXT
 from tests.fixtures.ingest_city import (
     LI,
     LI_PHONE,
@@ -75,12 +76,12 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
     ("no record_id", "tax", [GOOD, rec(record_id="  ")], "missing_record_id", "record_id", "is required"),
     ("long record_id", "tax", [GOOD, rec(record_id="x" * 65)], "record_id_too_long", "record_id",
      "1 to 64 characters"),
-    ("record_id with a bidi override", "tax", [GOOD, rec(record_id="r1\u202e2")], ids.UNSAFE_TEXT, "record_id",
+    ("record_id with a bidi override", "tax", [GOOD, rec(record_id="r1\u202e2")], UNSAFE_TEXT, "record_id",
      "holds U+202E (RIGHT-TO-LEFT OVERRIDE, a bidirectional-formatting character) at character 3 "
      "(value 'r1\\u202e2')"),
-    ("record_id with a control character", "tax", [GOOD, rec(record_id="r\x071")], ids.UNSAFE_TEXT,
+    ("record_id with a control character", "tax", [GOOD, rec(record_id="r\x071")], UNSAFE_TEXT,
      "record_id", "U+0007 (a control character)"),
-    ("resolves with an isolate", "tax", [GOOD, rec(type_="tax.settled", resolves="ok1\u2066")], ids.UNSAFE_TEXT,
+    ("resolves with an isolate", "tax", [GOOD, rec(type_="tax.settled", resolves="ok1\u2066")], UNSAFE_TEXT,
      "resolves", "U+2066 (LEFT-TO-RIGHT ISOLATE"),
     ("no type", "tax", [GOOD, rec(type_="")], "missing_type", "type", "is required"),
     ("unknown type", "tax", [GOOD, rec(type_="tax.nope")], "unknown_type", "type", "not a record type"),
@@ -95,6 +96,12 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
      ids.BAD_PROVINCE, "subject", "91 is not a province code of GB/T 2260"),
     ("ID bad birth date", "tax", [GOOD, rec(subject="110105198702301237")], ids.BAD_DATE, "subject",
      "19870230 is not a calendar date"),
+    ("legacy ID not digits", "tax", [GOOD, rec(subject=LI[:6] + LI[8:16] + "X")], ids.BAD_FORMAT, "subject",
+     "first-generation one and must be 15 digits"),
+    ("legacy ID bad birth date", "tax", [GOOD, rec(subject="110105870230123")], ids.BAD_DATE, "subject",
+     "19870230 is not a calendar date"),
+    ("legacy ID unknown", "tax", [GOOD, rec(subject=STRANGER[:6] + STRANGER[8:17])], "unknown_resident",
+     "subject", "not a registered resident"),
     ("ID born in future", "tax", [GOOD, rec(subject=FUTURE_BORN)], ids.FUTURE_DATE, "subject",
      "in the future"),
     ("ID check character", "tax", [GOOD, rec(subject=BAD_CHECK)], ids.BAD_CHECK, "subject",
@@ -133,9 +140,9 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
                                            rec(type_="tax.settled", resolves="f1")],
      "bad_resolves", "resolves", "may not resolve"),
     ("population: no name", "population", [NEW, person(name=" ")], "missing_name", "name", "is required"),
-    ("population: name with a bidi mark", "population", [NEW, person(name="\u200f李四")], ids.UNSAFE_TEXT,
+    ("population: name with a bidi mark", "population", [NEW, person(name="\u200f李四")], UNSAFE_TEXT,
      "name", "U+200F (RIGHT-TO-LEFT MARK"),
-    ("population: name with a newline", "population", [NEW, person(name="李\n四")], ids.UNSAFE_TEXT, "name",
+    ("population: name with a newline", "population", [NEW, person(name="李\n四")], UNSAFE_TEXT, "name",
      "U+000A (a control character) at character 2"),
     ("population: ID province", "population", [NEW, person(in_province(NEWBORN, "00"))],
      ids.BAD_PROVINCE, "resident_id", "00 is not a province code"),

@@ -6,14 +6,14 @@ ingest rejects gets the same reason when a person re-enters it by hand.  A resid
 as an int64 key of the first 17 digits: the check character is derivable, so storing it would only add a
 way for copies to disagree.
 
-Identifiers that people read (record IDs, names) are also checked here for control and
-bidirectional-formatting characters, which would make a listing show something other than what is stored.
+A first-generation 15-digit ID (6-digit region, ``YYMMDD``, 3-digit sequence; all were issued to people
+born in the 1900s) is accepted wherever an ID is: it is widened to the 18-digit ID it became (century 19,
+check character computed) and checked as that ID, so it names the same resident (spec §10).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -30,7 +30,7 @@ BAD_DATE = "id_date"
 FUTURE_DATE = "id_future"
 BAD_CHECK = "id_check"
 BAD_PHONE = "bad_phone"
-UNSAFE_TEXT = "unsafe_characters"
+LEGACY_FORMAT = "a 15-character ID is a first-generation one and must be 15 digits"
 
 # Index = precedence code in the vectorised path; 0 means valid.
 _REASONS: tuple[str | None, ...] = (None, BAD_LENGTH, BAD_FORMAT, BAD_PROVINCE, BAD_DATE, FUTURE_DATE, BAD_CHECK)
@@ -104,8 +104,19 @@ def check_char_of_key(key: int) -> str:
     return CHECK_CHARS[(first[a] + second[b] + third[c] + fourth[low]) % 11]
 
 
+def widen_legacy_id(first15: str) -> str:
+    """The 18-digit ID a first-generation 15-digit ID became: ``19`` put before its ``YYMMDD`` and the
+    check character computed. Only the shape is checked here; the date and province are judged by
+    ``normalise_resident_id`` on the widened ID, with the same reasons as for any other."""
+    if len(first15) != 15 or not _is_digits(first15):
+        raise IdError(_RID, BAD_FORMAT, LEGACY_FORMAT)
+    first17 = f"{first15[:6]}19{first15[6:]}"
+    return first17 + check_char(first17)
+
+
 def normalise_resident_id(value: str, today: date | None = None) -> str:
-    """The canonical form of an ID, or an ``IdError`` naming the first problem.
+    """The canonical form of an ID, or an ``IdError`` naming the first problem. A 15-character ID is
+    a first-generation one: 15 digits, widened by ``widen_legacy_id`` and then checked like any other.
 
     ``today`` is the city's date on the one clock (``credo.settings.now(policy.tz).date()``, which
     ``CREDO_NOW`` fixes): a birth date after it is in the future. This module never reads a clock of
@@ -113,8 +124,10 @@ def normalise_resident_id(value: str, today: date | None = None) -> str:
     the future is not judged: for an ID only compared with a known one, or keyed after a caller
     judged it on the city's date."""
     s = value.strip(_WS)
+    if len(s) == 15:
+        s = widen_legacy_id(s)
     if len(s) != 18:
-        raise IdError(_RID, BAD_LENGTH, f"must be 18 characters, got {len(s)}")
+        raise IdError(_RID, BAD_LENGTH, f"must be 18 characters, got {len(s)} (or 15 digits: a first-generation ID)")
     if s[17] == "x":
         s = s[:17] + "X"
     if not _is_digits(s[:17]) or not (s[17] == "X" or s[17] in _DIGITS):
@@ -286,10 +299,34 @@ def _number(d: _Bytes, start: int, stop: int) -> _I64:
     return v
 
 
+def _widen_legacy(values: pa.Array | pa.ChunkedArray, length_ok: _Bools, ascii_ok: _Bools, cols: _Bytes) -> None:
+    """Rows of 15 characters written into the (18, n) matrix as the IDs they became (``19`` before
+    ``YYMMDD``, the check character computed), in place: they then pass the 18-character checks, or
+    fail them with the scalar path's reasons. One that is not 15 ASCII digits is left failing the format."""
+    is15, ascii15, c15 = _fixed_width(values, 15)
+    if not is15.any():
+        return
+    digits = ascii15 & ((c15 - np.uint8(48)) <= 9).all(axis=0)
+    rows = np.flatnonzero(digits)
+    wide = np.empty((18, len(rows)), dtype=np.uint8)
+    wide[:6], wide[6], wide[7], wide[8:17] = c15[:6, rows], ord("1"), ord("9"), c15[6:, rows]
+    weighted = np.zeros(len(rows), dtype=np.int32)
+    for j, w in enumerate(_WEIGHTS):
+        weighted += (wide[j] - np.uint8(48)) * np.int32(w)
+    wide[17] = _CHECK_BYTES[weighted % 11]
+    cols[:, rows] = wide
+    length_ok |= is15
+    ascii_ok &= ~is15
+    ascii_ok |= digits
+
+
 def check_resident_ids(values: pa.Array | pa.ChunkedArray, today: date) -> tuple[pa.Array, pa.Array]:
     """(int64 keys, null where invalid; reason codes, null where valid): the ingest form of
-    normalise_resident_id, with array ops per character position and no Python work per row."""
+    normalise_resident_id, with array ops per character position and no Python work per row. Rows of
+    15 characters are first-generation IDs, widened in the byte matrix (``_widen_legacy``)."""
     length_ok, ascii_ok, cols = _fixed_width(values, 18)
+    if not length_ok.all():
+        _widen_legacy(values, length_ok, ascii_ok, cols)
     d = cols - np.uint8(48)  # non-digit bytes wrap to > 9
     last_x = (cols[17] == ord("X")) | (cols[17] == ord("x"))
     format_ok = (d[:17] <= 9).all(axis=0) & ((d[17] <= 9) | last_x) & ascii_ok
@@ -360,41 +397,3 @@ def resident_ids_from_keys(keys: pa.Array | pa.ChunkedArray | npt.NDArray[np.int
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(mat)]
     out = pa.Array.from_buffers(pa.large_string() if large else pa.string(), n, buffers)
     return out if valid is None else pc.if_else(valid, out, pa.scalar(None, out.type))
-
-
-_UNSAFE_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x2028, 0x202E),
-                  (0x2066, 0x2069))
-"""Control characters (C0, DEL, C1), the line and paragraph separators and the bidirectional-formatting
-characters (marks, embeddings, overrides, isolates): never part of an identifier or a name, and able to
-make a listing read differently from what is stored."""
-_UNSAFE_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _UNSAFE_RANGES) + "]"
-_UNSAFE_PY = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSAFE_RANGES) + "]")
-_UNSAFE_LEAD = np.zeros(256, np.bool_)
-_UNSAFE_LEAD[[*range(0x20), 0x7F, 0xC2, 0xD8, 0xE2]] = True
-"""Every UTF-8 encoding of an unsafe character starts with one of these bytes (none is a continuation
-byte), so a column without them needs no regular expression."""
-
-
-def unsafe_text(values: pa.Array) -> _Bools:
-    """Per value, whether it holds an unsafe character (null: no); a byte scan first, as most
-    columns hold none of the lead bytes at all."""
-    data_buf = values.buffers()[2] if len(values) else None
-    if data_buf is None or not _UNSAFE_LEAD[np.frombuffer(data_buf, np.uint8)].any():
-        return np.zeros(len(values), np.bool_)
-    found: _Bools = pc.fill_null(pc.match_substring_regex(values, _UNSAFE_RE2), False).to_numpy(
-        zero_copy_only=False)
-    return found
-
-
-def unsafe_detail(value: str) -> str:
-    """What is wrong with a value ``unsafe_text`` flags, quoting it with the unsafe characters escaped."""
-    found = _UNSAFE_PY.search(value)
-    if found is None:
-        return "holds no unsafe character"
-    c = found.group()
-    category = unicodedata.category(c)
-    kind = ("a control character" if category == "Cc" else
-            f"{unicodedata.name(c)}, a {'separator' if category in ('Zl', 'Zp') else 'bidirectional-formatting'}"
-            " character")
-    shown = _UNSAFE_PY.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-    return f"holds U+{ord(c):04X} ({kind}) at character {found.start() + 1} (value '{shown}')"

@@ -25,7 +25,7 @@ from credo.ingest.verdicts import (
 )
 from credo.policy import Policy
 from credo.sql import q
-from credo.text import _Bools, _np, clean, distinct, parse_times, repeated
+from credo.text import UNSAFE_TEXT, _Bools, _np, clean, distinct, parse_times, repeated, unsafe_text
 
 
 def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: datetime,
@@ -37,14 +37,14 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     record_id, type_, subject, occurred, resolves, attributes = (clean(t.column(c)) for c in RECORD_COLUMNS)
     v.fail(_np(pc.is_null(record_id)), "missing_record_id", "record_id")
     v.fail(_np(pc.greater(pc.utf8_length(record_id), 64)), "record_id_too_long", "record_id")
-    v.fail(ids.unsafe_text(record_id), ids.UNSAFE_TEXT, "record_id")
+    v.fail(unsafe_text(record_id), UNSAFE_TEXT, "record_id")
     v.fail(_np(pc.is_null(type_)), "missing_type", "type")
     p_types = policy.tables()["p_types"]
     owner = pc.take(p_types.column("agency"), pc.index_in(type_, value_set=p_types.column("type")))
     v.fail(_np(pc.is_null(owner)), "unknown_type", "type")
     v.fail(_np(pc.not_equal(owner, agency)), "type_not_allowed", "type")
     v.fail(_np(pc.is_null(subject)), "missing_subject", "subject")
-    v.fail(ids.unsafe_text(resolves), ids.UNSAFE_TEXT, "resolves")
+    v.fail(unsafe_text(resolves), UNSAFE_TEXT, "resolves")
     # An 11-character subject is a phone, anything else a resident ID; each is checked only where it applies.
     is_phone = _np(pc.equal(pc.utf8_length(subject), 11))
     by_phone = np.flatnonzero(is_phone)

@@ -24,7 +24,7 @@ from credo.ingest.verdicts import (
 )
 from credo.policy import Policy
 from credo.sql import q
-from credo.text import _np, clean, distinct, parse_times
+from credo.text import UNSAFE_TEXT, _np, clean, distinct, parse_times, unsafe_text
 
 
 def _population(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: datetime,
@@ -37,7 +37,7 @@ def _population(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now:
     status = pc.fill_null(pc.utf8_lower(clean(t.column("status"))), "active")
     status_text = clean(t.column("status_date"))
     v.fail(_np(pc.is_null(name)), "missing_name", "name")
-    v.fail(ids.unsafe_text(name), ids.UNSAFE_TEXT, "name")
+    v.fail(unsafe_text(name), UNSAFE_TEXT, "name")
     v.fail(~_np(pc.and_(pc.equal(pc.binary_length(district), 6), pc.ascii_is_decimal(district))),
            "bad_district", "district")
     v.fail(~_np(pc.is_in(status, value_set=pa.array(STATUSES))), "bad_status", "status")

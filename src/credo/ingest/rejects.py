@@ -14,7 +14,7 @@ from credo import ids
 from credo.feeds import Feed
 from credo.ingest.verdicts import DUPLICATE, ID_REASONS, REASONS, BatchResult, Verdicts, _register
 from credo.sql import q
-from credo.text import _I64, _np
+from credo.text import _I64, UNSAFE_TEXT, _np, unsafe_detail
 
 _SHOWN = 80  # characters of an offending value quoted in a message
 
@@ -74,7 +74,7 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
     out: list[str | None] = [v.detail.get(int(r)) for r in rows] if v.detail else [None] * len(rows)
     reasons = reason.take(pa.array(rows, pa.int64()))
     fields = fld.take(pa.array(rows, pa.int64()))
-    wanted = _np(pc.is_in(reasons, value_set=pa.array((*ID_REASONS, ids.UNSAFE_TEXT))))
+    wanted = _np(pc.is_in(reasons, value_set=pa.array((*ID_REASONS, UNSAFE_TEXT))))
     for name in pc.unique(fields.filter(pa.array(wanted))).to_pylist():
         at = np.flatnonzero(wanted & _np(pc.equal(fields, name)))
         values = feed.table.column(name).take(pa.array(rows[at], pa.int64())).to_pylist()
@@ -84,8 +84,8 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
 
 
 def _id_detail(reason: str, value: str, today: date) -> str:
-    if reason == ids.UNSAFE_TEXT:
-        return ids.unsafe_detail(value)
+    if reason == UNSAFE_TEXT:
+        return unsafe_detail(value)
     try:
         if reason == ids.BAD_PHONE:
             ids.normalise_phone(value)

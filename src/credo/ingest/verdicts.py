@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 
 from credo import ids
 from credo.sql import q
-from credo.text import _I64, _Bools, _np
+from credo.text import _I64, UNSAFE_TEXT, _Bools, _np
 
 REASONS: dict[str, tuple[str, str]] = {
     "malformed_row": ("(row)", "the row could not be split into the feed's columns"),
     "missing_record_id": ("record_id", "is required"),
     "record_id_too_long": ("record_id", "must be 1 to 64 characters"),
-    ids.UNSAFE_TEXT: ("record_id", "holds a control or bidirectional-formatting character"),
+    UNSAFE_TEXT: ("record_id", "holds a control or bidirectional-formatting character"),
     "missing_type": ("type", "is required"),
     "unknown_type": ("type", "is not a record type of the policy"),
     "type_not_allowed": ("type", "belongs to another agency under the policy"),

@@ -76,7 +76,7 @@ def lookup() -> Html:
     return el("form", el("h2", "Open a resident's file", id="lookup-h"),
               el("div", el("label", "Resident ID", for_="lookup-id"),
                  el("input", id="lookup-id", name="resident_id", required=True, inputmode="text",
-                    autocomplete="off", pattern="[0-9]{17}[0-9Xx]", maxlength="18", spellcheck="false",
+                    autocomplete="off", pattern="[0-9]{17}[0-9Xx]|[0-9]{15}", maxlength="18", spellcheck="false",
                     aria_describedby="lookup-hint"), class_="field"),
               el("div", el("label", "Purpose", for_="lookup-purpose"),
                  el("input", id="lookup-purpose", name="purpose", required=True, maxlength="200",
