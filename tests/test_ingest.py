@@ -66,6 +66,14 @@ def link(phone: str = "13700000001", resident_id: str = WANG, valid_from: str = 
     return (phone, resident_id, valid_from, valid_to)
 
 
+def drec(record_id: str = "d1", subject: str = "", name: str = "Li Wei", born: str = "1987-06-12",
+         district: str = "110112", resolves: str = "") -> tuple[str, ...]:
+    """A row about a described person (spec §10), in the feed with the description columns."""
+    return (record_id, "tax.arrears", subject, "2024-08-01", resolves, "", name, born, district)
+
+
+DESCRIBED_HEADER = (*RECORD_HEADER, "subject_name", "subject_birth_date", "subject_district")
+DGOOD = (*GOOD, "", "", "")
 NEW = person(NEWBORN, "New", "110108")  # a good population row
 LINK = link("13700000000", LI)  # a good telecom row
 
@@ -102,6 +110,26 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
      "19870230 is not a calendar date"),
     ("legacy ID unknown", "tax", [GOOD, rec(subject=STRANGER[:6] + STRANGER[8:17])], "unknown_resident",
      "subject", "not a registered resident"),
+    ("described: no name", "tax", [DGOOD, drec(name="")], "incomplete_description", "subject_name",
+     "names its person by subject_name"),
+    ("described: no birth date", "tax", [DGOOD, drec(born="")], "incomplete_description", "subject_birth_date",
+     "is required"),
+    ("described: no district", "tax", [DGOOD, drec(district="")], "incomplete_description", "subject_district",
+     "is required"),
+    ("described: not a calendar date", "tax", [DGOOD, drec(born="1987-02-30")], "bad_birth_date",
+     "subject_birth_date", "must be a calendar date"),
+    ("described: a birth date in the future", "tax", [DGOOD, drec(born="2031-01-01")], "bad_birth_date",
+     "subject_birth_date", "to today"),
+    ("described: a birth date before 1900", "tax", [DGOOD, drec(born="1899-12-31")], "bad_birth_date",
+     "subject_birth_date", "from 1900-01-01"),
+    ("described: a date-time, not a date", "tax", [DGOOD, drec(born="1987-06-12T10:00")], "bad_birth_date",
+     "subject_birth_date", "YYYY-MM-DD"),
+    ("described: a district of 5 digits", "tax", [DGOOD, drec(district="11011")], "bad_district",
+     "subject_district", "6-digit region code"),
+    ("described: a name with a bidi override", "tax", [DGOOD, drec(name="Li\u202eWei")], UNSAFE_TEXT,
+     "subject_name", "U+202E"),
+    ("described: resolves another row", "tax", [DGOOD, drec(resolves="ok1")], "described_resolves",
+     "resolves", "must name its subject by ID"),
     ("ID born in future", "tax", [GOOD, rec(subject=FUTURE_BORN)], ids.FUTURE_DATE, "subject",
      "in the future"),
     ("ID check character", "tax", [GOOD, rec(subject=BAD_CHECK)], ids.BAD_CHECK, "subject",
@@ -197,7 +225,8 @@ def test_every_reason_has_a_case() -> None:
                          [pytest.param(*c[1:], LINE.get(c[0], len(c[2]) + 1), id=c[0]) for c in CASES])
 def test_reject_reason(town: Credo, tmp_path: Path, agency: str, rows: list[tuple[str, ...]], reason: str,
                        field: str, words: str, line: int) -> None:
-    feed = write_csv(tmp_path / "feed.csv", [HEADERS.get(agency, RECORD_HEADER), *rows])
+    header = DESCRIBED_HEADER if len(rows[0]) == len(DESCRIBED_HEADER) else HEADERS.get(agency, RECORD_HEADER)
+    feed = write_csv(tmp_path / "feed.csv", [header, *rows])
     result = town.ingest_files(agency, [feed])[0]
     assert result.rejected == Counter({reason: 1})
     assert result.accepted + result.duplicates + 1 == result.rows == len(rows)

@@ -53,6 +53,9 @@ class Event(StrEnum):
     AUDIT_READ = "audit.read"
     AUDIT_VERIFIED = "audit.verified"
     BACKUP_TAKEN = "backup.taken"
+    READ_REVIEW = "read.review"
+    REVIEW_CONFIRMED = "review.confirmed"
+    REVIEW_DECLINED = "review.declined"
 
 
 class Entry(NamedTuple):

@@ -74,6 +74,8 @@ class Op(enum.StrEnum):
     DASHBOARD = "dashboard"
     FIND_FILE = "find_file"
     MY_FILE = "my_file"
+    LIST_REVIEW = "list_review"
+    JUDGE_REVIEW = "judge_review"
 
 
 class Owner(enum.StrEnum):
@@ -243,6 +245,8 @@ RULES: Mapping[Op, Rule] = {
     Op.DASHBOARD: Rule("read the dashboard", ("operator", "auditor")),
     Op.FIND_FILE: Rule("look a resident's file up", ("operator",), purpose=("operator",)),
     Op.MY_FILE: Rule("open the page of their own file", ("resident",), owners=RESIDENT),
+    Op.LIST_REVIEW: Rule("list identity review items", ("agency", "operator"), owners=AGENCY),
+    Op.JUDGE_REVIEW: Rule("confirm or decline an identity match", ("agency", "operator"), owners=AGENCY),
 }
 
 

@@ -65,6 +65,7 @@ class PolicyDoc(_Strict):
     score_bounds: tuple[StrictInt, StrictInt]
     disputed: Literal["suspend", "count"] = "suspend"
     objection_deadline: DurationText = "15d"
+    review_deadline: DurationText = "14d"
     grades: list[Grade] = Field(min_length=1)
     record_types: dict[str, RecordType]
     lists: dict[str, ListDef] = {}

@@ -40,13 +40,14 @@ from credo.ids import ResidentId
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
-from credo.servicebase import ServiceBase
+from credo.servicereview import ReviewService
 from credo.store import transaction
 from credo.times import iso
 
 
-class Credo(ServiceBase):
-    """Every operation on one open database, each audited (``ServiceBase``: what they stand on)."""
+class Credo(ReviewService):
+    """Every operation on one open database, each audited (``ServiceBase``: what they stand on; the
+    identity review's operations are ``ReviewService``'s)."""
 
     # -- policy -----------------------------------------------------------------------------
     def apply_policy(self, text: str, who: Principal = OPERATOR_CLI) -> Policy:
@@ -73,6 +74,8 @@ class Credo(ServiceBase):
                 progress("score", 0, feed.rows)
             self._rescore(now, result.residents)
             self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
+        if result.model_estimated:
+            self.write_identity_model()
         if progress:
             progress("score", feed.rows, feed.rows)
         return result
@@ -127,7 +130,7 @@ class Credo(ServiceBase):
         if as_of is None:
             as_of = self.now()
             self._current(key, as_of)  # the explanation is computed; this tells what changed by time
-        out = standing.explain(self.con, self.policy, key, as_of)
+        out = self._mark_reviewed(key, standing.explain(self.con, self.policy, key, as_of))
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out

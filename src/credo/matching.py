@@ -1,0 +1,229 @@
+"""Described subjects matched against the population registry with Splink (spec §10), on DuckDB.
+
+A row that names no ID but a name, a birth date and a district is compared with the residents of the
+registry who could be that person, and each candidate gets a match probability and the comparison
+levels behind it. Nothing here decides: the candidates go to the review queue (``credo.review``) and a
+person confirms one or declines.
+
+Blocking: a candidate lives in the same district and was born on the same date, up to a transposition
+of its digits (``1987-06-12`` and ``1987-06-21`` or ``1987-12-06`` share the key ``01126789``): a
+transposed birth date is one of the usual mistakes of hand-kept records, and blocking on the exact date
+would make it unfindable. The registry rows inside those blocks are read from the store by one join
+(``review.blocked_registry``) and handed, with the described rows, to Splink on a DuckDB connection of
+its own, so Splink's working tables never enter the store.
+
+Comparisons (the levels, best first): the name (the same Hanzi; the same pinyin, a homophone written
+with other characters; pinyin one edit apart; pinyin Jaro-Winkler at least 0.88; anything else), the
+birth date (exact, or transposed digits), the district (exact, or not).
+
+Parameters, following Splink's Fellegi-Sunter model: ``u`` (how often a level occurs between two
+different people) is estimated from random pairs of the registry itself, where almost every pair is two
+different people; ``m`` (how often a level occurs between two records of the same person) cannot be
+estimated without labelled pairs or enough described rows for expectation-maximisation, so it comes
+from the documented priors in ``M_PRIORS``; the prior match probability is one in the registry's size.
+The model (Splink's JSON) is written to a file the operator can read (``CREDO_IDENTITY_MODEL``) and is
+estimated again whenever the registry has taken a batch since (docs/identity.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from credo.sql import q
+
+M_PRIORS: dict[str, tuple[float, ...]] = {
+    "name": (0.86, 0.05, 0.05, 0.02, 0.02),
+    "birth_date": (0.95, 0.05),
+    "district": (0.98, 0.02),
+}
+"""m per comparison level, best level first: the share of a person's own records, as hand-kept systems
+write them, that fall in each level. A name is copied exactly most of the time; a homophone in other
+characters, a one-letter slip and a looser likeness share most of the rest. A birth date is right 95
+times in 100 (the rest transposed, the only other date blocking admits). The district is almost always
+the one the registry holds. Written down, not fitted: see docs/identity.md."""
+
+U_FALLBACK: dict[str, tuple[float, ...]] = {
+    "name": (0.001, 0.001, 0.002, 0.01, 0.986),
+    "birth_date": (0.0001, 0.9999),
+    "district": (0.05, 0.95),
+}
+"""u where the registry is too small for random pairs to reach a level (a town of three in the tests):
+used only for the levels the sampling left untrained."""
+
+MIN_PROBABILITY = 0.001
+"""Candidates less probable than this are not shown: a reviewer has nothing to weigh in them."""
+U_PAIRS = 1_000_000
+"""Random registry pairs Splink samples to estimate u."""
+U_SAMPLE = 200_000
+"""Registry rows the pairs are drawn from (all of them when the registry is smaller)."""
+TOP = 5
+"""Candidates kept per described row, best first."""
+LEVELS: dict[str, tuple[str, ...]] = {
+    "name": ("same name", "same pinyin", "pinyin one edit apart", "pinyin alike (Jaro-Winkler >= 0.88)",
+             "different name"),
+    "birth_date": ("same birth date", "birth date digits transposed"),
+    "district": ("same district", "other district"),
+}
+"""The label of each comparison level, best first, as the review queue shows them."""
+
+_LETTERS = re.compile(r"[^a-z]")
+logging.getLogger("splink").setLevel(logging.ERROR)
+
+
+@lru_cache(maxsize=200_000)
+def pinyin(name: str) -> str:
+    """A name as toneless pinyin letters only (``李伟`` and ``Li Wei`` are both ``liwei``), so that names
+    written in Hanzi and in the Latin alphabet, or with homophones, compare alike."""
+    from pypinyin import lazy_pinyin
+
+    return _LETTERS.sub("", "".join(lazy_pinyin(name)).lower())
+
+
+def birth_digits(day: date) -> str:
+    """The blocking key of a birth date: its eight digits sorted, the same for any transposition."""
+    return "".join(sorted(day.strftime("%Y%m%d")))
+
+
+def _frame(ids: list[int], names: list[str], births: list[date], districts: list[str]) -> pa.Table:
+    return pa.table({"unique_id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string()),
+                     "name_pinyin": pa.array([pinyin(n) for n in names], pa.string()),
+                     "birth_date": pa.array(births, pa.date32()), "district": pa.array(districts, pa.string()),
+                     "birth_digits": pa.array([birth_digits(b) for b in births], pa.string())})
+
+
+def _settings(prior: float) -> Any:
+    """Splink's settings: the comparisons with their priors, for a dedupe of the registry (u's pairs);
+    ``estimate`` turns the estimated model into a link of described rows to the registry."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    def level(kind: Any, name: str, i: int) -> Any:
+        return kind.configure(m_probability=M_PRIORS[name][i], u_probability=U_FALLBACK[name][i],
+                              label_for_charts=LEVELS[name][i])
+
+    name = cl.CustomComparison(output_column_name="name", comparison_levels=[
+        cll.NullLevel("name_pinyin"),
+        level(cll.ExactMatchLevel("name"), "name", 0),
+        level(cll.ExactMatchLevel("name_pinyin"), "name", 1),
+        level(cll.DamerauLevenshteinLevel("name_pinyin", 1), "name", 2),
+        level(cll.JaroWinklerLevel("name_pinyin", 0.88), "name", 3),
+        level(cll.ElseLevel(), "name", 4)])
+
+    def exact(column: str) -> Any:
+        return cl.CustomComparison(output_column_name=column, comparison_levels=[
+            cll.NullLevel(column), level(cll.ExactMatchLevel(column), column, 0), level(cll.ElseLevel(), column, 1)])
+
+    return SettingsCreator(link_type="dedupe_only", unique_id_column_name="unique_id",
+                           comparisons=[name, exact("birth_date"), exact("district")],
+                           blocking_rules_to_generate_predictions=[block_on("district", "birth_digits")],
+                           probability_two_random_records_match=prior, retain_matching_columns=True,
+                           retain_intermediate_calculation_columns=True)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Splink's settings with their estimated parameters, and what they were estimated from."""
+
+    settings: dict[str, Any]
+    residents: int
+    registry_batch: int
+
+    def to_json(self) -> str:
+        return json.dumps({"credo": {"residents": self.residents, "registry_batch": self.registry_batch,
+                                     "m": "documented priors (credo.matching.M_PRIORS)",
+                                     "u": f"random pairs of the registry (up to {U_PAIRS:,})"},
+                           "splink": self.settings}, indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        doc = json.loads(text)
+        return cls(doc["splink"], int(doc["credo"]["residents"]), int(doc["credo"]["registry_batch"]))
+
+
+def registry_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(residents, the registry's last batch): a model estimated at another state is estimated again."""
+    residents, batch = con.execute(q("review.registry_state")).fetchall()[0]
+    return int(residents), int(batch or 0)
+
+
+def estimate(con: duckdb.DuckDBPyConnection) -> Model:
+    """u from random pairs of the registry (a dedupe of the registry with itself), m from ``M_PRIORS``."""
+    from splink import DuckDBAPI, Linker
+
+    residents, batch = registry_state(con)
+    rows = con.execute(q("review.registry_sample"), {"n": U_SAMPLE}).fetchall()
+    sample = _frame([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+    db = DuckDBAPI(duckdb.connect())
+    linker = Linker(db.register(sample, table_name="registry"), _settings(1 / max(residents, 2)),
+                    log_level=logging.ERROR)
+    if sample.num_rows >= 2:
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=1)
+    settings: dict[str, Any] = linker.misc.save_model_to_json(None)
+    settings["link_type"] = "link_only"
+    db.duckdb_con.close()
+    return Model(settings, residents, batch)
+
+
+def candidates(con: duckdb.DuckDBPyConnection, model: Model, described: pa.Table) -> pa.Table:
+    """For each described row (``pos, name, birth_date, district``): up to ``TOP`` registry residents in
+    its blocks, best first, as ``pos, rank, resident, probability, weight, comparisons`` (JSON: per
+    comparison its level and weight)."""
+    from splink import DuckDBAPI, Linker
+
+    empty = pa.table({"pos": pa.array([], pa.int64()), "rank": pa.array([], pa.int32()),
+                      "resident": pa.array([], pa.int64()), "probability": pa.array([], pa.float64()),
+                      "weight": pa.array([], pa.float64()), "comparisons": pa.array([], pa.string())})
+    if not described.num_rows:
+        return empty
+    rows = described.to_pydict()
+    left = _frame(rows["pos"], rows["name"], rows["birth_date"], rows["district"])
+    con.register("described_in", left.select(["unique_id", "district", "birth_digits"]))
+    try:
+        found = con.execute(q("review.blocked_registry")).fetchall()
+    finally:
+        con.unregister("described_in")
+    if not found:
+        return empty
+    right = _frame([r[0] for r in found], [r[1] for r in found], [r[2] for r in found], [r[3] for r in found])
+    db = DuckDBAPI(duckdb.connect())
+    try:
+        linker = Linker([db.register(left, table_name="described"), db.register(right, table_name="registry")],
+                        model.settings, log_level=logging.ERROR)
+        predicted = linker.inference.predict().as_duckdbpyrelation()
+        result = predicted.query("predicted", q("review.ranked"))
+        assert result is not None
+        ranked = result.to_arrow_table()
+    finally:
+        db.duckdb_con.close()
+    keep = pc.and_(pc.less_equal(ranked.column("rank"), TOP),
+                   pc.greater_equal(ranked.column("probability"), MIN_PROBABILITY))
+    return _with_levels(ranked.filter(keep))
+
+
+def _with_levels(ranked: pa.Table) -> pa.Table:
+    """Splink's gamma values (the highest is the best level) as the levels' labels, with their weights."""
+    comparisons = []
+    cols = ranked.to_pydict()
+    for i in range(ranked.num_rows):
+        shown = {}
+        for name, labels in LEVELS.items():
+            gamma = cols[f"gamma_{name}"][i]
+            label = "not given" if gamma is None or gamma < 0 else labels[len(labels) - 1 - gamma]
+            shown[name] = {"level": label, "weight": round(float(cols[f"mw_{name}"][i] or 0.0), 3),
+                           "given": cols[f"{name}_l"][i] if name != "birth_date" else str(cols["birth_date_l"][i]),
+                           "registry": cols[f"{name}_r"][i] if name != "birth_date" else str(cols["birth_date_r"][i])}
+        comparisons.append(json.dumps(shown, ensure_ascii=False))
+    return pa.table({"pos": ranked.column("pos"), "rank": pc.cast(ranked.column("rank"), pa.int32()),
+                     "resident": ranked.column("resident"), "probability": ranked.column("probability"),
+                     "weight": ranked.column("weight"), "comparisons": pa.array(comparisons, pa.string())})
