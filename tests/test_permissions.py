@@ -44,7 +44,8 @@ API: dict[str, Op] = {
     "objection_resolve": Op.RESOLVE_OBJECTION, "audit": Op.READ_AUDIT, "audit_verify": Op.VERIFY_AUDIT,
     "policy": Op.READ_POLICY, "policy_apply": Op.APPLY_POLICY, "tokens": Op.CREATE_TOKEN,
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
-    "metrics": Op.METRICS,
+    "metrics": Op.METRICS, "review_list": Op.LIST_REVIEW, "review_item": Op.LIST_REVIEW,
+    "review_confirm": Op.JUDGE_REVIEW, "review_decline": Op.JUDGE_REVIEW,
 }
 """tests/test_api_auth.py's endpoints (by its name for each) and the operation each performs."""
 

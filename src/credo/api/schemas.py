@@ -137,6 +137,15 @@ class ResolveIn(BaseModel):
     answer: str = Field(min_length=1)
 
 
+class ConfirmIn(BaseModel):
+    resident_id: str = Field(description="the candidate the item is about", json_schema_extra=RESIDENT_ID)
+    reason: str = Field(min_length=1, description="why: kept with the judgement, shown to the resident")
+
+
+class DeclineIn(BaseModel):
+    reason: str = Field(min_length=1, description="why none of the candidates is the person")
+
+
 class TokenIn(BaseModel):
     role: Literal["operator", "agency", "provider", "resident", "auditor"]
     agency: str | None = Field(None, description="an agency token's agency (one the policy knows); no other role's")
