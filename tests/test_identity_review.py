@@ -185,7 +185,7 @@ def test_the_model_file_says_where_each_parameter_came_from(town: Credo, tmp_pat
     names = [c["output_column_name"] for c in doc["splink"]["comparisons"]]
     assert names == ["name", "birth_date", "district"] and doc["splink"]["link_type"] == "link_only"
     m = [lvl["m_probability"] for lvl in doc["splink"]["comparisons"][1]["comparison_levels"] if "m_probability" in lvl]
-    assert m == [0.95, 0.05]
+    assert m == [0.95, 0.045, 0.005]
 
 
 # -- the property: nothing counts while held; a confirmed row counts as if it had named its subject ---

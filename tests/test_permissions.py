@@ -57,6 +57,8 @@ PAGES: list[tuple[Op, str, str, dict[str, str]]] = [
     (Op.FIND_FILE, "GET", "/residents", {"resident_id": rid("A"), "purpose": "matrix"}),
     (Op.READ_EXPLANATION, "GET", "/residents/{resident_id}", {"purpose": "matrix"}),
     (Op.OPEN_OBJECTION, "POST", "/objections", {"record": "tax:x1", "reason": "matrix", "resident_id": rid("A")}),
+    (Op.LIST_REVIEW, "GET", "/review", {}),
+    (Op.JUDGE_REVIEW, "POST", "/review/{number}/decline", {"reason": "matrix"}),
 ]
 """The web pages, each with the operation it performs and a valid request's query (GET) or form (POST):
 about resident A, whose token is the resident's."""
@@ -319,7 +321,7 @@ def test_the_pages_answer_as_the_table_says(browsers: dict[str, tuple[httpx.Clie
                                             role: str) -> None:
     op, method, path, given = PAGES[page]
     c, csrf = browsers[role]
-    url = path.format(resident_id=rid("A"))
+    url = path.format(resident_id=rid("A"), number=9)
     r = (c.post(url, data={**given, "csrf": csrf}) if method == "POST" else c.get(url, params=given))
     if RULES[op].allows(role):
         assert r.status_code not in (401, 403) and r.status_code < 500, f"{role} {path}: {r.status_code}"

@@ -14,7 +14,9 @@ its own, so Splink's working tables never enter the store.
 
 Comparisons (the levels, best first): the name (the same Hanzi; the same pinyin, a homophone written
 with other characters; pinyin one edit apart; pinyin Jaro-Winkler at least 0.88; anything else), the
-birth date (exact, or transposed digits), the district (exact, or not).
+birth date (exact; its digits transposed, the same digits in another order; other), the district
+(exact, or not). The transposed level is what lets a right name with a slipped date outweigh a stranger
+born on the slipped date: among random pairs it is rare (its ``u`` is small), unlike "any other date".
 
 Parameters, following Splink's Fellegi-Sunter model: ``u`` (how often a level occurs between two
 different people) is estimated from random pairs of the registry itself, where almost every pair is two
@@ -43,18 +45,18 @@ from credo.sql import q
 
 M_PRIORS: dict[str, tuple[float, ...]] = {
     "name": (0.86, 0.05, 0.05, 0.02, 0.02),
-    "birth_date": (0.95, 0.05),
+    "birth_date": (0.95, 0.045, 0.005),
     "district": (0.98, 0.02),
 }
 """m per comparison level, best level first: the share of a person's own records, as hand-kept systems
 write them, that fall in each level. A name is copied exactly most of the time; a homophone in other
 characters, a one-letter slip and a looser likeness share most of the rest. A birth date is right 95
-times in 100 (the rest transposed, the only other date blocking admits). The district is almost always
-the one the registry holds. Written down, not fitted: see docs/identity.md."""
+times in 100 and transposed in most of the rest. The district is almost always the one the registry
+holds. Written down, not fitted: see docs/identity.md."""
 
 U_FALLBACK: dict[str, tuple[float, ...]] = {
     "name": (0.001, 0.001, 0.002, 0.01, 0.986),
-    "birth_date": (0.0001, 0.9999),
+    "birth_date": (0.0001, 0.002, 0.9979),
     "district": (0.05, 0.95),
 }
 """u where the registry is too small for random pairs to reach a level (a town of three in the tests):
@@ -71,7 +73,7 @@ TOP = 5
 LEVELS: dict[str, tuple[str, ...]] = {
     "name": ("same name", "same pinyin", "pinyin one edit apart", "pinyin alike (Jaro-Winkler >= 0.88)",
              "different name"),
-    "birth_date": ("same birth date", "birth date digits transposed"),
+    "birth_date": ("same birth date", "birth date digits transposed", "other birth date"),
     "district": ("same district", "other district"),
 }
 """The label of each comparison level, best first, as the review queue shows them."""
@@ -120,12 +122,14 @@ def _settings(prior: float) -> Any:
         level(cll.JaroWinklerLevel("name_pinyin", 0.88), "name", 3),
         level(cll.ElseLevel(), "name", 4)])
 
-    def exact(column: str) -> Any:
-        return cl.CustomComparison(output_column_name=column, comparison_levels=[
-            cll.NullLevel(column), level(cll.ExactMatchLevel(column), column, 0), level(cll.ElseLevel(), column, 1)])
-
+    born = cl.CustomComparison(output_column_name="birth_date", comparison_levels=[
+        cll.NullLevel("birth_date"), level(cll.ExactMatchLevel("birth_date"), "birth_date", 0),
+        level(cll.ExactMatchLevel("birth_digits"), "birth_date", 1), level(cll.ElseLevel(), "birth_date", 2)])
+    district = cl.CustomComparison(output_column_name="district", comparison_levels=[
+        cll.NullLevel("district"), level(cll.ExactMatchLevel("district"), "district", 0),
+        level(cll.ElseLevel(), "district", 1)])
     return SettingsCreator(link_type="dedupe_only", unique_id_column_name="unique_id",
-                           comparisons=[name, exact("birth_date"), exact("district")],
+                           comparisons=[name, born, district],
                            blocking_rules_to_generate_predictions=[block_on("district", "birth_digits")],
                            probability_two_random_records_match=prior, retain_matching_columns=True,
                            retain_intermediate_calculation_columns=True)

@@ -182,6 +182,15 @@ def listing(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, ag
     return out
 
 
+def summary(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime) -> dict[str, Any]:
+    """For the dashboard: items waiting (and of those, overdue past ``review_deadline``) and judged."""
+    due_in = deadline(policy)
+    waiting = [r for (r,) in con.execute(q("review.pending_received")).fetchall()]
+    [(judged,)] = con.execute("SELECT count(*) FROM review_judgements").fetchall()
+    return {"pending": len(waiting), "overdue": sum(now >= due_in.add_to(r) for r in waiting),
+            "judged": int(judged), "deadline": policy.doc.review_deadline}
+
+
 def matched(con: duckdb.DuckDBPyConnection, resident: int, tz: str) -> dict[tuple[str, str], dict[str, Any]]:
     """The records of ``resident`` that entered the ledger by review: (agency, record_id) -> who
     confirmed the match, when, and the item."""

@@ -104,3 +104,6 @@ FROM seen_in s
 JOIN review_items i ON i.agency = $agency AND i.record_id = s.record_id
 LEFT JOIN review_judgements j ON j.item = i.item
 WHERE j.step IS NULL OR j.step = 'confirmed'
+
+-- name: pending_received
+SELECT i.received_at FROM review_items i ANTI JOIN review_judgements j ON j.item = i.item

@@ -68,6 +68,9 @@ def _kpis(d: Row) -> Html:
               kpi(f"Decisions, {dec['days']} days", decided, "decisions",
                   el("span", el("span", number(denied), data_k="denied"), " denied")),
               kpi("Rejected rows", d["rejects"]["total"], "rejects"),
+              kpi("Identity review", d["review"]["pending"], "review-pending",
+                  el("span", el("span", number(d["review"]["overdue"]), data_k="review-overdue"),
+                     f" past {d['review']['deadline']}")),
               class_="kpis")
 
 
