@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SUITES = ("bench.ingest", "bench.scoring", "bench.api", "bench.governance", "bench.audit_export")
+SUITES = ("bench.ingest", "bench.scoring", "bench.api", "bench.governance", "bench.audit_export", "bench.identity")
 
 
 def main() -> int:

@@ -99,6 +99,26 @@ def test_formats_agree(town: Credo, tmp_path: Path) -> None:
         (1, 0, 0), (0, 1, 0), (0, 1, 0), (0, 1, 0)]
 
 
+def test_an_api_batch_says_which_rows_are_held(town: Credo) -> None:
+    rows = [dict(zip(HEADER, drow("d1"), strict=True)), dict(zip(HEADER, drow("r2", subject=LI), strict=True))]
+    result = town.ingest_rows("tax", rows, TAX, "api:request-1")
+    assert [(r["status"], r.get("review_item")) for r in town.batch_rows(result, ["d1", "r2"])] == [
+        ("held", 1), ("accepted", None)]
+    again = town.ingest_rows("tax", rows, TAX, "api:request-2")
+    assert [r["status"] for r in town.batch_rows(again, ["d1", "r2"])] == ["duplicate", "duplicate"]
+
+
+def test_not_me_withdraws_a_record_matched_by_review(town: Credo, tmp_path: Path) -> None:
+    held(town, tmp_path, drow("d1"))
+    town.confirm_review(1, parse_resident_id(LI), "same name and birth date")
+    assert town.standing(parse_resident_id(LI)).score == 950
+    number = town.open_objection(parse_resident_id(LI), "tax:d1", "not me: I never lived in that district")
+    town.resolve_objection(number, uphold=True, answer="the match was wrong", who=TAX)
+    assert town.standing(parse_resident_id(LI)).score == 1000
+    [record] = [r for r in town.explain(parse_resident_id(LI))["records"] if r["record_id"] == "d1"]
+    assert record["counts"] is False and record["matched_by_review"]["item"] == 1
+
+
 def test_a_csv_without_the_description_columns_still_loads(town: Credo, tmp_path: Path) -> None:
     result = town.ingest_files("tax", [write_csv(tmp_path / "a.csv", [
         RECORD_HEADER, ("r1", "tax.arrears", LI, "2024-08-01", "", "")])])[0]

@@ -29,6 +29,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
               PEOPLE[p][1]) for i, (p, name) in enumerate([("J", "Resident J"), ("E", "Resident Ee")], start=1)]
     with fixed_clock(NOW), closing(Credo.open(made.db)) as credo:
         credo.ingest_files("tax", [write_csv(made.folder / "d.csv", [HEADER, *rows_])])
+        made.tokens["resident_j"] = credo.create_token("resident", resident_id=rid("J"))[0]
     with running(made) as server:
         yield server
 
@@ -71,6 +72,15 @@ def test_the_operator_confirms_and_declines_on_the_page(visit: Visit) -> None:
     assert mark["item"] == 1 and mark["confirmed_by"].startswith("operator")
     board = visit.go("/dashboard")
     assert text(board, '[data-k="review-pending"]') == "0"
+
+
+def test_the_resident_sees_who_matched_the_record(visit: Visit) -> None:
+    """After the confirmation above: the resident's page names the review, who confirmed, and when."""
+    page = visit.sign_in("resident_j")
+    mark = page.locator('[data-review="1"]')
+    assert mark.count() == 1
+    assert "matched by review 1, confirmed by operator" in (mark.text_content() or "")
+    visit.shot("resident-review-mark")
 
 
 def test_an_agency_sees_its_own_and_a_resident_no_review(visit: Visit, browser: object) -> None:
