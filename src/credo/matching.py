@@ -5,12 +5,15 @@ registry who could be that person, and each candidate gets a match probability a
 levels behind it. Nothing here decides: the candidates go to the review queue (``credo.review``) and a
 person confirms one or declines.
 
-Blocking: a candidate lives in the same district and was born on the same date, up to a transposition
-of its digits (``1987-06-12`` and ``1987-06-21`` or ``1987-12-06`` share the key ``01126789``): a
-transposed birth date is one of the usual mistakes of hand-kept records, and blocking on the exact date
-would make it unfindable. The registry rows inside those blocks are read from the store by one join
-(``review.blocked_registry``) and handed, with the described rows, to Splink on a DuckDB connection of
-its own, so Splink's working tables never enter the store.
+Blocking: a candidate lives in the same district and was born on the same date, or on a date with the
+same digits in another order (``1987-06-12``, ``1987-06-21`` and ``1987-12-06`` share the key
+``01126789``) with a name whose pinyin starts with the same letter. A transposed birth date is one of the
+usual mistakes of hand-kept records, and blocking on the exact date alone would make it unfindable; the
+initial keeps the transposed blocks small (a digit key alone admits dozens of real dates, so ~77
+candidates a row on a registry of a million, against ~6 with it). The registry rows inside the district
+and digit blocks are read from the store by one join (``review.blocked_registry``) and handed, with the
+described rows, to Splink on a DuckDB connection of its own, so Splink's working tables never enter the
+store.
 
 Comparisons (the levels, best first): the name (the same Hanzi; the same pinyin, a homophone written
 with other characters; pinyin one edit apart; pinyin Jaro-Winkler at least 0.88; anything else), the
@@ -92,15 +95,31 @@ def pinyin(name: str) -> str:
 
 
 def birth_digits(day: date) -> str:
-    """The blocking key of a birth date: its eight digits sorted, the same for any transposition."""
+    """The blocking key of a birth date: its eight digits sorted, the same for any transposition
+    (``review.framed`` computes the same in SQL for whole columns)."""
     return "".join(sorted(day.strftime("%Y%m%d")))
 
 
-def _frame(ids: list[int], names: list[str], births: list[date], districts: list[str]) -> pa.Table:
-    return pa.table({"unique_id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string()),
-                     "name_pinyin": pa.array([pinyin(n) for n in names], pa.string()),
-                     "birth_date": pa.array(births, pa.date32()), "district": pa.array(districts, pa.string()),
-                     "birth_digits": pa.array([birth_digits(b) for b in births], pa.string())})
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    """A query's rows as an Arrow table, without the copy a DB-API result makes."""
+    relation = con.sql(sql, params=params)
+    assert relation is not None
+    return relation.to_arrow_table()
+
+
+def _frame(rows: pa.Table) -> pa.Table:
+    """Rows of ``unique_id, name, birth_date, district`` as Splink compares them: with each name's pinyin
+    (computed once per distinct name) and the birth date's blocking key (in SQL, over the column)."""
+    names = rows.column("name")
+    distinct = pc.unique(names)
+    spelt = pa.array([pinyin(n) if n is not None else None for n in distinct.to_pylist()], pa.string())
+    with_pinyin = rows.append_column("name_pinyin", pc.take(spelt, pc.index_in(names, value_set=distinct)))
+    con = duckdb.connect()
+    try:
+        con.register("frame_in", with_pinyin)
+        return _arrow(con, q("review.framed"))
+    finally:
+        con.close()
 
 
 def _settings(prior: float) -> Any:
@@ -130,7 +149,9 @@ def _settings(prior: float) -> Any:
         level(cll.ElseLevel(), "district", 1)])
     return SettingsCreator(link_type="dedupe_only", unique_id_column_name="unique_id",
                            comparisons=[name, born, district],
-                           blocking_rules_to_generate_predictions=[block_on("district", "birth_digits")],
+                           blocking_rules_to_generate_predictions=[
+                               block_on("district", "birth_date"),
+                               block_on("district", "birth_digits", "name_initial")],
                            probability_two_random_records_match=prior, retain_matching_columns=True,
                            retain_intermediate_calculation_columns=True)
 
@@ -166,8 +187,7 @@ def estimate(con: duckdb.DuckDBPyConnection) -> Model:
     from splink import DuckDBAPI, Linker
 
     residents, batch = registry_state(con)
-    rows = con.execute(q("review.registry_sample"), {"n": U_SAMPLE}).fetchall()
-    sample = _frame([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+    sample = _frame(_arrow(con, q("review.registry_sample"), {"n": U_SAMPLE}))
     db = DuckDBAPI(duckdb.connect())
     linker = Linker(db.register(sample, table_name="registry"), _settings(1 / max(residents, 2)),
                     log_level=logging.ERROR)
@@ -190,44 +210,32 @@ def candidates(con: duckdb.DuckDBPyConnection, model: Model, described: pa.Table
                       "weight": pa.array([], pa.float64()), "comparisons": pa.array([], pa.string())})
     if not described.num_rows:
         return empty
-    rows = described.to_pydict()
-    left = _frame(rows["pos"], rows["name"], rows["birth_date"], rows["district"])
+    left = _frame(described.select(["pos", "name", "birth_date", "district"]).rename_columns(
+        ["unique_id", "name", "birth_date", "district"]))
     con.register("described_in", left.select(["unique_id", "district", "birth_digits"]))
     try:
-        found = con.execute(q("review.blocked_registry")).fetchall()
+        found = _arrow(con, q("review.blocked_registry"))
     finally:
         con.unregister("described_in")
-    if not found:
+    if not found.num_rows:
         return empty
-    right = _frame([r[0] for r in found], [r[1] for r in found], [r[2] for r in found], [r[3] for r in found])
+    right = _frame(found)
     db = DuckDBAPI(duckdb.connect())
     try:
         linker = Linker([db.register(left, table_name="described"), db.register(right, table_name="registry")],
                         model.settings, log_level=logging.ERROR)
         predicted = linker.inference.predict().as_duckdbpyrelation()
+        db.duckdb_con.register("shown", pa.table({"top": [TOP], "least": [MIN_PROBABILITY]}))
+        db.duckdb_con.register("levels", _levels())
         result = predicted.query("predicted", q("review.ranked"))
         assert result is not None
         ranked = result.to_arrow_table()
     finally:
         db.duckdb_con.close()
-    keep = pc.and_(pc.less_equal(ranked.column("rank"), TOP),
-                   pc.greater_equal(ranked.column("probability"), MIN_PROBABILITY))
-    return _with_levels(ranked.filter(keep))
+    return ranked.set_column(1, "rank", pc.cast(ranked.column("rank"), pa.int32()))
 
 
-def _with_levels(ranked: pa.Table) -> pa.Table:
-    """Splink's gamma values (the highest is the best level) as the levels' labels, with their weights."""
-    comparisons = []
-    cols = ranked.to_pydict()
-    for i in range(ranked.num_rows):
-        shown = {}
-        for name, labels in LEVELS.items():
-            gamma = cols[f"gamma_{name}"][i]
-            label = "not given" if gamma is None or gamma < 0 else labels[len(labels) - 1 - gamma]
-            shown[name] = {"level": label, "weight": round(float(cols[f"mw_{name}"][i] or 0.0), 3),
-                           "given": cols[f"{name}_l"][i] if name != "birth_date" else str(cols["birth_date_l"][i]),
-                           "registry": cols[f"{name}_r"][i] if name != "birth_date" else str(cols["birth_date_r"][i])}
-        comparisons.append(json.dumps(shown, ensure_ascii=False))
-    return pa.table({"pos": ranked.column("pos"), "rank": pc.cast(ranked.column("rank"), pa.int32()),
-                     "resident": ranked.column("resident"), "probability": ranked.column("probability"),
-                     "weight": ranked.column("weight"), "comparisons": pa.array(comparisons, pa.string())})
+def _levels() -> pa.Table:
+    """Splink's gamma values per comparison (the highest is the best level) with the levels' labels."""
+    rows = [(name, len(labels) - 1 - i, label) for name, labels in LEVELS.items() for i, label in enumerate(labels)]
+    return pa.table({"comparison": [r[0] for r in rows], "gamma": [r[1] for r in rows], "label": [r[2] for r in rows]})

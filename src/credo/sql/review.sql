@@ -7,7 +7,8 @@ SELECT count(*), max(batch) FROM residents
 -- name: registry_sample
 -- Residents for u's random pairs: a fixed pseudo-random sample (by a hash of the key), so the same
 -- registry gives the same parameters.
-SELECT resident, name, strptime(CAST(resident // 1000 % 100000000 AS VARCHAR), '%Y%m%d')::DATE, district
+SELECT resident AS unique_id, name,
+       strptime(CAST(resident // 1000 % 100000000 AS VARCHAR), '%Y%m%d')::DATE AS birth_date, district
 FROM residents ORDER BY hash(resident) LIMIT $n
 
 -- name: blocked_registry
@@ -20,16 +21,42 @@ WITH r AS (
     FROM residents
     WHERE district IN (SELECT DISTINCT district FROM described_in)
 )
-SELECT resident, name, birth_date, district FROM r
+SELECT resident AS unique_id, name, birth_date, district FROM r
 WHERE (district, digits) IN (SELECT DISTINCT district, birth_digits FROM described_in)
 
+-- name: framed
+-- Rows as Splink compares them (frame_in: unique_id, name, name_pinyin, birth_date, district), with the
+-- blocking keys: the birth date's eight digits sorted (credo.matching.birth_digits), the pinyin's initial.
+SELECT unique_id, name, name_pinyin, birth_date, district,
+       array_to_string(list_sort(string_split(strftime(birth_date, '%Y%m%d'), '')), '') AS birth_digits,
+       left(name_pinyin, 1) AS name_initial
+FROM frame_in
+
 -- name: ranked
--- Splink's predictions, ranked per described row (the most probable first).
-SELECT unique_id_l AS pos, unique_id_r AS resident, match_probability AS probability, match_weight AS weight,
-       row_number() OVER (PARTITION BY unique_id_l ORDER BY match_weight DESC, unique_id_r) AS rank,
-       gamma_name, mw_name, name_l, name_r, gamma_birth_date, mw_birth_date, birth_date_l, birth_date_r,
-       gamma_district, mw_district, district_l, district_r
-FROM predicted
+-- Splink's predictions, ranked per described row (the most probable first): the best `shown.top`, of
+-- those at least `shown.least` probable (credo.matching's TOP and MIN_PROBABILITY), each with its
+-- comparisons as JSON: per comparison the level (`levels`: Splink's gamma and its label), the weight,
+-- the value given and the registry's.
+WITH r AS (
+    SELECT unique_id_l AS pos, unique_id_r AS resident, match_probability AS probability, match_weight AS weight,
+           row_number() OVER (PARTITION BY unique_id_l ORDER BY match_weight DESC, unique_id_r) AS rank,
+           gamma_name, mw_name, name_l, name_r, gamma_birth_date, mw_birth_date, birth_date_l, birth_date_r,
+           gamma_district, mw_district, district_l, district_r
+    FROM predicted
+),
+top AS (SELECT r.* FROM r, shown WHERE r.rank <= shown.top AND r.probability >= shown.least)
+SELECT pos, rank, resident, probability, weight,
+       CAST(json_object(
+           'name', json_object('level', coalesce(n.label, 'not given'), 'weight', round(mw_name, 3),
+                               'given', name_l, 'registry', name_r),
+           'birth_date', json_object('level', coalesce(b.label, 'not given'), 'weight', round(mw_birth_date, 3),
+                                     'given', CAST(birth_date_l AS VARCHAR), 'registry', CAST(birth_date_r AS VARCHAR)),
+           'district', json_object('level', coalesce(d.label, 'not given'), 'weight', round(mw_district, 3),
+                                   'given', district_l, 'registry', district_r)) AS VARCHAR) AS comparisons
+FROM top
+LEFT JOIN levels n ON n.comparison = 'name' AND n.gamma = top.gamma_name
+LEFT JOIN levels b ON b.comparison = 'birth_date' AND b.gamma = top.gamma_birth_date
+LEFT JOIN levels d ON d.comparison = 'district' AND d.gamma = top.gamma_district
 ORDER BY pos, rank
 
 -- name: model_at
