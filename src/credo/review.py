@@ -118,8 +118,8 @@ def confirm(con: duckdb.DuckDBPyConnection, number: int, resident: int, reason: 
         raise Conflict(f"record {found['agency']}:{found['record_id']} is in the ledger already",
                        code="record_exists")
     batch = next_id(con, "batches", "batch")
-    con.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, 1, 0, 0)",
-                [batch, found["agency"], f"review:{number}", principal, now])
+    con.execute(q("review.confirm_batch"), {"batch": batch, "agency": found["agency"], "source": f"review:{number}",
+                                            "principal": principal, "now": now})
     con.execute(q("review.confirm_append"), {"item": number, "resident": resident, "batch": batch,
                                              "subject": f"review:{number}"})
     _judge(con, number, "confirmed", resident, why, principal, role, now, batch)
@@ -186,7 +186,7 @@ def summary(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime) -> di
     """For the dashboard: items waiting (and of those, overdue past ``review_deadline``) and judged."""
     due_in = deadline(policy)
     waiting = [r for (r,) in con.execute(q("review.pending_received")).fetchall()]
-    [(judged,)] = con.execute("SELECT count(*) FROM review_judgements").fetchall()
+    [(judged,)] = con.execute(q("review.judged_count")).fetchall()
     return {"pending": len(waiting), "overdue": sum(now >= due_in.add_to(r) for r in waiting),
             "judged": int(judged), "deadline": policy.doc.review_deadline}
 

@@ -134,3 +134,11 @@ WHERE j.step IS NULL OR j.step = 'confirmed'
 
 -- name: pending_received
 SELECT i.received_at FROM review_items i ANTI JOIN review_judgements j ON j.item = i.item
+
+-- name: judged_count
+SELECT count(*) FROM review_judgements
+
+-- name: confirm_batch
+-- A confirmed row enters the ledger in a batch of its own, received at the confirmation: that is when
+-- Credo came to know the record was about this resident.
+INSERT INTO batches VALUES ($batch, $agency, $source, $principal, $now, 1, 0, 0)
