@@ -112,3 +112,18 @@ def test_the_api_judges_and_an_agency_reaches_its_own(live: Live) -> None:
         trail = op.get("/v1/audit", params={"limit": 1000}).json()
     events = [e["event"] for e in trail["entries"]]
     assert events.count("review.confirmed") == 1 and events.count("review.declined") == 1
+
+
+def test_a_legacy_id_is_taken_at_every_edge_of_the_api(live: Live) -> None:
+    """A first-generation 15-digit ID names the resident of the 18-digit ID it became (spec §10)."""
+    old = rid("J")[:6] + rid("J")[8:17]
+    with live.client("provider") as air, live.client("operator") as op:
+        fast = air.get("/v1/check", params={"resident_id": old, "action": "rail.high_speed.book", "purpose": "p"})
+        assert fast.status_code == 200 and fast.json()["resident_id"] == rid("J")
+        batch = air.post("/v1/check/batch", json={"action": "rail.high_speed.book", "purpose": "p",
+                                                  "resident_ids": [old, old[:14] + "X"]}).json()
+        assert batch["decisions"][0]["resident_id"] == rid("J")
+        assert batch["decisions"][1]["error"]["code"] == ids.BAD_FORMAT
+        a = op.get(f"/v1/residents/{old}/standing", params={"purpose": "p"})
+        b = op.get(f"/v1/residents/{rid('J')}/standing", params={"purpose": "p"})
+        assert a.status_code == 200 and a.json() == b.json()

@@ -59,3 +59,14 @@ def test_parse_at_the_edge_takes_a_legacy_id() -> None:
     with pytest.raises(ids.IdError) as info:
         parse_resident_id("11010587022812X")
     assert (info.value.field, info.value.reason) == ("resident_id", ids.BAD_FORMAT)
+
+
+def test_the_registry_takes_a_legacy_id_as_the_resident_it_became(town: Credo, tmp_path: Path) -> None:
+    from tests.fixtures.ingest_city import POPULATION_HEADER
+
+    newcomer = ids.make_resident_id("110108", __import__("datetime").date(1961, 3, 4), 77)
+    rows = [POPULATION_HEADER, (newcomer[:6] + newcomer[8:17], "Sun Li", "110108", "", "")]
+    result = town.ingest_files("population", [write_csv(tmp_path / "p.csv", rows)])[0]
+    assert (result.accepted, result.rejected) == (1, Counter())
+    assert town.con.execute("SELECT count(*) FROM residents WHERE resident = ?",
+                            [ids.resident_key(newcomer)]).fetchall() == [(1,)]
