@@ -127,3 +127,16 @@ def test_a_legacy_id_is_taken_at_every_edge_of_the_api(live: Live) -> None:
         a = op.get(f"/v1/residents/{old}/standing", params={"purpose": "p"})
         b = op.get(f"/v1/residents/{rid('J')}/standing", params={"purpose": "p"})
         assert a.status_code == 200 and a.json() == b.json()
+
+
+def test_review_through_a_worker_process(tmp_path: Path) -> None:
+    """With two workers each request reaches the store through the hub's socket: the same answers."""
+    made = build_city(tmp_path / "city")
+    with fixed_clock(NOW), closing(Credo.open(made.db)) as credo:
+        credo.ingest_files("tax", [described(made.folder / "d.csv", [("rv1", "J", None)])])
+    with running(made, workers=2) as server, server.client("agency") as tax:
+        for _ in range(4):  # requests land on both workers
+            assert [i["id"] for i in tax.get("/v1/review").json()["items"]] == [1]
+        r = tax.post("/v1/review/1/confirm", json={"resident_id": rid("J"), "reason": "checked"})
+        assert r.status_code == 200 and r.json()["status"] == "confirmed"
+        assert tax.get("/v1/review/1").json()["judgement"]["by"] == "agency:tax"
