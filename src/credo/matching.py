@@ -36,7 +36,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -92,12 +91,6 @@ def pinyin(name: str) -> str:
     from pypinyin import lazy_pinyin
 
     return _LETTERS.sub("", "".join(lazy_pinyin(name)).lower())
-
-
-def birth_digits(day: date) -> str:
-    """The blocking key of a birth date: its eight digits sorted, the same for any transposition
-    (``review.framed`` computes the same in SQL for whole columns)."""
-    return "".join(sorted(day.strftime("%Y%m%d")))
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pa.Table:

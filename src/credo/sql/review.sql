@@ -26,7 +26,7 @@ WHERE (district, digits) IN (SELECT DISTINCT district, birth_digits FROM describ
 
 -- name: framed
 -- Rows as Splink compares them (frame_in: unique_id, name, name_pinyin, birth_date, district), with the
--- blocking keys: the birth date's eight digits sorted (credo.matching.birth_digits), the pinyin's initial.
+-- blocking keys: the birth date's eight digits sorted (the same key as blocked_registry's), the pinyin's initial.
 SELECT unique_id, name, name_pinyin, birth_date, district,
        array_to_string(list_sort(string_split(strftime(birth_date, '%Y%m%d'), '')), '') AS birth_digits,
        left(name_pinyin, 1) AS name_initial
