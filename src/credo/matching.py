@@ -10,7 +10,7 @@ same digits in another order (``1987-06-12``, ``1987-06-21`` and ``1987-12-06`` 
 ``01126789``) with a name whose pinyin starts with the same letter. A transposed birth date is one of the
 usual mistakes of hand-kept records, and blocking on the exact date alone would make it unfindable; the
 initial keeps the transposed blocks small (a digit key alone admits dozens of real dates, so ~77
-candidates a row on a registry of a million, against ~6 with it). The registry rows inside the district
+candidates a row on a registry of a million, against ~15 with it). The registry rows inside the district
 and digit blocks are read from the store by one join (``review.blocked_registry``) and handed, with the
 described rows, to Splink on a DuckDB connection of its own, so Splink's working tables never enter the
 store.
