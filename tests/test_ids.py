@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credo import ids
+from credo import ids, idvectors
 from credo.text import unsafe_detail, unsafe_text
 
 TODAY = date(2024, 6, 15)
@@ -85,7 +85,7 @@ for _region, _birth, _seq in [("110105", date(2000, 2, 29), 1), ("650000", date(
 
 
 def _vector(values: list[str | None], today: date = TODAY) -> list[tuple[int | None, str | None]]:
-    keys, reasons = ids.check_resident_ids(pa.array(values, type=pa.string()), today)
+    keys, reasons = idvectors.check_resident_ids(pa.array(values, type=pa.string()), today)
     return list(zip(keys.to_pylist(), reasons.to_pylist(), strict=True))
 
 
@@ -111,7 +111,7 @@ def test_resident_id_cases(
         expected = (None, reason)
     assert _vector([value], today) == [expected]
     assert _vector([value.encode().decode()], today) == [expected]
-    large = ids.check_resident_ids(pa.chunked_array([[value]], type=pa.large_string()), today)
+    large = idvectors.check_resident_ids(pa.chunked_array([[value]], type=pa.large_string()), today)
     assert (large[0][0].as_py(), large[1][0].as_py()) == expected
 
 
@@ -152,13 +152,13 @@ def test_error_is_value_error_and_pickles() -> None:
 def test_vectorised_nulls_empty_and_keys_back() -> None:
     assert _vector([None, "11010519491231002X", None]) == [
         (None, ids.BAD_LENGTH), (11010519491231002, None), (None, ids.BAD_LENGTH)]
-    keys, reasons = ids.check_resident_ids(pa.array([], type=pa.string()), TODAY)
+    keys, reasons = idvectors.check_resident_ids(pa.array([], type=pa.string()), TODAY)
     assert (len(keys), len(reasons), keys.type, reasons.type) == (0, 0, pa.int64(), pa.string())
-    keys, reasons = ids.check_resident_ids(pa.array([None, None]), TODAY)
+    keys, reasons = idvectors.check_resident_ids(pa.array([None, None]), TODAY)
     assert reasons.to_pylist() == [ids.BAD_LENGTH, ids.BAD_LENGTH]
     sliced = pa.array(["x", "11010519491231002x", "110105194912310021", "y"])[1:3]
     assert _vector(sliced.to_pylist()) == [(11010519491231002, None), (None, ids.BAD_CHECK)]
-    assert ids.check_resident_ids(sliced, TODAY)[1].to_pylist() == [None, ids.BAD_CHECK]
+    assert idvectors.check_resident_ids(sliced, TODAY)[1].to_pylist() == [None, ids.BAD_CHECK]
     back = ids.resident_ids_from_keys(pa.array([11010519491231002, None, 0]))
     assert back.to_pylist() == ["11010519491231002X", None, ids.resident_id_from_key(0)]
     assert ids.resident_ids_from_keys(np.array([11010519491231002])).to_pylist() == ["11010519491231002X"]
@@ -196,7 +196,7 @@ def test_phone_cases(value: str, normal: str | None, message: str | None) -> Non
         assert str(info.value) == message
     else:
         assert ids.normalise_phone(value) == normal
-    phones, reasons = ids.check_phones(pa.array([value, None]))
+    phones, reasons = idvectors.check_phones(pa.array([value, None]))
     assert phones.to_pylist() == [None if normal is None else int(normal), None]
     assert reasons.to_pylist() == [None if normal else ids.BAD_PHONE, ids.BAD_PHONE]
 
@@ -287,7 +287,7 @@ def _scalar_phone(value: str) -> tuple[int | None, str | None]:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(st.sampled_from("0123456789 1a１"), max_size=14), max_size=30))
 def test_phones_agree(values: list[str]) -> None:
-    phones, reasons = ids.check_phones(pa.array(values, type=pa.string()))
+    phones, reasons = idvectors.check_phones(pa.array(values, type=pa.string()))
     got = list(zip(phones.to_pylist(), reasons.to_pylist(), strict=True))
     assert got == [_scalar_phone(v) for v in values]
 
@@ -308,7 +308,7 @@ def test_200k_rows_vectorised_agrees_on_sample() -> None:
         values[i] = s[:pos] + "0123456789Xa"[int(rng.integers(0, 12))] + s[pos + 1 :]
     values[5] = None
     start = time.perf_counter()
-    out_keys, reasons = ids.check_resident_ids(pa.array(values), TODAY)
+    out_keys, reasons = idvectors.check_resident_ids(pa.array(values), TODAY)
     assert time.perf_counter() - start < 10
     assert len(out_keys) == n and reasons.null_count > n * 8 // 10
     got_keys, got_reasons = out_keys.to_pylist(), reasons.to_pylist()

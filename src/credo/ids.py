@@ -1,6 +1,7 @@
 """Resident IDs and phones (spec §2), one scalar path and one vectorised path with identical rules.
 
-The scalar functions serve the API and single lookups; the vectorised ones serve ingest of millions of rows.
+The scalar functions serve the API and single lookups; the vectorised ones (``credo.idvectors``) serve
+ingest of millions of rows.
 Both apply the same checks in the same precedence (length, format, province, date, future, check), so a row that
 ingest rejects gets the same reason when a person re-enters it by hand.  A resident is stored everywhere
 as an int64 key of the first 17 digits: the check character is derivable, so storing it would only add a
@@ -32,14 +33,11 @@ BAD_CHECK = "id_check"
 BAD_PHONE = "bad_phone"
 LEGACY_FORMAT = "a 15-character ID is a first-generation one and must be 15 digits"
 
-# Index = precedence code in the vectorised path; 0 means valid.
-_REASONS: tuple[str | None, ...] = (None, BAD_LENGTH, BAD_FORMAT, BAD_PROVINCE, BAD_DATE, FUTURE_DATE, BAD_CHECK)
 PROVINCES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
                        50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82})
 """The first two digits of a GB/T 2260 region code: the provinces, autonomous regions and
 municipalities, Taiwan (71), Hong Kong (81) and Macao (82). 91 ("abroad" in some older lists) is not
 in GB/T 2260 and no GB 11643 ID carries it, so it is refused."""
-_PROVINCE_OK = np.isin(np.arange(100), sorted(PROVINCES))
 MOBILE_SECOND = "3456789"
 """The second digit of a mainland mobile number: 10x, 11x and 12x are never mobile (service,
 emergency and other numbers)."""
@@ -49,13 +47,9 @@ _CHECK_BYTES = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
 _DIGITS = frozenset("0123456789")  # not str.isdigit(), which accepts full-width and Arabic-Indic digits
 # An explicit set rather than str.strip()'s notion of whitespace, so Python and Arrow trim exactly alike.
 _WS = " \t\n\r\x0b\x0c\u00a0\u3000\ufeff"
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _KEY_LIMIT = 10**17
 _RID = "resident_id"
 
-_I64 = npt.NDArray[np.int64]
-_Bools = npt.NDArray[np.bool_]
-_Bytes = npt.NDArray[np.uint8]
 
 
 class IdError(ValueError):
@@ -261,103 +255,6 @@ def normalise_phone(value: str) -> str:
     if s[1] not in MOBILE_SECOND:
         raise IdError("phone", BAD_PHONE, f"{s[:2]}x is never a mobile number (those start 13 to 19)")
     return s
-
-
-def _fixed_width(values: pa.Array | pa.ChunkedArray, width: int) -> tuple[_Bools, _Bools, _Bytes]:
-    """Trimmed strings as a (width, n) byte matrix: column-major so each per-position op runs on contiguous
-    memory.  Rows that are not `width` ASCII characters hold junk; callers mask them by the two flags."""
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    large = pa.types.is_large_string(arr.type)
-    if not (large or pa.types.is_string(arr.type)):
-        arr = arr.cast(pa.string())
-    trimmed = pc.utf8_trim(arr, characters=_WS)
-    n = len(trimmed)
-    chars = pc.fill_null(pc.utf8_length(trimmed), -1).to_numpy()
-    length_ok: _Bools = chars == width
-    cols = np.zeros((width, n), dtype=np.uint8)
-    if not length_ok.any():
-        return length_ok, length_ok.copy(), cols
-    _, off_buf, data_buf = trimmed.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64 if large else np.int32)[trimmed.offset :][: n + 1]
-    ascii_ok: _Bools = length_ok & (np.diff(offsets) == width)  # byte count == char count only for ASCII
-    data = np.frombuffer(data_buf, dtype=np.uint8)  # holds >= width bytes: some row has width characters
-    base = int(offsets[0])
-    if ascii_ok.all():  # every row exactly `width` bytes, so the data buffer is already the matrix
-        cols[:] = data[base : base + n * width].reshape(n, width).T
-    else:
-        starts = np.where(ascii_ok, offsets[:-1], base).astype(np.int64)
-        for j in range(width):
-            cols[j] = data[starts + j]
-    return length_ok, ascii_ok, cols
-
-
-def _number(d: _Bytes, start: int, stop: int) -> _I64:
-    v = np.zeros(d.shape[1], dtype=np.int64)
-    for j in range(start, stop):
-        v *= 10
-        v += d[j]
-    return v
-
-
-def _widen_legacy(values: pa.Array | pa.ChunkedArray, length_ok: _Bools, ascii_ok: _Bools, cols: _Bytes) -> None:
-    """Rows of 15 characters written into the (18, n) matrix as the IDs they became (``19`` before
-    ``YYMMDD``, the check character computed), in place: they then pass the 18-character checks, or
-    fail them with the scalar path's reasons. One that is not 15 ASCII digits is left failing the format."""
-    is15, ascii15, c15 = _fixed_width(values, 15)
-    if not is15.any():
-        return
-    digits = ascii15 & ((c15 - np.uint8(48)) <= 9).all(axis=0)
-    rows = np.flatnonzero(digits)
-    wide = np.empty((18, len(rows)), dtype=np.uint8)
-    wide[:6], wide[6], wide[7], wide[8:17] = c15[:6, rows], ord("1"), ord("9"), c15[6:, rows]
-    weighted = np.zeros(len(rows), dtype=np.int32)
-    for j, w in enumerate(_WEIGHTS):
-        weighted += (wide[j] - np.uint8(48)) * np.int32(w)
-    wide[17] = _CHECK_BYTES[weighted % 11]
-    cols[:, rows] = wide
-    length_ok |= is15
-    ascii_ok &= ~is15
-    ascii_ok |= digits
-
-
-def check_resident_ids(values: pa.Array | pa.ChunkedArray, today: date) -> tuple[pa.Array, pa.Array]:
-    """(int64 keys, null where invalid; reason codes, null where valid): the ingest form of
-    normalise_resident_id, with array ops per character position and no Python work per row. Rows of
-    15 characters are first-generation IDs, widened in the byte matrix (``_widen_legacy``)."""
-    length_ok, ascii_ok, cols = _fixed_width(values, 18)
-    if not length_ok.all():
-        _widen_legacy(values, length_ok, ascii_ok, cols)
-    d = cols - np.uint8(48)  # non-digit bytes wrap to > 9
-    last_x = (cols[17] == ord("X")) | (cols[17] == ord("x"))
-    format_ok = (d[:17] <= 9).all(axis=0) & ((d[17] <= 9) | last_x) & ascii_ok
-    key = _number(d, 0, 17)
-    year, month, day = _number(d, 6, 10), _number(d, 10, 12), _number(d, 12, 14)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
-    date_ok = (year >= 1900) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-    future = (year * 100 + month) * 100 + day > today.year * 10000 + today.month * 100 + today.day
-    weighted = np.zeros(d.shape[1], dtype=np.int32)
-    for j, w in enumerate(_WEIGHTS):
-        weighted += d[j] * np.int32(w)
-    check_ok = _CHECK_BYTES[weighted % 11] == np.where(last_x, np.uint8(ord("X")), cols[17])
-    codes = np.where(check_ok, 0, 6).astype(np.int8)
-    codes[future] = 5
-    codes[~date_ok] = 4
-    codes[~_PROVINCE_OK[np.minimum(d[0] * 10 + d[1], 99)]] = 3
-    codes[~format_ok] = 2
-    codes[~length_ok] = 1
-    keys = pa.array(key, type=pa.int64(), mask=codes != 0)
-    return keys, pc.take(pa.array(_REASONS, type=pa.string()), pa.array(codes))
-
-
-def check_phones(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """(int64 phones, null where invalid; BAD_PHONE, null where valid): the ingest form of normalise_phone."""
-    length_ok, ascii_ok, cols = _fixed_width(values, 11)
-    d = cols - np.uint8(48)
-    mobile = (cols[1] >= ord(MOBILE_SECOND[0])) & (cols[1] <= ord(MOBILE_SECOND[-1]))
-    ok = length_ok & ascii_ok & (d <= 9).all(axis=0) & (cols[0] == ord("1")) & mobile
-    phones = pa.array(_number(d, 0, 11), type=pa.int64(), mask=~ok)
-    return phones, pc.if_else(pa.array(ok), pa.scalar(None, pa.string()), pa.scalar(BAD_PHONE))
 
 
 def check_indices(keys: npt.NDArray[np.int64], spelt: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.int64]:

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import ids
+from credo import ids, idvectors
 from credo.feeds import RECORD_COLUMNS, Feed
 from credo.ingest import described
 from credo.ingest.verdicts import (
@@ -54,14 +54,14 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     by_phone = np.flatnonzero(is_phone)
     phone = np.zeros(n, np.int64)
     if len(by_phone):
-        phones, phone_reasons = ids.check_phones(subject.take(pa.array(by_phone)))
+        phones, phone_reasons = idvectors.check_phones(subject.take(pa.array(by_phone)))
         phone[by_phone] = pc.fill_null(phones, 0).to_numpy(zero_copy_only=False)
         v.fail_at(by_phone[_np(pc.is_valid(phone_reasons))], ids.BAD_PHONE, "subject")
     resident = np.zeros(n, np.int64)
     by_id = np.flatnonzero(~is_phone & ~about.held)
     if len(by_id):  # given alone, IDs of one width make one contiguous byte matrix: credo.ids' fast path
         given = subject if len(by_id) == n else subject.take(pa.array(by_id))
-        keys, id_reasons = ids.check_resident_ids(given, now.date())
+        keys, id_reasons = idvectors.check_resident_ids(given, now.date())
         resident[by_id] = pc.fill_null(keys, 0).to_numpy(zero_copy_only=False)
         for reason in pc.unique(id_reasons.drop_null()).to_pylist():
             v.fail_at(by_id[_np(pc.equal(id_reasons, reason))], reason, "subject")

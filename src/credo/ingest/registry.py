@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import ids
+from credo import idvectors
 from credo.feeds import Feed
 from credo.ingest.verdicts import (
     DUPLICATE,
@@ -31,7 +31,7 @@ def _population(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now:
                 params: dict[str, Any], checked: Check) -> tuple[Verdicts, np.ndarray]:
     t = feed.table
     v = Verdicts(t.num_rows)
-    keys, id_reasons = ids.check_resident_ids(t.column("resident_id"), now.date())
+    keys, id_reasons = idvectors.check_resident_ids(t.column("resident_id"), now.date())
     v.fail_codes(id_reasons, "resident_id")
     name, district = clean(t.column("name")), clean(t.column("district"))
     status = pc.fill_null(pc.utf8_lower(clean(t.column("status"))), "active")
@@ -68,9 +68,9 @@ def _telecom(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
              params: dict[str, Any], checked: Check) -> tuple[Verdicts, np.ndarray]:
     t = feed.table
     v = Verdicts(t.num_rows)
-    phones, phone_reasons = ids.check_phones(t.column("phone"))
+    phones, phone_reasons = idvectors.check_phones(t.column("phone"))
     v.fail_codes(phone_reasons, "phone")
-    keys, id_reasons = ids.check_resident_ids(t.column("resident_id"), now.date())
+    keys, id_reasons = idvectors.check_resident_ids(t.column("resident_id"), now.date())
     v.fail_codes(id_reasons, "resident_id")
     start_text, end_text = clean(t.column("valid_from")), clean(t.column("valid_to"))
     start, end = parse_times(start_text, policy.tz), parse_times(end_text, policy.tz)
