@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SUITES = ("bench.ingest", "bench.scoring", "bench.api", "bench.feed", "bench.governance", "bench.audit_export")
+SUITES = ("bench.ingest", "bench.scoring", "bench.api", "bench.feed", "bench.governance", "bench.audit_export",
+          "bench.identity", "bench.corrections")
 
 
 def main() -> int:

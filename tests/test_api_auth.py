@@ -65,6 +65,15 @@ def resolve(role: str) -> Request:
     return "POST", f"/v1/objections/{number}/resolve", {"json": {"uphold": False, "answer": "matrix"}}
 
 
+def judge(step: str) -> Callable[[str], Request]:
+    """Items 1 and 3 (the agency's cells) and 2 and 4 (the operator's), seeded about resident J."""
+    def build(role: str) -> Request:
+        number = {"confirm": {"agency": 1, "operator": 2}, "decline": {"agency": 3, "operator": 4}}[step].get(role, 1)
+        body = {"reason": "matrix", **({"resident_id": rid("J")} if step == "confirm" else {})}
+        return "POST", f"/v1/review/{number}/{step}", {"json": body}
+    return build
+
+
 def token(role: str) -> Request:
     return "POST", "/v1/tokens", {"json": {"role": "provider", "provider": f"made-by-{role}"}}
 
@@ -103,6 +112,10 @@ ENDPOINTS: dict[str, Endpoint] = {
                            get("/v1/objections")),
     "objection_resolve": Endpoint("POST", "/v1/objections/{number}/resolve", ("agency", "operator"), resolve),
     "redress": Endpoint("GET", "/v1/redress", ("operator", "provider", "resident"), get("/v1/redress")),
+    "review_list": Endpoint("GET", "/v1/review", ("agency", "operator"), get("/v1/review")),
+    "review_item": Endpoint("GET", "/v1/review/{number}", ("agency", "operator"), get("/v1/review/1")),
+    "review_confirm": Endpoint("POST", "/v1/review/{number}/confirm", ("agency", "operator"), judge("confirm")),
+    "review_decline": Endpoint("POST", "/v1/review/{number}/decline", ("agency", "operator"), judge("decline")),
     "audit": Endpoint("GET", "/v1/audit", ("resident", "auditor", "operator"), get("/v1/audit")),
     "audit_verify": Endpoint("GET", "/v1/audit/verify", ("auditor", "operator"), get("/v1/audit/verify")),
     "policy": Endpoint("GET", "/v1/policy", ANY, get("/v1/policy")),
@@ -160,8 +173,20 @@ def _seed_objections(db: Path) -> None:
         credo.open_objection(parse_resident_id(rid("H")), "tax:x6", "seed one")
         credo.ingest_files("tax", [_csv(db.parent / "more.csv")])
         credo.open_objection(parse_resident_id(rid("H")), "tax:x8", "seed two")
+        credo.ingest_files("tax", [_described(db.parent / "described.csv")])
+        assert [i["id"] for i in credo.review_items()] == [1, 2, 3, 4]
     finally:
         credo.close()
+
+
+def _described(path: Path) -> Path:
+    """Four rows about resident J, by name, birth date and district: review items 1 to 4."""
+    from credo import ids
+    from tests.conftest import PEOPLE, RECORD_COLUMNS, write_csv
+
+    about = ("Resident J", ids.birth_date(rid("J")).isoformat(), PEOPLE["J"][1])
+    header = (*RECORD_COLUMNS, "subject_name", "subject_birth_date", "subject_district")
+    return write_csv(path, [header, *[(f"rv{i}", "tax.arrears", "", "2024-07-03", "", "", *about) for i in range(4)]])
 
 
 def _csv(path: Path) -> Path:

@@ -17,7 +17,7 @@ import typer
 from fastapi.routing import APIRoute
 
 from credo import settings
-from credo.api.routes import auditlog, checks, feed, objections, records, residents, system, tokens
+from credo.api.routes import auditlog, checks, feed, objections, records, residents, review, system, tokens
 from credo.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def _commands(group: Any, prefix: str = "credo") -> list[str]:
 
 
 COMMANDS = _commands(typer.main.get_group(app))
-ROUTERS = (checks, residents, records, objections, auditlog, system, tokens, feed)
+ROUTERS = (checks, residents, records, objections, review, auditlog, system, tokens, feed)
 ENDPOINTS = sorted({f"{method} {route.path}" for module in ROUTERS
                     for route in module.router.routes if isinstance(route, APIRoute)
                     for method in route.methods - {"HEAD"}})

@@ -12,11 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credo import ids
+from credo import ids, idvectors
+from credo.text import unsafe_detail, unsafe_text
 
 TODAY = date(2024, 6, 15)
 FMT = "resident_id: must be 17 digits followed by a digit or X"
 OLD = "resident_id: birth date {} is before 1900-01-01"
+LEN = "resident_id: must be 18 characters, got {} (or 15 digits: a first-generation ID)"
+LEGACY = "resident_id: " + ids.LEGACY_FORMAT
 
 # (input, today, normalised ID or None, reason code or None, message or None)
 CASES: list[tuple[str, date, str | None, str | None, str | None]] = [
@@ -30,10 +33,10 @@ CASES: list[tuple[str, date, str | None, str | None, str | None]] = [
     ("110105194912310021", TODAY, None, ids.BAD_CHECK, "resident_id: check character should be X, got 1"),
     ("110105198702281237", TODAY, None, ids.BAD_CHECK, "resident_id: check character should be 0, got 7"),
     ("11010519870228123X", TODAY, None, ids.BAD_CHECK, "resident_id: check character should be 0, got X"),
-    ("11010519870228123", TODAY, None, ids.BAD_LENGTH, "resident_id: must be 18 characters, got 17"),
-    ("1101051987022812300", TODAY, None, ids.BAD_LENGTH, "resident_id: must be 18 characters, got 19"),
-    ("", TODAY, None, ids.BAD_LENGTH, "resident_id: must be 18 characters, got 0"),
-    ("   ", TODAY, None, ids.BAD_LENGTH, "resident_id: must be 18 characters, got 0"),
+    ("11010519870228123", TODAY, None, ids.BAD_LENGTH, LEN.format(17)),
+    ("1101051987022812300", TODAY, None, ids.BAD_LENGTH, LEN.format(19)),
+    ("", TODAY, None, ids.BAD_LENGTH, LEN.format(0)),
+    ("   ", TODAY, None, ids.BAD_LENGTH, LEN.format(0)),
     ("11010 519870228123", TODAY, None, ids.BAD_FORMAT, FMT),
     ("11010519870228123Y", TODAY, None, ids.BAD_FORMAT, FMT),
     ("X10105198702281230", TODAY, None, ids.BAD_FORMAT, FMT),
@@ -47,7 +50,7 @@ CASES: list[tuple[str, date, str | None, str | None, str | None]] = [
     ("110105209901011234", TODAY, None, ids.FUTURE_DATE, "resident_id: birth date 20990101 is in the future"),
     ("110105202406161234", TODAY, None, ids.FUTURE_DATE, "resident_id: birth date 20240616 is in the future"),
     # precedence: a bad length beats a bad format, a bad format beats a bad date, a bad date beats a bad check
-    ("1101051987023012", TODAY, None, ids.BAD_LENGTH, "resident_id: must be 18 characters, got 16"),
+    ("1101051987023012", TODAY, None, ids.BAD_LENGTH, LEN.format(16)),
     ("11010519870230123Y", TODAY, None, ids.BAD_FORMAT, FMT),
     ("110105198702301230", TODAY, None, ids.BAD_DATE, "resident_id: 19870230 is not a calendar date"),
     ("110105209901011230", TODAY, None, ids.FUTURE_DATE, "resident_id: birth date 20990101 is in the future"),
@@ -58,6 +61,21 @@ CASES: list[tuple[str, date, str | None, str | None, str | None]] = [
     ("240105198702281230", TODAY, None, ids.BAD_PROVINCE, "resident_id: 24 is not a province code of GB/T 2260"),
     ("99010519870228123Y", TODAY, None, ids.BAD_FORMAT, FMT),
     ("990105198702301230", TODAY, None, ids.BAD_PROVINCE, "resident_id: 99 is not a province code of GB/T 2260"),
+    # first-generation 15-digit IDs (spec §10): widened to 18 (century 19, check character computed) and
+    # then judged as that ID; a 15-character value that is not 15 digits is a bad format
+    ("110105491231002", TODAY, "11010519491231002X", None, None),
+    (" 110105870228123\t", TODAY, "110105198702281230", None, None),
+    ("440524000101001", TODAY, "440524190001010017", None, None),
+    ("110105870230123", TODAY, None, ids.BAD_DATE, "resident_id: 19870230 is not a calendar date"),
+    ("110105001301123", TODAY, None, ids.BAD_DATE, "resident_id: 19001301 is not a calendar date"),
+    ("110105000229123", TODAY, None, ids.BAD_DATE, "resident_id: 19000229 is not a calendar date"),
+    ("910105870228123", TODAY, None, ids.BAD_PROVINCE, "resident_id: 91 is not a province code of GB/T 2260"),
+    ("11010587022812X", TODAY, None, ids.BAD_FORMAT, LEGACY),
+    ("11010587022812x", TODAY, None, ids.BAD_FORMAT, LEGACY),
+    ("1101058702281 3", TODAY, None, ids.BAD_FORMAT, LEGACY),
+    ("１10105870228123", TODAY, None, ids.BAD_FORMAT, LEGACY),
+    ("11010587022812", TODAY, None, ids.BAD_LENGTH, LEN.format(14)),
+    ("1101058702281234", TODAY, None, ids.BAD_LENGTH, LEN.format(16)),
 ]
 # Valid ones derived from known parts: leap day, earliest date, today itself.
 for _region, _birth, _seq in [("110105", date(2000, 2, 29), 1), ("650000", date(1900, 1, 1), 0),
@@ -67,7 +85,7 @@ for _region, _birth, _seq in [("110105", date(2000, 2, 29), 1), ("650000", date(
 
 
 def _vector(values: list[str | None], today: date = TODAY) -> list[tuple[int | None, str | None]]:
-    keys, reasons = ids.check_resident_ids(pa.array(values, type=pa.string()), today)
+    keys, reasons = idvectors.check_resident_ids(pa.array(values, type=pa.string()), today)
     return list(zip(keys.to_pylist(), reasons.to_pylist(), strict=True))
 
 
@@ -93,7 +111,7 @@ def test_resident_id_cases(
         expected = (None, reason)
     assert _vector([value], today) == [expected]
     assert _vector([value.encode().decode()], today) == [expected]
-    large = ids.check_resident_ids(pa.chunked_array([[value]], type=pa.large_string()), today)
+    large = idvectors.check_resident_ids(pa.chunked_array([[value]], type=pa.large_string()), today)
     assert (large[0][0].as_py(), large[1][0].as_py()) == expected
 
 
@@ -134,13 +152,13 @@ def test_error_is_value_error_and_pickles() -> None:
 def test_vectorised_nulls_empty_and_keys_back() -> None:
     assert _vector([None, "11010519491231002X", None]) == [
         (None, ids.BAD_LENGTH), (11010519491231002, None), (None, ids.BAD_LENGTH)]
-    keys, reasons = ids.check_resident_ids(pa.array([], type=pa.string()), TODAY)
+    keys, reasons = idvectors.check_resident_ids(pa.array([], type=pa.string()), TODAY)
     assert (len(keys), len(reasons), keys.type, reasons.type) == (0, 0, pa.int64(), pa.string())
-    keys, reasons = ids.check_resident_ids(pa.array([None, None]), TODAY)
+    keys, reasons = idvectors.check_resident_ids(pa.array([None, None]), TODAY)
     assert reasons.to_pylist() == [ids.BAD_LENGTH, ids.BAD_LENGTH]
     sliced = pa.array(["x", "11010519491231002x", "110105194912310021", "y"])[1:3]
     assert _vector(sliced.to_pylist()) == [(11010519491231002, None), (None, ids.BAD_CHECK)]
-    assert ids.check_resident_ids(sliced, TODAY)[1].to_pylist() == [None, ids.BAD_CHECK]
+    assert idvectors.check_resident_ids(sliced, TODAY)[1].to_pylist() == [None, ids.BAD_CHECK]
     back = ids.resident_ids_from_keys(pa.array([11010519491231002, None, 0]))
     assert back.to_pylist() == ["11010519491231002X", None, ids.resident_id_from_key(0)]
     assert ids.resident_ids_from_keys(np.array([11010519491231002])).to_pylist() == ["11010519491231002X"]
@@ -178,7 +196,7 @@ def test_phone_cases(value: str, normal: str | None, message: str | None) -> Non
         assert str(info.value) == message
     else:
         assert ids.normalise_phone(value) == normal
-    phones, reasons = ids.check_phones(pa.array([value, None]))
+    phones, reasons = idvectors.check_phones(pa.array([value, None]))
     assert phones.to_pylist() == [None if normal is None else int(normal), None]
     assert reasons.to_pylist() == [None if normal else ids.BAD_PHONE, ids.BAD_PHONE]
 
@@ -232,6 +250,33 @@ def test_arbitrary_text_agrees(values: list[str]) -> None:
     assert _vector(list(values)) == [_scalar(v) for v in values]
 
 
+@st.composite
+def legacy_mutants(draw: st.DrawFn) -> str:
+    """A first-generation ID (born in the 1900s), kept, or with one character replaced, dropped or added."""
+    rid = ids.make_resident_id(draw(regions), draw(st.dates(date(1900, 1, 1), date(1999, 12, 31))), draw(seqs))
+    legacy = rid[:6] + rid[8:17]
+    pos = draw(st.integers(0, 14))
+    char = draw(st.sampled_from(MUTANT_CHARS))
+    return draw(st.sampled_from([legacy, legacy[:pos] + char + legacy[pos + 1 :], legacy[:pos] + legacy[pos + 1 :],
+                                 legacy[:pos] + char + legacy[pos:]]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(regions, st.dates(date(1900, 1, 1), date(1999, 12, 31)), seqs), min_size=1, max_size=20))
+def test_legacy_ids_widen_to_the_id_they_became(parts: list[tuple[str, date, int]]) -> None:
+    made = [ids.make_resident_id(r, b, s) for r, b, s in parts]
+    legacy = [m[:6] + m[8:17] for m in made]
+    assert [ids.normalise_resident_id(old, TODAY) for old in legacy] == made
+    assert [str(ids.parse_resident_id(old)) for old in legacy] == made
+    assert _vector(legacy) == [(int(m[:17]), None) for m in made]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(legacy_mutants(), mutants()), min_size=1, max_size=30))
+def test_legacy_mutations_agree(values: list[str]) -> None:
+    assert _vector(list(values)) == [_scalar(v) for v in values]
+
+
 def _scalar_phone(value: str) -> tuple[int | None, str | None]:
     try:
         return int(ids.normalise_phone(value)), None
@@ -242,7 +287,7 @@ def _scalar_phone(value: str) -> tuple[int | None, str | None]:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(st.sampled_from("0123456789 1a１"), max_size=14), max_size=30))
 def test_phones_agree(values: list[str]) -> None:
-    phones, reasons = ids.check_phones(pa.array(values, type=pa.string()))
+    phones, reasons = idvectors.check_phones(pa.array(values, type=pa.string()))
     got = list(zip(phones.to_pylist(), reasons.to_pylist(), strict=True))
     assert got == [_scalar_phone(v) for v in values]
 
@@ -263,7 +308,7 @@ def test_200k_rows_vectorised_agrees_on_sample() -> None:
         values[i] = s[:pos] + "0123456789Xa"[int(rng.integers(0, 12))] + s[pos + 1 :]
     values[5] = None
     start = time.perf_counter()
-    out_keys, reasons = ids.check_resident_ids(pa.array(values), TODAY)
+    out_keys, reasons = idvectors.check_resident_ids(pa.array(values), TODAY)
     assert time.perf_counter() - start < 10
     assert len(out_keys) == n and reasons.null_count > n * 8 // 10
     got_keys, got_reasons = out_keys.to_pylist(), reasons.to_pylist()
@@ -290,11 +335,11 @@ UNSAFE: list[tuple[str, bool]] = [
 
 @pytest.mark.parametrize(("text", "flagged"), UNSAFE)
 def test_unsafe_characters(text: str, flagged: bool) -> None:
-    assert ids.unsafe_text(pa.array([text, None]))[0] == flagged
-    assert ids.unsafe_text(pa.array(["plain", text]).slice(1)).tolist() == [flagged]
+    assert unsafe_text(pa.array([text, None]))[0] == flagged
+    assert unsafe_text(pa.array(["plain", text]).slice(1)).tolist() == [flagged]
     if flagged:
-        assert "\\u" in ids.unsafe_detail(text) and not any(c in ids.unsafe_detail(text) for c in text if
-                                                              ids.unsafe_text(pa.array([c]))[0])
+        assert "\\u" in unsafe_detail(text) and not any(c in unsafe_detail(text) for c in text if
+                                                              unsafe_text(pa.array([c]))[0])
 
 
 @given(st.lists(st.integers(0, 10**17 - 1), min_size=1, max_size=50))

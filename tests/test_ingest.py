@@ -21,6 +21,7 @@ from credo.errors import Conflict, Forbidden, NotFound
 from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
+from credo.text import UNSAFE_TEXT
 from tests.fixtures.ingest_city import (
     LI,
     LI_PHONE,
@@ -65,6 +66,14 @@ def link(phone: str = "13700000001", resident_id: str = WANG, valid_from: str = 
     return (phone, resident_id, valid_from, valid_to)
 
 
+def drec(record_id: str = "d1", subject: str = "", name: str = "Li Wei", born: str = "1987-06-12",
+         district: str = "110112", resolves: str = "") -> tuple[str, ...]:
+    """A row about a described person (spec §10), in the feed with the description columns."""
+    return (record_id, "tax.arrears", subject, "2024-08-01", resolves, "", name, born, district)
+
+
+DESCRIBED_HEADER = (*RECORD_HEADER, "subject_name", "subject_birth_date", "subject_district")
+DGOOD = (*GOOD, "", "", "")
 NEW = person(NEWBORN, "New", "110108")  # a good population row
 LINK = link("13700000000", LI)  # a good telecom row
 
@@ -75,12 +84,12 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
     ("no record_id", "tax", [GOOD, rec(record_id="  ")], "missing_record_id", "record_id", "is required"),
     ("long record_id", "tax", [GOOD, rec(record_id="x" * 65)], "record_id_too_long", "record_id",
      "1 to 64 characters"),
-    ("record_id with a bidi override", "tax", [GOOD, rec(record_id="r1\u202e2")], ids.UNSAFE_TEXT, "record_id",
+    ("record_id with a bidi override", "tax", [GOOD, rec(record_id="r1\u202e2")], UNSAFE_TEXT, "record_id",
      "holds U+202E (RIGHT-TO-LEFT OVERRIDE, a bidirectional-formatting character) at character 3 "
      "(value 'r1\\u202e2')"),
-    ("record_id with a control character", "tax", [GOOD, rec(record_id="r\x071")], ids.UNSAFE_TEXT,
+    ("record_id with a control character", "tax", [GOOD, rec(record_id="r\x071")], UNSAFE_TEXT,
      "record_id", "U+0007 (a control character)"),
-    ("resolves with an isolate", "tax", [GOOD, rec(type_="tax.settled", resolves="ok1\u2066")], ids.UNSAFE_TEXT,
+    ("resolves with an isolate", "tax", [GOOD, rec(type_="tax.settled", resolves="ok1\u2066")], UNSAFE_TEXT,
      "resolves", "U+2066 (LEFT-TO-RIGHT ISOLATE"),
     ("no type", "tax", [GOOD, rec(type_="")], "missing_type", "type", "is required"),
     ("unknown type", "tax", [GOOD, rec(type_="tax.nope")], "unknown_type", "type", "not a record type"),
@@ -95,6 +104,32 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
      ids.BAD_PROVINCE, "subject", "91 is not a province code of GB/T 2260"),
     ("ID bad birth date", "tax", [GOOD, rec(subject="110105198702301237")], ids.BAD_DATE, "subject",
      "19870230 is not a calendar date"),
+    ("legacy ID not digits", "tax", [GOOD, rec(subject=LI[:6] + LI[8:16] + "X")], ids.BAD_FORMAT, "subject",
+     "first-generation one and must be 15 digits"),
+    ("legacy ID bad birth date", "tax", [GOOD, rec(subject="110105870230123")], ids.BAD_DATE, "subject",
+     "19870230 is not a calendar date"),
+    ("legacy ID unknown", "tax", [GOOD, rec(subject=STRANGER[:6] + STRANGER[8:17])], "unknown_resident",
+     "subject", "not a registered resident"),
+    ("described: no name", "tax", [DGOOD, drec(name="")], "incomplete_description", "subject_name",
+     "names its person by subject_name"),
+    ("described: no birth date", "tax", [DGOOD, drec(born="")], "incomplete_description", "subject_birth_date",
+     "is required"),
+    ("described: no district", "tax", [DGOOD, drec(district="")], "incomplete_description", "subject_district",
+     "is required"),
+    ("described: not a calendar date", "tax", [DGOOD, drec(born="1987-02-30")], "bad_birth_date",
+     "subject_birth_date", "must be a calendar date"),
+    ("described: a birth date in the future", "tax", [DGOOD, drec(born="2031-01-01")], "bad_birth_date",
+     "subject_birth_date", "to today"),
+    ("described: a birth date before 1900", "tax", [DGOOD, drec(born="1899-12-31")], "bad_birth_date",
+     "subject_birth_date", "from 1900-01-01"),
+    ("described: a date-time, not a date", "tax", [DGOOD, drec(born="1987-06-12T10:00")], "bad_birth_date",
+     "subject_birth_date", "YYYY-MM-DD"),
+    ("described: a district of 5 digits", "tax", [DGOOD, drec(district="11011")], "bad_district",
+     "subject_district", "6-digit region code"),
+    ("described: a name with a bidi override", "tax", [DGOOD, drec(name="Li\u202eWei")], UNSAFE_TEXT,
+     "subject_name", "U+202E"),
+    ("described: resolves another row", "tax", [DGOOD, drec(resolves="ok1")], "described_resolves",
+     "resolves", "must name its subject by ID"),
     ("ID born in future", "tax", [GOOD, rec(subject=FUTURE_BORN)], ids.FUTURE_DATE, "subject",
      "in the future"),
     ("ID check character", "tax", [GOOD, rec(subject=BAD_CHECK)], ids.BAD_CHECK, "subject",
@@ -133,9 +168,9 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
                                            rec(type_="tax.settled", resolves="f1")],
      "bad_resolves", "resolves", "may not resolve"),
     ("population: no name", "population", [NEW, person(name=" ")], "missing_name", "name", "is required"),
-    ("population: name with a bidi mark", "population", [NEW, person(name="\u200f李四")], ids.UNSAFE_TEXT,
+    ("population: name with a bidi mark", "population", [NEW, person(name="\u200f李四")], UNSAFE_TEXT,
      "name", "U+200F (RIGHT-TO-LEFT MARK"),
-    ("population: name with a newline", "population", [NEW, person(name="李\n四")], ids.UNSAFE_TEXT, "name",
+    ("population: name with a newline", "population", [NEW, person(name="李\n四")], UNSAFE_TEXT, "name",
      "U+000A (a control character) at character 2"),
     ("population: ID province", "population", [NEW, person(in_province(NEWBORN, "00"))],
      ids.BAD_PROVINCE, "resident_id", "00 is not a province code"),
@@ -190,7 +225,8 @@ def test_every_reason_has_a_case() -> None:
                          [pytest.param(*c[1:], LINE.get(c[0], len(c[2]) + 1), id=c[0]) for c in CASES])
 def test_reject_reason(town: Credo, tmp_path: Path, agency: str, rows: list[tuple[str, ...]], reason: str,
                        field: str, words: str, line: int) -> None:
-    feed = write_csv(tmp_path / "feed.csv", [HEADERS.get(agency, RECORD_HEADER), *rows])
+    header = DESCRIBED_HEADER if len(rows[0]) == len(DESCRIBED_HEADER) else HEADERS.get(agency, RECORD_HEADER)
+    feed = write_csv(tmp_path / "feed.csv", [header, *rows])
     result = town.ingest_files(agency, [feed])[0]
     assert result.rejected == Counter({reason: 1})
     assert result.accepted + result.duplicates + 1 == result.rows == len(rows)

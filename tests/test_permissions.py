@@ -47,6 +47,8 @@ API: dict[str, Op] = {
     "token_list": Op.LIST_TOKENS, "token_revoke": Op.REVOKE_TOKEN, "backup": Op.BACKUP, "me": Op.WHO_AM_I,
     "metrics": Op.METRICS, "feed_snapshot": Op.READ_FEED, "feed": Op.READ_FEED, "feed_ack": Op.ACK_FEED,
     "feed_status": Op.FEED_STATUS,
+    "review_list": Op.LIST_REVIEW, "review_item": Op.LIST_REVIEW,
+    "review_confirm": Op.JUDGE_REVIEW, "review_decline": Op.JUDGE_REVIEW,
 }
 """tests/test_api_auth.py's endpoints (by its name for each) and the operation each performs."""
 
@@ -58,6 +60,8 @@ PAGES: list[tuple[Op, str, str, dict[str, str]]] = [
     (Op.FIND_FILE, "GET", "/residents", {"resident_id": rid("A"), "purpose": "matrix"}),
     (Op.READ_EXPLANATION, "GET", "/residents/{resident_id}", {"purpose": "matrix"}),
     (Op.OPEN_OBJECTION, "POST", "/objections", {"record": "tax:x1", "reason": "matrix", "resident_id": rid("A")}),
+    (Op.LIST_REVIEW, "GET", "/review", {}),
+    (Op.JUDGE_REVIEW, "POST", "/review/{number}/decline", {"reason": "matrix"}),
 ]
 """The web pages, each with the operation it performs and a valid request's query (GET) or form (POST):
 about resident A, whose token is the resident's."""
@@ -320,7 +324,7 @@ def test_the_pages_answer_as_the_table_says(browsers: dict[str, tuple[httpx.Clie
                                             role: str) -> None:
     op, method, path, given = PAGES[page]
     c, csrf = browsers[role]
-    url = path.format(resident_id=rid("A"))
+    url = path.format(resident_id=rid("A"), number=9)
     r = (c.post(url, data={**given, "csrf": csrf}) if method == "POST" else c.get(url, params=given))
     if RULES[op].allows(role):
         assert r.status_code not in (401, 403) and r.status_code < 500, f"{role} {path}: {r.status_code}"

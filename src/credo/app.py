@@ -25,6 +25,7 @@ from credo.serving.hub import Hub
 from credo.serving.metrics import MetricsMiddleware
 from credo.serving.remote import ENV, RemoteHub
 from credo.serving.runtime import Runtime
+from credo.web.review import router as review_pages
 from credo.web.routes import router as web_router
 
 
@@ -44,6 +45,7 @@ def create_app(hub: Hub | None = None, *, owns_hub: bool = True) -> FastAPI:
 
     app = api.build(runtime, lifespan)
     app.include_router(web_router)  # the web pages, kept out of the OpenAPI schema
+    app.include_router(review_pages)
     app.add_middleware(CurrentTokens, runtime=runtime)  # around every path, the fast check's too
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: it sees both paths
     return app

@@ -55,6 +55,9 @@ class Event(StrEnum):
     BACKUP_TAKEN = "backup.taken"
     FEED_READ = "feed.read"
     FEED_ACKED = "feed.acked"
+    READ_REVIEW = "read.review"
+    REVIEW_CONFIRMED = "review.confirmed"
+    REVIEW_DECLINED = "review.declined"
 
 
 class Entry(NamedTuple):

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from credo import objections
+from credo import objections, review
 from credo.policy import Policy
 from credo.sql import q
 from credo.times import iso
@@ -134,7 +134,8 @@ def overview(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, *, d
     return {"as_of": iso(now, policy.tz), "scores": scores(con, policy), "grades": grades(con, policy),
             "lists": lists(con, policy, now), "decisions": decisions(con, policy, now, days),
             "objections": objection_summary(con, policy, now, objections_shown), "rejects": rejects(con),
-            "redress": redress_summary(con, policy, now), "policy": policy_summary(con, policy)}
+            "redress": redress_summary(con, policy, now), "policy": policy_summary(con, policy),
+            "review": review.summary(con, policy, now)}
 
 
 REDRESS_OLD_DAYS = 3

@@ -33,12 +33,17 @@ from credo import feedtext
 from credo.errors import UnreadableFeed
 
 RECORD_COLUMNS = ("record_id", "type", "subject", "occurred_at", "resolves", "attributes")
+DESCRIBED_COLUMNS = ("subject_name", "subject_birth_date", "subject_district")
+"""An agency feed's optional columns for a subject that has no ID (spec §10): left out of a file that
+never uses them, CSV included."""
+AGENCY_COLUMNS = RECORD_COLUMNS + DESCRIBED_COLUMNS
 COLUMNS: dict[str, tuple[str, ...]] = {
     "population": ("resident_id", "name", "district", "status", "status_date"),
     "telecom": ("phone", "resident_id", "valid_from", "valid_to"),
 }
-OPTIONAL = frozenset({"resolves", "attributes", "status", "status_date", "valid_to"})
-"""Columns that may be left out of a JSON Lines or Parquet feed (CSV headers are exact)."""
+OPTIONAL = frozenset({"resolves", "attributes", "status", "status_date", "valid_to", *DESCRIBED_COLUMNS})
+"""Columns that may be left out of a JSON Lines or Parquet feed (CSV headers are exact, but for the
+description columns)."""
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, rows_done, rows_total)``; phases are read, check, store, score."""
@@ -48,7 +53,7 @@ _SHOWN = 4096  # most characters of a broken row kept as its text
 
 
 def columns_for(agency: str) -> tuple[str, ...]:
-    return COLUMNS.get(agency, RECORD_COLUMNS)
+    return COLUMNS.get(agency, AGENCY_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ def _check_header(path: Path, found: list[str], columns: tuple[str, ...], *, exa
                 raise UnreadableFeed(f"{path}: line 1: the header is separated by {name}; feeds are "
                                      f"comma-separated {expected}")
     unknown = [c for c in found if c not in columns]
-    missing = [c for c in columns if c not in found and (exact or c not in OPTIONAL)]
+    missing = [c for c in columns if c not in found and c not in DESCRIBED_COLUMNS and (exact or c not in OPTIONAL)]
     dupes = sorted({c for c in found if found.count(c) > 1})
     problems = [f"unknown column {c!r}" for c in unknown] + [f"missing column {c!r}" for c in missing]
     problems += [f"column {c!r} appears twice" for c in dupes]

@@ -1,19 +1,20 @@
 """Resident IDs and phones (spec §2), one scalar path and one vectorised path with identical rules.
 
-The scalar functions serve the API and single lookups; the vectorised ones serve ingest of millions of rows.
+The scalar functions serve the API and single lookups; the vectorised ones (``credo.idvectors``) serve
+ingest of millions of rows.
 Both apply the same checks in the same precedence (length, format, province, date, future, check), so a row that
 ingest rejects gets the same reason when a person re-enters it by hand.  A resident is stored everywhere
 as an int64 key of the first 17 digits: the check character is derivable, so storing it would only add a
 way for copies to disagree.
 
-Identifiers that people read (record IDs, names) are also checked here for control and
-bidirectional-formatting characters, which would make a listing show something other than what is stored.
+A first-generation 15-digit ID (6-digit region, ``YYMMDD``, 3-digit sequence; all were issued to people
+born in the 1900s) is accepted wherever an ID is: it is widened to the 18-digit ID it became (century 19,
+check character computed) and checked as that ID, so it names the same resident (spec §10).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -30,16 +31,13 @@ BAD_DATE = "id_date"
 FUTURE_DATE = "id_future"
 BAD_CHECK = "id_check"
 BAD_PHONE = "bad_phone"
-UNSAFE_TEXT = "unsafe_characters"
+LEGACY_FORMAT = "a 15-character ID is a first-generation one and must be 15 digits"
 
-# Index = precedence code in the vectorised path; 0 means valid.
-_REASONS: tuple[str | None, ...] = (None, BAD_LENGTH, BAD_FORMAT, BAD_PROVINCE, BAD_DATE, FUTURE_DATE, BAD_CHECK)
 PROVINCES = frozenset({11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
                        50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82})
 """The first two digits of a GB/T 2260 region code: the provinces, autonomous regions and
 municipalities, Taiwan (71), Hong Kong (81) and Macao (82). 91 ("abroad" in some older lists) is not
 in GB/T 2260 and no GB 11643 ID carries it, so it is refused."""
-_PROVINCE_OK = np.isin(np.arange(100), sorted(PROVINCES))
 MOBILE_SECOND = "3456789"
 """The second digit of a mainland mobile number: 10x, 11x and 12x are never mobile (service,
 emergency and other numbers)."""
@@ -49,13 +47,9 @@ _CHECK_BYTES = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
 _DIGITS = frozenset("0123456789")  # not str.isdigit(), which accepts full-width and Arabic-Indic digits
 # An explicit set rather than str.strip()'s notion of whitespace, so Python and Arrow trim exactly alike.
 _WS = " \t\n\r\x0b\x0c\u00a0\u3000\ufeff"
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _KEY_LIMIT = 10**17
 _RID = "resident_id"
 
-_I64 = npt.NDArray[np.int64]
-_Bools = npt.NDArray[np.bool_]
-_Bytes = npt.NDArray[np.uint8]
 
 
 class IdError(ValueError):
@@ -104,8 +98,19 @@ def check_char_of_key(key: int) -> str:
     return CHECK_CHARS[(first[a] + second[b] + third[c] + fourth[low]) % 11]
 
 
+def widen_legacy_id(first15: str) -> str:
+    """The 18-digit ID a first-generation 15-digit ID became: ``19`` put before its ``YYMMDD`` and the
+    check character computed. Only the shape is checked here; the date and province are judged by
+    ``normalise_resident_id`` on the widened ID, with the same reasons as for any other."""
+    if len(first15) != 15 or not _is_digits(first15):
+        raise IdError(_RID, BAD_FORMAT, LEGACY_FORMAT)
+    first17 = f"{first15[:6]}19{first15[6:]}"
+    return first17 + check_char(first17)
+
+
 def normalise_resident_id(value: str, today: date | None = None) -> str:
-    """The canonical form of an ID, or an ``IdError`` naming the first problem.
+    """The canonical form of an ID, or an ``IdError`` naming the first problem. A 15-character ID is
+    a first-generation one: 15 digits, widened by ``widen_legacy_id`` and then checked like any other.
 
     ``today`` is the city's date on the one clock (``credo.settings.now(policy.tz).date()``, which
     ``CREDO_NOW`` fixes): a birth date after it is in the future. This module never reads a clock of
@@ -113,8 +118,10 @@ def normalise_resident_id(value: str, today: date | None = None) -> str:
     the future is not judged: for an ID only compared with a known one, or keyed after a caller
     judged it on the city's date."""
     s = value.strip(_WS)
+    if len(s) == 15:
+        s = widen_legacy_id(s)
     if len(s) != 18:
-        raise IdError(_RID, BAD_LENGTH, f"must be 18 characters, got {len(s)}")
+        raise IdError(_RID, BAD_LENGTH, f"must be 18 characters, got {len(s)} (or 15 digits: a first-generation ID)")
     if s[17] == "x":
         s = s[:17] + "X"
     if not _is_digits(s[:17]) or not (s[17] == "X" or s[17] in _DIGITS):
@@ -250,79 +257,6 @@ def normalise_phone(value: str) -> str:
     return s
 
 
-def _fixed_width(values: pa.Array | pa.ChunkedArray, width: int) -> tuple[_Bools, _Bools, _Bytes]:
-    """Trimmed strings as a (width, n) byte matrix: column-major so each per-position op runs on contiguous
-    memory.  Rows that are not `width` ASCII characters hold junk; callers mask them by the two flags."""
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    large = pa.types.is_large_string(arr.type)
-    if not (large or pa.types.is_string(arr.type)):
-        arr = arr.cast(pa.string())
-    trimmed = pc.utf8_trim(arr, characters=_WS)
-    n = len(trimmed)
-    chars = pc.fill_null(pc.utf8_length(trimmed), -1).to_numpy()
-    length_ok: _Bools = chars == width
-    cols = np.zeros((width, n), dtype=np.uint8)
-    if not length_ok.any():
-        return length_ok, length_ok.copy(), cols
-    _, off_buf, data_buf = trimmed.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64 if large else np.int32)[trimmed.offset :][: n + 1]
-    ascii_ok: _Bools = length_ok & (np.diff(offsets) == width)  # byte count == char count only for ASCII
-    data = np.frombuffer(data_buf, dtype=np.uint8)  # holds >= width bytes: some row has width characters
-    base = int(offsets[0])
-    if ascii_ok.all():  # every row exactly `width` bytes, so the data buffer is already the matrix
-        cols[:] = data[base : base + n * width].reshape(n, width).T
-    else:
-        starts = np.where(ascii_ok, offsets[:-1], base).astype(np.int64)
-        for j in range(width):
-            cols[j] = data[starts + j]
-    return length_ok, ascii_ok, cols
-
-
-def _number(d: _Bytes, start: int, stop: int) -> _I64:
-    v = np.zeros(d.shape[1], dtype=np.int64)
-    for j in range(start, stop):
-        v *= 10
-        v += d[j]
-    return v
-
-
-def check_resident_ids(values: pa.Array | pa.ChunkedArray, today: date) -> tuple[pa.Array, pa.Array]:
-    """(int64 keys, null where invalid; reason codes, null where valid): the ingest form of
-    normalise_resident_id, with array ops per character position and no Python work per row."""
-    length_ok, ascii_ok, cols = _fixed_width(values, 18)
-    d = cols - np.uint8(48)  # non-digit bytes wrap to > 9
-    last_x = (cols[17] == ord("X")) | (cols[17] == ord("x"))
-    format_ok = (d[:17] <= 9).all(axis=0) & ((d[17] <= 9) | last_x) & ascii_ok
-    key = _number(d, 0, 17)
-    year, month, day = _number(d, 6, 10), _number(d, 10, 12), _number(d, 12, 14)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
-    date_ok = (year >= 1900) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-    future = (year * 100 + month) * 100 + day > today.year * 10000 + today.month * 100 + today.day
-    weighted = np.zeros(d.shape[1], dtype=np.int32)
-    for j, w in enumerate(_WEIGHTS):
-        weighted += d[j] * np.int32(w)
-    check_ok = _CHECK_BYTES[weighted % 11] == np.where(last_x, np.uint8(ord("X")), cols[17])
-    codes = np.where(check_ok, 0, 6).astype(np.int8)
-    codes[future] = 5
-    codes[~date_ok] = 4
-    codes[~_PROVINCE_OK[np.minimum(d[0] * 10 + d[1], 99)]] = 3
-    codes[~format_ok] = 2
-    codes[~length_ok] = 1
-    keys = pa.array(key, type=pa.int64(), mask=codes != 0)
-    return keys, pc.take(pa.array(_REASONS, type=pa.string()), pa.array(codes))
-
-
-def check_phones(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """(int64 phones, null where invalid; BAD_PHONE, null where valid): the ingest form of normalise_phone."""
-    length_ok, ascii_ok, cols = _fixed_width(values, 11)
-    d = cols - np.uint8(48)
-    mobile = (cols[1] >= ord(MOBILE_SECOND[0])) & (cols[1] <= ord(MOBILE_SECOND[-1]))
-    ok = length_ok & ascii_ok & (d <= 9).all(axis=0) & (cols[0] == ord("1")) & mobile
-    phones = pa.array(_number(d, 0, 11), type=pa.int64(), mask=~ok)
-    return phones, pc.if_else(pa.array(ok), pa.scalar(None, pa.string()), pa.scalar(BAD_PHONE))
-
-
 def check_indices(keys: npt.NDArray[np.int64], spelt: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.int64]:
     """Per key (an ID's first 17 digits), the index into ``CHECK_CHARS`` of its check character
     (ISO 7064 MOD 11-2), vectorised: the one place the weighted sum is computed over many keys. When
@@ -360,41 +294,3 @@ def resident_ids_from_keys(keys: pa.Array | pa.ChunkedArray | npt.NDArray[np.int
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(mat)]
     out = pa.Array.from_buffers(pa.large_string() if large else pa.string(), n, buffers)
     return out if valid is None else pc.if_else(valid, out, pa.scalar(None, out.type))
-
-
-_UNSAFE_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x2028, 0x202E),
-                  (0x2066, 0x2069))
-"""Control characters (C0, DEL, C1), the line and paragraph separators and the bidirectional-formatting
-characters (marks, embeddings, overrides, isolates): never part of an identifier or a name, and able to
-make a listing read differently from what is stored."""
-_UNSAFE_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _UNSAFE_RANGES) + "]"
-_UNSAFE_PY = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSAFE_RANGES) + "]")
-_UNSAFE_LEAD = np.zeros(256, np.bool_)
-_UNSAFE_LEAD[[*range(0x20), 0x7F, 0xC2, 0xD8, 0xE2]] = True
-"""Every UTF-8 encoding of an unsafe character starts with one of these bytes (none is a continuation
-byte), so a column without them needs no regular expression."""
-
-
-def unsafe_text(values: pa.Array) -> _Bools:
-    """Per value, whether it holds an unsafe character (null: no); a byte scan first, as most
-    columns hold none of the lead bytes at all."""
-    data_buf = values.buffers()[2] if len(values) else None
-    if data_buf is None or not _UNSAFE_LEAD[np.frombuffer(data_buf, np.uint8)].any():
-        return np.zeros(len(values), np.bool_)
-    found: _Bools = pc.fill_null(pc.match_substring_regex(values, _UNSAFE_RE2), False).to_numpy(
-        zero_copy_only=False)
-    return found
-
-
-def unsafe_detail(value: str) -> str:
-    """What is wrong with a value ``unsafe_text`` flags, quoting it with the unsafe characters escaped."""
-    found = _UNSAFE_PY.search(value)
-    if found is None:
-        return "holds no unsafe character"
-    c = found.group()
-    category = unicodedata.category(c)
-    kind = ("a control character" if category == "Cc" else
-            f"{unicodedata.name(c)}, a {'separator' if category in ('Zl', 'Zp') else 'bidirectional-formatting'}"
-            " character")
-    shown = _UNSAFE_PY.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-    return f"holds U+{ord(c):04X} ({kind}) at character {found.start() + 1} (value '{shown}')"

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import decisions, ids, settings
+from credo import decisions, ids, idvectors, settings
 from credo.errors import NotFound
 from credo.policy import Policy
 from credo.standing import Hit, Standing
@@ -265,10 +265,10 @@ class DecisionIndex:
                     ) -> tuple[Keys, npt.NDArray[np.bool_], dict[int, dict[str, Any]]]:
         """(keys, which are registered residents, an error for each position that is not).
 
-        Checked in bulk with ``credo.ids.check_resident_ids``; only the bad ones get a
+        Checked in bulk with ``credo.idvectors.check_resident_ids``; only the bad ones get a
         message, from the scalar check, so they read exactly as a single lookup's would.
         """
-        arrow_keys, reasons = ids.check_resident_ids(pa.array(resident_ids, pa.string()), today)
+        arrow_keys, reasons = idvectors.check_resident_ids(pa.array(resident_ids, pa.string()), today)
         valid = arrow_keys.is_valid().to_numpy(zero_copy_only=False)
         keys = pc.fill_null(arrow_keys, 0).to_numpy().astype(np.int64)
         _, _, found = self.positions(keys)

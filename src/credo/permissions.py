@@ -80,6 +80,8 @@ class Op(enum.StrEnum):
     READ_FEED = "read_feed"
     ACK_FEED = "ack_feed"
     FEED_STATUS = "feed_status"
+    LIST_REVIEW = "list_review"
+    JUDGE_REVIEW = "judge_review"
 
 
 class Owner(enum.StrEnum):
@@ -288,6 +290,8 @@ RULES: Mapping[Op, Rule] = {
     Op.READ_FEED: Rule("read a change feed", ("provider", "operator"), owners=PROVIDER),
     Op.ACK_FEED: Rule("acknowledge its change feed", ("provider",), owners=PROVIDER),
     Op.FEED_STATUS: Rule("read the change feeds' status", ("operator", "auditor")),
+    Op.LIST_REVIEW: Rule("list identity review items", ("agency", "operator"), owners=AGENCY),
+    Op.JUDGE_REVIEW: Rule("confirm or decline an identity match", ("agency", "operator"), owners=AGENCY),
 }
 
 

@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 DurationText = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}[dmy]$", description="<n>d, <n>m or <n>y")]
 DeadlineText = Annotated[str, Field(pattern=r"^([1-9][0-9]{0,4}[dmy]|[1-9][0-9]{0,3}wd)$",
                                     description="<n>d, <n>m, <n>y or <n>wd (working days, credo.deadlines)")]
-DEADLINES = ("objection_deadline", "correction_deadline")
+DEADLINES = ("objection_deadline", "correction_deadline", "review_deadline")
 """The policy's deadline settings, each a ``DeadlineText``."""
 
 
@@ -81,6 +81,7 @@ class PolicyDoc(_Strict):
     objection_deadline: DeadlineText = "15d"
     correction_deadline: DeadlineText = Field("3wd", description="a change on a provider's feed not acknowledged "
                                               "by then is overdue for that provider")
+    review_deadline: DeadlineText = "14d"
     grades: list[Grade] = Field(min_length=1)
     record_types: dict[str, RecordType]
     lists: dict[str, ListDef] = {}

@@ -45,13 +45,14 @@ from credo.policy import Policy
 from credo.principals import OPERATOR_CLI, Principal
 from credo.providerfeed import Cause
 from credo.servicefeed import FeedService
+from credo.servicereview import ReviewService
 from credo.store import transaction
 from credo.times import iso
 
 
-class Credo(FeedService):
+class Credo(FeedService, ReviewService):
     """Every operation on one open database, each audited (``ServiceBase``: what they stand on;
-    ``FeedService``: the providers' change feed)."""
+    ``FeedService``: the providers' change feed; ``ReviewService``: the identity review's)."""
 
     # -- policy -----------------------------------------------------------------------------
     def apply_policy(self, text: str, who: Principal = OPERATOR_CLI) -> Policy:
@@ -81,6 +82,8 @@ class Credo(FeedService):
             self._rescore(now, result.residents, cause=Cause.RECORD)
             seq = self._audit(who, Event.BATCH_INGESTED, detail=result.to_json())
             self._known(seq, "batch", batch=result.batch)
+        if result.model_estimated:
+            self.write_identity_model()
         if progress:
             progress("score", feed.rows, feed.rows)
         return result
@@ -151,7 +154,7 @@ class Credo(FeedService):
         if as_of is None:
             as_of = self.now()
             self._current(key, as_of)  # the explanation is computed; this tells what changed by time
-        out = standing.explain(self.con, self.policy, key, as_of)
+        out = self._mark_reviewed(key, standing.explain(self.con, self.policy, key, as_of))
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out

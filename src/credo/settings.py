@@ -39,6 +39,7 @@ DEFAULTS: dict[str, str] = {
     "CREDO_TOKEN": "",
     "CREDO_BACKUP_DIR": "",
     "CREDO_AUDIT_KEY": "",
+    "CREDO_IDENTITY_MODEL": "",
 }
 """Setting name -> default, documented one by one in docs/operations.md."""
 
@@ -75,6 +76,9 @@ class Settings:
     """The only folder under which the server writes backups; None: ``backups`` beside the database."""
     audit_key: Path | None
     """The signing key; None: ``<db>.audit-key`` beside the database."""
+    identity_model: Path | None
+    """Where the identity matching's parameters are written for the operator (docs/identity.md);
+    None: ``<db>.identity-model.json`` beside the database."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -113,6 +117,7 @@ class Settings:
             token=optional("CREDO_TOKEN"),
             backup_dir=Path(raw("CREDO_BACKUP_DIR")) if raw("CREDO_BACKUP_DIR") else None,
             audit_key=Path(raw("CREDO_AUDIT_KEY")) if raw("CREDO_AUDIT_KEY") else None,
+            identity_model=Path(raw("CREDO_IDENTITY_MODEL")) if raw("CREDO_IDENTITY_MODEL") else None,
         )
 
 

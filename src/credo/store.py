@@ -91,6 +91,20 @@ MIGRATIONS: list[str] = [
     CREATE TABLE feed_acks (provider VARCHAR, seq BIGINT, acked_at TIMESTAMP, principal VARCHAR);
     ALTER TABLE principals ADD COLUMN actions VARCHAR[];
     """,
+    # 9: identity review (spec §10): rows about a described person, held apart from the ledger with
+    # their ranked candidates; judgements appended, never updated; the matching model's parameters
+    """
+    CREATE TABLE review_items (item INTEGER, agency VARCHAR, record_id VARCHAR, type VARCHAR,
+        occurred_at TIMESTAMP, attributes VARCHAR, subject_name VARCHAR, subject_birth_date DATE,
+        subject_district VARCHAR, source VARCHAR, line BIGINT, row_text VARCHAR, batch INTEGER,
+        received_at TIMESTAMP);
+    CREATE TABLE review_candidates (item INTEGER, rank INTEGER, resident BIGINT, probability DOUBLE,
+        weight DOUBLE, comparisons VARCHAR);
+    CREATE TABLE review_judgements (item INTEGER, step VARCHAR, resident BIGINT, reason VARCHAR,
+        principal VARCHAR, role VARCHAR, judged_at TIMESTAMP, batch INTEGER);
+    CREATE TABLE identity_models (estimated_at TIMESTAMP, residents BIGINT, registry_batch INTEGER,
+        model VARCHAR);
+    """,
 ]
 
 

@@ -1,5 +1,7 @@
 """The vectorised text kernels of ingest: trimming, fixed-width byte matrices, ISO 8601 parsing with
-its calendar checks, hashing and the finder of possibly repeated values.
+its calendar checks, hashing, the finder of possibly repeated values, and the check of identifiers that
+people read (record IDs, names) for control and bidirectional-formatting characters, which would make a
+listing show something other than what is stored.
 
 They import nothing of Credo (numpy and pyarrow only), so any room may use them without pulling in the
 store or the policy. The resident ID's check character lives in ``credo.ids``, which imports nothing of
@@ -8,6 +10,8 @@ Credo either: ids, ingest and synth all take it from there.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,3 +278,42 @@ def repeated(values: pa.Array, among: _Bools) -> _Bools:
     hit[:-1] |= same
     out[rows[order[hit]]] = True
     return out
+
+
+UNSAFE_TEXT = "unsafe_characters"
+_UNSAFE_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x2028, 0x202E),
+                  (0x2066, 0x2069))
+"""Control characters (C0, DEL, C1), the line and paragraph separators and the bidirectional-formatting
+characters (marks, embeddings, overrides, isolates): never part of an identifier or a name, and able to
+make a listing read differently from what is stored."""
+_UNSAFE_RE2 = "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _UNSAFE_RANGES) + "]"
+_UNSAFE_PY = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSAFE_RANGES) + "]")
+_UNSAFE_LEAD = np.zeros(256, np.bool_)
+_UNSAFE_LEAD[[*range(0x20), 0x7F, 0xC2, 0xD8, 0xE2]] = True
+"""Every UTF-8 encoding of an unsafe character starts with one of these bytes (none is a continuation
+byte), so a column without them needs no regular expression."""
+
+
+def unsafe_text(values: pa.Array) -> _Bools:
+    """Per value, whether it holds an unsafe character (null: no); a byte scan first, as most
+    columns hold none of the lead bytes at all."""
+    data_buf = values.buffers()[2] if len(values) else None
+    if data_buf is None or not _UNSAFE_LEAD[np.frombuffer(data_buf, np.uint8)].any():
+        return np.zeros(len(values), np.bool_)
+    found: _Bools = pc.fill_null(pc.match_substring_regex(values, _UNSAFE_RE2), False).to_numpy(
+        zero_copy_only=False)
+    return found
+
+
+def unsafe_detail(value: str) -> str:
+    """What is wrong with a value ``unsafe_text`` flags, quoting it with the unsafe characters escaped."""
+    found = _UNSAFE_PY.search(value)
+    if found is None:
+        return "holds no unsafe character"
+    c = found.group()
+    category = unicodedata.category(c)
+    kind = ("a control character" if category == "Cc" else
+            f"{unicodedata.name(c)}, a {'separator' if category in ('Zl', 'Zp') else 'bidirectional-formatting'}"
+            " character")
+    shown = _UNSAFE_PY.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    return f"holds U+{ord(c):04X} ({kind}) at character {found.start() + 1} (value '{shown}')"

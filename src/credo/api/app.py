@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 import credo
 from credo.api import errors, openapi
 from credo.api.fastcheck import FastCheck
-from credo.api.routes import auditlog, checks, feed, objections, records, residents, system, tokens
+from credo.api.routes import auditlog, checks, feed, objections, records, residents, review, system, tokens
 from credo.serving.runtime import Runtime
 
 DESCRIPTION = """Credo's HTTP API (spec §7). Every caller sends `Authorization: Bearer TOKEN`; a token is
@@ -39,8 +39,8 @@ def build(runtime: Runtime, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
                          static_url=DOCS_ASSETS, redoc_url=None)
     app.state.runtime = runtime
     errors.install(app)
-    routers = [module.router for module in (checks, residents, records, objections, auditlog, tokens, feed,
-                                            system)]
+    routers = [module.router for module in (checks, residents, records, objections, review, auditlog, tokens,
+                                            feed, system)]
     routers.insert(4, objections.redress_router)
     openapi.install(app, routers)
     for router in routers:

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 MAX_MANIFEST = 10_000
-RESIDENT_ID_PATTERN = r"^[0-9]{17}[0-9Xx]$"
+RESIDENT_ID_PATTERN = r"^([0-9]{17}[0-9Xx]|[0-9]{15})$"
 """What the schema says a resident ID looks like (spec §2: 17 digits and a check character, a lower-case
-x normalised): the one place to change when the IDs accepted change. It only documents: ``credo.ids``
-checks every ID and names the reason (length, date, check character), which a pattern could not."""
+x normalised; or a first-generation ID of 15 digits, spec §10): the one place to change when the IDs
+accepted change. It only documents: ``credo.ids`` checks every ID and names the reason (length, date,
+check character), which a pattern could not."""
 RESIDENT_ID: dict[str, Any] = {"pattern": RESIDENT_ID_PATTERN}
 """``json_schema_extra`` of every resident ID a request carries (or an answer names, once checked)."""
 
@@ -134,6 +135,15 @@ class ObjectionIn(BaseModel):
 class ResolveIn(BaseModel):
     uphold: bool
     answer: str = Field(min_length=1)
+
+
+class ConfirmIn(BaseModel):
+    resident_id: str = Field(description="the candidate the item is about", json_schema_extra=RESIDENT_ID)
+    reason: str = Field(min_length=1, description="why: kept with the judgement, shown to the resident")
+
+
+class DeclineIn(BaseModel):
+    reason: str = Field(min_length=1, description="why none of the candidates is the person")
 
 
 class TokenIn(BaseModel):

@@ -21,7 +21,7 @@ except ImportError:
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from credo import settings
-from credo.cli import audit, feed, governance, objections, operations, policy, records, residents, tokens
+from credo.cli import audit, feed, governance, objections, operations, policy, records, residents, review, tokens
 from credo.cli.common import close_services, err
 from credo.errors import CredoError, UnreadableFeed
 from credo.ids import IdError
@@ -29,6 +29,7 @@ from credo.ids import IdError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 app.add_typer(policy.app, name="policy")
 app.add_typer(objections.app, name="objection")
+app.add_typer(review.app, name="review")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="token")
 app.add_typer(feed.app, name="feed")

@@ -38,11 +38,14 @@ def init(policy: Annotated[Path | None, typer.Option(help="policy file (default:
 
 
 def synth(residents: Annotated[int, typer.Option()], out_dir: Annotated[Path, typer.Option("--out")],
-          seed: int = 1, years: int = 5, dirty: float = 0.0) -> None:
+          seed: int = 1, years: int = 5, dirty: float = 0.0,
+          identity_share: Annotated[float, typer.Option(
+              help="share of residents also named by a 15-digit ID or a description (docs/identity.md)")] = 0.0,
+          ) -> None:
     """Write a synthetic city: one feed file per agency."""
     from credo.synth import synth_city
 
-    summary = synth_city(residents, out_dir, seed=seed, years=years, dirty=dirty)
+    summary = synth_city(residents, out_dir, seed=seed, years=years, dirty=dirty, identity=identity_share)
     for agency, info in summary.items():
         out.print(f"{agency:20} {info['rows']:>12,} rows  {info['file']}", markup=False)
 

@@ -39,9 +39,11 @@ def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_jso
         if as_json:
             continue
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.rejected.items()))
-        out.print(f"{r.source}: {r.rows} rows, {r.accepted} accepted, {r.duplicates} duplicates, "
-                  f"{sum(r.rejected.values())} rejected" + (f" ({reasons})" if reasons else ""), markup=False,
-                  soft_wrap=True)
+        held = f", {r.held} held for review" if r.held else ""
+        over = f"; {r.overridden} rows gave a subject and a description: the subject was used" if r.overridden else ""
+        out.print(f"{r.source}: {r.rows} rows, {r.accepted} accepted{held}, {r.duplicates} duplicates, "
+                  f"{sum(r.rejected.values())} rejected" + (f" ({reasons})" if reasons else "") + over,
+                  markup=False, soft_wrap=True)
     if as_json:
         emit([r.to_json() for r in results] + [{"error": e.code, "message": e.message} for e in unreadable])
     raise typer.Exit(2 if unreadable else 1 if any(r.rejected for r in results) else 0)

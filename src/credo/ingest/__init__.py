@@ -16,6 +16,7 @@ The caller holds the transaction, so a batch lands whole or not at all.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import duckdb
 
@@ -41,12 +42,16 @@ def ingest(con: duckdb.DuckDBPyConnection, policy: Policy, agency: str, feed: Fe
     for name, table in policy.tables().items():
         con.register(name, table)
     loader = {"population": _population, "telecom": _telecom}.get(agency, _records)
-    params = {"agency": agency, "batch": batch, "now": now}
+    params: dict[str, Any] = {"agency": agency, "batch": batch, "now": now}
     try:
         verdicts, touched = loader(con, policy, feed, now, params,
                                    lambda share: tick("check", int(feed.rows * share), feed.rows))
         tick("store", 0, feed.rows)
         _keep_rejects(con, feed, verdicts, params, result)
+        result.held = int(params.get("held", 0))
+        result.accepted -= result.held  # counted as standing rows, but they went to the review queue
+        result.overridden = int(params.get("overridden", 0))
+        result.model_estimated = bool(params.get("model_estimated", False))
     finally:  # a registered table keeps its Arrow data alive as long as the connection lives
         for name in _INPUTS:
             con.unregister(name)
@@ -60,6 +65,6 @@ def ingest(con: duckdb.DuckDBPyConnection, policy: Policy, agency: str, feed: Fe
 
 _INPUTS = ("json_in", "residents_probe", "phone_in", "cand_in", "again_in", "asking_in", "targets_in",
            "accepted_in", "population_in", "population_ok", "links_in", "telecom_ok", "rejected_in",
-           "reasons_in")
+           "reasons_in", "seen_in", "held_in", "candidates_in")
 """The Arrow tables a batch registers for its SQL (sql/ingest.sql names them)."""
 

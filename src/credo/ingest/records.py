@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import ids
+from credo import ids, idvectors
 from credo.feeds import RECORD_COLUMNS, Feed
+from credo.ingest import described
 from credo.ingest.verdicts import (
     DUPLICATE,
     Check,
@@ -25,7 +26,7 @@ from credo.ingest.verdicts import (
 )
 from credo.policy import Policy
 from credo.sql import q
-from credo.text import _Bools, _np, clean, distinct, parse_times, repeated
+from credo.text import UNSAFE_TEXT, _Bools, _np, clean, distinct, parse_times, repeated, unsafe_text
 
 
 def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: datetime,
@@ -35,29 +36,32 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     n = t.num_rows
     v = Verdicts(n)
     record_id, type_, subject, occurred, resolves, attributes = (clean(t.column(c)) for c in RECORD_COLUMNS)
+    about = described.read(t, subject)
+    params["overridden"] = about.overridden
     v.fail(_np(pc.is_null(record_id)), "missing_record_id", "record_id")
     v.fail(_np(pc.greater(pc.utf8_length(record_id), 64)), "record_id_too_long", "record_id")
-    v.fail(ids.unsafe_text(record_id), ids.UNSAFE_TEXT, "record_id")
+    v.fail(unsafe_text(record_id), UNSAFE_TEXT, "record_id")
     v.fail(_np(pc.is_null(type_)), "missing_type", "type")
     p_types = policy.tables()["p_types"]
     owner = pc.take(p_types.column("agency"), pc.index_in(type_, value_set=p_types.column("type")))
     v.fail(_np(pc.is_null(owner)), "unknown_type", "type")
     v.fail(_np(pc.not_equal(owner, agency)), "type_not_allowed", "type")
-    v.fail(_np(pc.is_null(subject)), "missing_subject", "subject")
-    v.fail(ids.unsafe_text(resolves), ids.UNSAFE_TEXT, "resolves")
+    v.fail(_np(pc.is_null(subject)) & ~about.held, "missing_subject", "subject")
+    described.check(v, about, resolves, now)
+    v.fail(unsafe_text(resolves), UNSAFE_TEXT, "resolves")
     # An 11-character subject is a phone, anything else a resident ID; each is checked only where it applies.
     is_phone = _np(pc.equal(pc.utf8_length(subject), 11))
     by_phone = np.flatnonzero(is_phone)
     phone = np.zeros(n, np.int64)
     if len(by_phone):
-        phones, phone_reasons = ids.check_phones(subject.take(pa.array(by_phone)))
+        phones, phone_reasons = idvectors.check_phones(subject.take(pa.array(by_phone)))
         phone[by_phone] = pc.fill_null(phones, 0).to_numpy(zero_copy_only=False)
         v.fail_at(by_phone[_np(pc.is_valid(phone_reasons))], ids.BAD_PHONE, "subject")
     resident = np.zeros(n, np.int64)
-    by_id = np.flatnonzero(~is_phone)
+    by_id = np.flatnonzero(~is_phone & ~about.held)
     if len(by_id):  # given alone, IDs of one width make one contiguous byte matrix: credo.ids' fast path
         given = subject if len(by_id) == n else subject.take(pa.array(by_id))
-        keys, id_reasons = ids.check_resident_ids(given, now.date())
+        keys, id_reasons = idvectors.check_resident_ids(given, now.date())
         resident[by_id] = pc.fill_null(keys, 0).to_numpy(zero_copy_only=False)
         for reason in pc.unique(id_reasons.drop_null()).to_pylist():
             v.fail_at(by_id[_np(pc.equal(id_reasons, reason))], reason, "subject")
@@ -81,11 +85,12 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
         found = np.zeros(n, np.bool_)
         found[held["pos"]] = True
         v.fail_at(by_phone[~found[by_phone]], "unresolved_phone", "subject")
-    _unknown_residents(con, resident, v, "subject")
+    _unknown_residents(con, resident, v, "subject", among=~about.held)
 
     batch = _Rows({"record_id": record_id, "type": type_, "subject": subject, "resident": pa.array(resident),
                    "occurred_at": pa.array(when.micros, pa.timestamp("us")), "resolves": resolves,
                    "attributes": attributes})
+    described.seen(con, v, about, batch, agency)
     if con.execute(q("ingest.ledger_has_agency"), {"agency": agency}).fetchall():
         _register(con, "cand_in", batch.at(np.flatnonzero(v.ok)))
         seen = con.execute(q("ingest.records_seen"), {"agency": agency}).fetchnumpy()
@@ -106,9 +111,10 @@ def _records(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
     _check_resolves(con, v, batch, agency)
     checked(1.0)
 
-    accepted = np.flatnonzero(v.ok)
+    accepted = np.flatnonzero(v.ok & ~about.held)
     _register(con, "accepted_in", batch.at(accepted))
     con.execute(q("ingest.records_append"), {"agency": agency, "batch": params["batch"]})
+    params["held"] = described.hold(con, feed, about, batch, np.flatnonzero(v.ok & about.held), params)
     return v, distinct(resident[accepted])
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from credo import ids
+from credo import idvectors
 from credo.feeds import Feed
 from credo.ingest.verdicts import (
     DUPLICATE,
@@ -24,20 +24,20 @@ from credo.ingest.verdicts import (
 )
 from credo.policy import Policy
 from credo.sql import q
-from credo.text import _np, clean, distinct, parse_times
+from credo.text import UNSAFE_TEXT, _np, clean, distinct, parse_times, unsafe_text
 
 
 def _population(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: datetime,
                 params: dict[str, Any], checked: Check) -> tuple[Verdicts, np.ndarray]:
     t = feed.table
     v = Verdicts(t.num_rows)
-    keys, id_reasons = ids.check_resident_ids(t.column("resident_id"), now.date())
+    keys, id_reasons = idvectors.check_resident_ids(t.column("resident_id"), now.date())
     v.fail_codes(id_reasons, "resident_id")
     name, district = clean(t.column("name")), clean(t.column("district"))
     status = pc.fill_null(pc.utf8_lower(clean(t.column("status"))), "active")
     status_text = clean(t.column("status_date"))
     v.fail(_np(pc.is_null(name)), "missing_name", "name")
-    v.fail(ids.unsafe_text(name), ids.UNSAFE_TEXT, "name")
+    v.fail(unsafe_text(name), UNSAFE_TEXT, "name")
     v.fail(~_np(pc.and_(pc.equal(pc.binary_length(district), 6), pc.ascii_is_decimal(district))),
            "bad_district", "district")
     v.fail(~_np(pc.is_in(status, value_set=pa.array(STATUSES))), "bad_status", "status")
@@ -68,9 +68,9 @@ def _telecom(con: duckdb.DuckDBPyConnection, policy: Policy, feed: Feed, now: da
              params: dict[str, Any], checked: Check) -> tuple[Verdicts, np.ndarray]:
     t = feed.table
     v = Verdicts(t.num_rows)
-    phones, phone_reasons = ids.check_phones(t.column("phone"))
+    phones, phone_reasons = idvectors.check_phones(t.column("phone"))
     v.fail_codes(phone_reasons, "phone")
-    keys, id_reasons = ids.check_resident_ids(t.column("resident_id"), now.date())
+    keys, id_reasons = idvectors.check_resident_ids(t.column("resident_id"), now.date())
     v.fail_codes(id_reasons, "resident_id")
     start_text, end_text = clean(t.column("valid_from")), clean(t.column("valid_to"))
     start, end = parse_times(start_text, policy.tz), parse_times(end_text, policy.tz)

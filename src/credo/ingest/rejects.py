@@ -14,7 +14,7 @@ from credo import ids
 from credo.feeds import Feed
 from credo.ingest.verdicts import DUPLICATE, ID_REASONS, REASONS, BatchResult, Verdicts, _register
 from credo.sql import q
-from credo.text import _I64, _np
+from credo.text import _I64, UNSAFE_TEXT, _np, unsafe_detail
 
 _SHOWN = 80  # characters of an offending value quoted in a message
 
@@ -74,7 +74,7 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
     out: list[str | None] = [v.detail.get(int(r)) for r in rows] if v.detail else [None] * len(rows)
     reasons = reason.take(pa.array(rows, pa.int64()))
     fields = fld.take(pa.array(rows, pa.int64()))
-    wanted = _np(pc.is_in(reasons, value_set=pa.array((*ID_REASONS, ids.UNSAFE_TEXT))))
+    wanted = _np(pc.is_in(reasons, value_set=pa.array((*ID_REASONS, UNSAFE_TEXT))))
     for name in pc.unique(fields.filter(pa.array(wanted))).to_pylist():
         at = np.flatnonzero(wanted & _np(pc.equal(fields, name)))
         values = feed.table.column(name).take(pa.array(rows[at], pa.int64())).to_pylist()
@@ -84,8 +84,8 @@ def _details(feed: Feed, v: Verdicts, rows: _I64, reason: pa.Array, fld: pa.Arra
 
 
 def _id_detail(reason: str, value: str, today: date) -> str:
-    if reason == ids.UNSAFE_TEXT:
-        return ids.unsafe_detail(value)
+    if reason == UNSAFE_TEXT:
+        return unsafe_detail(value)
     try:
         if reason == ids.BAD_PHONE:
             ids.normalise_phone(value)
@@ -98,21 +98,29 @@ def _id_detail(reason: str, value: str, today: date) -> str:
 
 def batch_rows(con: duckdb.DuckDBPyConnection, result: BatchResult,
                record_ids: list[str | None]) -> list[dict[str, Any]]:
-    """Each row of an API batch: accepted, duplicate (already in the ledger) or rejected and why."""
+    """Each row of an API batch: accepted, duplicate (already in the ledger), held for identity review
+    (with its item) or rejected and why."""
     rejected = {int(line): (reason, field, message) for line, reason, field, message
                 in con.execute(q("rejects.of_batch"), {"batch": result.batch}).fetchall()}
     batch_of: dict[str, int] = {}
+    queued: dict[str, tuple[int, int]] = {}
     if result.agency not in ("population", "telecom"):
-        batch_of = dict(con.execute(q("rejects.batches_of_records"), {
-            "agency": result.agency, "records": [r for r in record_ids if r]}).fetchall())
+        named = {"agency": result.agency, "records": [r for r in record_ids if r]}
+        batch_of = dict(con.execute(q("rejects.batches_of_records"), named).fetchall())
+        queued = {r: (item, batch) for r, item, batch in con.execute(q("rejects.review_items_of_records"),
+                                                                      named).fetchall()}
     out: list[dict[str, Any]] = []
     for line, record_id in enumerate(record_ids, start=1):
         row: dict[str, Any] = {"line": line, "record_id": record_id}
         if line in rejected:
             reason, field, message = rejected[line]
             row.update(status="rejected", reason=reason, field=field, message=message)
-        elif record_id is not None and batch_of.get(record_id, result.batch) != result.batch:
-            row["status"] = "duplicate"
+        elif record_id is not None and record_id in batch_of:
+            row["status"] = "accepted" if batch_of[record_id] == result.batch else "duplicate"
+        elif record_id is not None and record_id in queued and queued[record_id][1] == result.batch:
+            row.update(status="held", review_item=queued[record_id][0])
+        elif record_id is not None and record_id in queued:
+            row["status"] = "duplicate"  # of a row already held
         else:
             row["status"] = "accepted"
         out.append(row)

@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 
 from credo import ids
 from credo.sql import q
-from credo.text import _I64, _Bools, _np
+from credo.text import _I64, UNSAFE_TEXT, _Bools, _np
 
 REASONS: dict[str, tuple[str, str]] = {
     "malformed_row": ("(row)", "the row could not be split into the feed's columns"),
     "missing_record_id": ("record_id", "is required"),
     "record_id_too_long": ("record_id", "must be 1 to 64 characters"),
-    ids.UNSAFE_TEXT: ("record_id", "holds a control or bidirectional-formatting character"),
+    UNSAFE_TEXT: ("record_id", "holds a control or bidirectional-formatting character"),
     "missing_type": ("type", "is required"),
     "unknown_type": ("type", "is not a record type of the policy"),
     "type_not_allowed": ("type", "belongs to another agency under the policy"),
@@ -43,6 +43,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "bad_status": ("status", "must be active, deceased or moved_out"),
     "bad_period": ("valid_to", "is before valid_from"),
     "overlapping_holder": ("phone", "overlaps another holder's period for this number"),
+    "incomplete_description": ("subject_name",
+                               "is required: a row without a subject names its person by subject_name, "
+                               "subject_birth_date and subject_district"),
+    "bad_birth_date": ("subject_birth_date", "must be a calendar date YYYY-MM-DD from 1900-01-01 to today"),
+    "described_resolves": ("resolves", "a row that resolves another must name its subject by ID or phone"),
 }
 """Reason code -> (usual field, explanation). Identity reasons (``credo.ids``: id_length, id_format,
 id_province, id_date, id_future, id_check, bad_phone) take their message from credo.ids, and so does
@@ -65,12 +70,18 @@ class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    held: int = 0
+    """Rows about a described person, matched and held for review (spec §10): not in the ledger."""
+    overridden: int = 0
+    """Rows with both a subject and a description: the subject was used."""
+    model_estimated: bool = False
     residents: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "agency": self.agency, "batch": self.batch, "rows": self.rows,
                 "accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": sum(self.rejected.values()), "reasons": dict(sorted(self.rejected.items()))}
+                "rejected": sum(self.rejected.values()), "reasons": dict(sorted(self.rejected.items())),
+                "held_for_review": self.held, "subject_over_description": self.overridden}
 
 
 Check = Callable[[float], None]
@@ -147,8 +158,10 @@ def _check_json(con: duckdb.DuckDBPyConnection, values: pa.Array, v: Verdicts, r
     v.fail_at(bad, reason, field)
 
 
-def _unknown_residents(con: duckdb.DuckDBPyConnection, resident: _I64, v: Verdicts, field: str) -> None:
-    rows = np.flatnonzero(v.ok)
+def _unknown_residents(con: duckdb.DuckDBPyConnection, resident: _I64, v: Verdicts, field: str,
+                       among: _Bools | None = None) -> None:
+    """Rows still standing (of ``among``) whose resident the registry does not hold."""
+    rows = np.flatnonzero(v.ok if among is None else v.ok & among)
     _register(con, "residents_probe", pa.table({"pos": rows, "resident": resident[rows]}))
     unknown = con.execute(q("ingest.unknown_residents")).fetchnumpy()["pos"]
     v.fail_at(unknown, "unknown_resident", field)

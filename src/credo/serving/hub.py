@@ -91,6 +91,16 @@ class Service(Protocol):
     def rejects(self, agency: str | None, limit: int, after: str | None) -> Json:
         return self.service(Credo.rejects, agency, limit, after)
 
+    # -- identity review
+    def review_items(self, who: Principal, *, item: int | None = None, purpose: str | None = None) -> list[Json]:
+        return self.service(Credo.review_items, who, item=item, purpose=purpose)
+
+    def confirm_review(self, number: int, resident_id: ResidentId, reason: str, who: Principal) -> Json:
+        return self.service(Credo.confirm_review, number, resident_id, reason, who)
+
+    def decline_review(self, number: int, reason: str, who: Principal) -> Json:
+        return self.service(Credo.decline_review, number, reason, who)
+
     # -- objections
     def open_objection(self, resident_id: ResidentId, ref: str, reason: str, who: Principal) -> int:
         return self.service(Credo.open_objection, resident_id, ref, reason, who)

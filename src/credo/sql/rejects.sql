@@ -42,3 +42,8 @@ SELECT line, reason, field, message FROM rejects WHERE batch = $batch
 -- name: batches_of_records
 -- The batch that holds each of an agency's records: an earlier batch's means the row was a duplicate.
 SELECT record_id, batch FROM ledger WHERE agency = $agency AND list_contains($records::VARCHAR[], record_id)
+
+-- name: review_items_of_records
+-- An agency's rows held for identity review (spec §10), by record_id: the latest item and its batch.
+SELECT record_id, max(item), arg_max(batch, item) FROM review_items
+WHERE agency = $agency AND list_contains($records::VARCHAR[], record_id) GROUP BY record_id

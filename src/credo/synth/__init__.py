@@ -53,18 +53,23 @@ def synth_city(
     seed: int = 1,
     years: int = 5,
     dirty: float = 0.0,
+    identity: float = 0.0,
     policy_file: Path | None = None,
     today: date | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic city into ``out``: ``population``, ``telecom`` and one feed per agency of
-    the policy. Returns ``{agency: {"file", "rows", "dirty"}}`` (rows include the dirty ones)."""
+    the policy. Returns ``{agency: {"file", "rows", "dirty"}}`` (rows include the dirty ones). With
+    ``identity`` > 0, that share of the residents also appear in ``<agency>-identity.csv`` (the first
+    agency's) by a 15-digit ID or a description with realistic mistakes (``synth.identity``)."""
     if residents < 1:
         raise ValueError("residents must be at least 1")
     if years < 1:
         raise ValueError("years must be at least 1")
     if not 0.0 <= dirty <= 1.0:
         raise ValueError("dirty must be a share between 0 and 1")
+    if not 0.0 <= identity <= 1.0:
+        raise ValueError("identity must be a share between 0 and 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     today = today or date.today()
@@ -87,4 +92,10 @@ def synth_city(
                               bad, before, agency, progress)
         summary[agency] = {"file": path.name, "rows": total, "dirty": bad.num_rows}
         del recs, bad
+    if identity > 0 and agencies:
+        from credo.synth.identity import identity_feed
+
+        agency = agencies[0]
+        code = sorted(k for k, t in types.items() if t["agency"] == agency and not t.get("resolves"))[0]
+        summary[f"{agency}-identity"] = identity_feed(city, out, agency, code, identity, seed, today)
     return summary

@@ -113,17 +113,26 @@ def _file(out: Path, agency: str) -> Path:
     return out / f"{agency}.{FORMATS.get(agency, 'csv')}"
 
 
-def _population(c: _City, out: Path, share: float, seed: int, progress: Progress | None) -> dict[str, Any]:
-    rng = np.random.default_rng([seed, 4])
+def _names(c: _City, rng: np.random.Generator) -> pa.Array:
+    """Each resident's name, "Surname Given" (surnames Zipf-weighted, as they are), from ``rng`` as the
+    population feed draws it first: the identity feed (``synth.identity``) draws the same names."""
     surname_w = 1.0 / np.arange(1, len(SURNAMES) + 1) ** 0.8
     surname = rng.choice(len(SURNAMES), size=c.n, p=surname_w / surname_w.sum())
     given = rng.integers(0, len(GIVEN), c.n)
+    return _join(pc.take(pa.array(SURNAMES), pa.array(surname)), " ", pc.take(pa.array(GIVEN), pa.array(given)))
+
+
+def population_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 4])
+
+
+def _population(c: _City, out: Path, share: float, seed: int, progress: Progress | None) -> dict[str, Any]:
+    rng = population_rng(seed)
+    names = _names(c, rng)
     codes = pa.array([d[0] for d in DISTRICTS], pa.string())
     statuses = pa.array([None, "deceased", "moved_out"], pa.string())
     status_dates = pc.if_else(pa.array(c.status > 0), _dates(np.maximum(c.status_day, 0)),
                               pa.scalar(None, pa.string()))
-    names = _join(pc.take(pa.array(SURNAMES), pa.array(surname)), " ",
-                  pc.take(pa.array(GIVEN), pa.array(given)))
 
     def rows(pos: I64) -> pa.Table:
         idx = pa.array(pos)

@@ -68,6 +68,9 @@ def _kpis(d: Row) -> Html:
               kpi(f"Decisions, {dec['days']} days", decided, "decisions",
                   el("span", el("span", number(denied), data_k="denied"), " denied")),
               kpi("Rejected rows", d["rejects"]["total"], "rejects"),
+              kpi("Identity review", d["review"]["pending"], "review-pending",
+                  el("span", el("span", number(d["review"]["overdue"]), data_k="review-overdue"),
+                     f" past {d['review']['deadline']}")),
               class_="kpis")
 
 
@@ -76,7 +79,7 @@ def lookup() -> Html:
     return el("form", el("h2", "Open a resident's file", id="lookup-h"),
               el("div", el("label", "Resident ID", for_="lookup-id"),
                  el("input", id="lookup-id", name="resident_id", required=True, inputmode="text",
-                    autocomplete="off", pattern="[0-9]{17}[0-9Xx]", maxlength="18", spellcheck="false",
+                    autocomplete="off", pattern="[0-9]{17}[0-9Xx]|[0-9]{15}", maxlength="18", spellcheck="false",
                     aria_describedby="lookup-hint"), class_="field"),
               el("div", el("label", "Purpose", for_="lookup-purpose"),
                  el("input", id="lookup-purpose", name="purpose", required=True, maxlength="200",

@@ -11,7 +11,8 @@ from credo.permissions import Op
 from credo.principals import Principal
 from credo.web.html import Child, Html, el
 
-NAV = (("/dashboard", "Dashboard", Op.DASHBOARD), ("/whatif", "What-if", Op.WHATIF), ("/me", "My file", Op.MY_FILE))
+NAV = (("/dashboard", "Dashboard", Op.DASHBOARD), ("/review", "Review", Op.LIST_REVIEW),
+       ("/whatif", "What-if", Op.WHATIF), ("/me", "My file", Op.MY_FILE))
 """The pages in the header, each shown to the roles its operation admits."""
 
 

@@ -184,7 +184,13 @@ def _records(v: View) -> Html:
             query = {"contest": ref} if v.own else {"purpose": v.purpose or "", "contest": ref}
             contest = el("a", "Contest", href=f"?{urlencode(query)}#contest",
                          aria_label=f"Contest record {ref}")
-        rows.append([el("code", ref), when(r["occurred_at"], time=False), r["type"], _points(r["points"]),
+        mark = r.get("matched_by_review")
+        named: Child = el("code", ref)
+        if mark:  # spec §10: the resident sees which records a person matched to them, and who
+            named = el("span", named, el("div", f"matched by review {mark['item']}, confirmed by "
+                                                f"{mark['confirmed_by']} on ", when(mark["confirmed_at"], time=False),
+                                         class_="hint", data_review=mark["item"]))
+        rows.append([named, when(r["occurred_at"], time=False), r["type"], _points(r["points"]),
                      el("span", r["why"], class_="why " + ("counts" if r["counts"] else "inert"),
                         data_status=r["status"]), lists or "–", _ends(r), contest])
     return el("section", el("h2", "Records", id="records-h"),
