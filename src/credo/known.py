@@ -14,7 +14,8 @@ audit log, so the order is total. ``--known-at K`` from a user is ``Known(K)``: 
 
 A row written before this table existed (or straight into the tables, as tests do) has no
 ``known`` row and is taken as known from its own time: the batch's ``received_at``, the
-revocation's ``revoked_at``, the step's ``happened_at``, the policy's ``applied_at``.
+revocation's ``revoked_at``, the step's ``happened_at``, the policy's ``applied_at``; a record
+whose batch has no ``batches`` row either (a ledger loaded straight into the table) as always known.
 
 Population and telecom feeds are batches too. A record's resident was resolved (by ID, or by
 the phone's holder at ``occurred_at``) when its batch was accepted, from what Credo held then,
@@ -26,6 +27,7 @@ at K as registered, with no records known then (docs/corrections.md).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 import duckdb
@@ -66,6 +68,13 @@ def policy_at(con: duckdb.DuckDBPyConnection, known: Known) -> Policy:
     rows = con.execute(q("known.policy_at"), {"at": known.at, "before": known.before}).fetchall()
     if not rows:
         raise NotFound("no policy was in force at that known-at time", code="no_policy_then")
-    policy = policies.load(rows[0][1])
-    policy.version = int(rows[0][0])
+    return _loaded(int(rows[0][0]), str(rows[0][1]))
+
+
+@lru_cache(maxsize=16)
+def _loaded(version: int, document: str) -> Policy:
+    """A stored version, checked once: a version never changes, and checking its text costs more
+    than the rest of a replay (about 30 ms of a city's 120)."""
+    policy = policies.load(document)
+    policy.version = version
     return policy

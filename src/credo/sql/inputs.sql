@@ -39,21 +39,24 @@ WHERE o.step = 'opened' AND o.resident IN (SELECT resident FROM scope_in)
 
 -- Known at K (`known_in(known_at, seq)`, credo.known): only what Credo held then. A write is known
 -- from its `known` row (the time its transaction committed, and its audit entry's seq), or, with
--- none, from its own time; a record from its batch's.
+-- none, from its own time; a record from its batch's, and one whose batch has no row at all (a
+-- ledger loaded straight into the table) as known always.
 
 -- name: ledger_known_all
 SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
 FROM ledger l CROSS JOIN known_in k
 LEFT JOIN batches b ON b.batch = l.batch
 LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
-WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+WHERE coalesce(w.known_at, b.received_at, TIMESTAMP '0001-01-01') <= k.known_at
+  AND coalesce(w.seq, 0) < k.seq
 
 -- name: ledger_known_scoped
 SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
 FROM ledger l CROSS JOIN known_in k
 LEFT JOIN batches b ON b.batch = l.batch
 LEFT JOIN known w ON w.kind = 'batch' AND w.batch = l.batch
-WHERE coalesce(w.known_at, b.received_at) <= k.known_at AND coalesce(w.seq, 0) < k.seq
+WHERE coalesce(w.known_at, b.received_at, TIMESTAMP '0001-01-01') <= k.known_at
+  AND coalesce(w.seq, 0) < k.seq
   AND l.resident IN (SELECT resident FROM scope_in)
 
 -- name: revocations_known_all
