@@ -122,3 +122,29 @@ def test_the_api_takes_as_of_and_known_at(live: object, corrected: City) -> None
         then = c.get("/v1/check", params={**ask, "known_at": NOW}).json()
         assert then["decision"] == "deny" and then["receipt"]["seq"] > 0
         assert [r["code"] for r in then["reasons"]] == ["list:tax_defaulter"]
+
+
+def test_decisions_answered_by_the_server_replay_the_same(tmp_path: Path) -> None:
+    """Single and batch checks answered from the server's decision index, a revocation through the
+    API between them (the clock standing still), and a check at another K; once the server has
+    stopped, each replays the same from the store."""
+    city = build_city(tmp_path / "served")
+    made: list[tuple[str, str]] = []
+    manifest = {"action": RAIL, "resident_ids": [rid(p) for p in "ABCDE"], **BOARDING}
+    with running(city) as live, live.client("provider") as c:
+        for step in range(2):
+            one = c.get("/v1/check", params={"resident_id": rid("E"), "action": RAIL, **BOARDING}).json()
+            many = c.post("/v1/check/batch", json=manifest).json()["decisions"]
+            made += [(one["decision_id"], one["decision"])] + [(d["decision_id"], d["decision"]) for d in many]
+            if step == 0:
+                with live.client("agency") as agency:
+                    assert agency.post("/v1/records/x3/revoke", json={"reason": "paid"}).status_code == 200
+        then = c.get("/v1/check", params={"resident_id": rid("E"), "action": RAIL, "known_at": NOW,
+                                          "as_of": "2024-08-01", **BOARDING}).json()
+        made.append((then["decision_id"], then["decision"]))
+    assert [d for _, d in made[:6]] == ["deny", "deny", "allow", "allow", "allow", "deny"]
+    assert [d for _, d in made[6:]] == ["allow", "deny", "allow", "allow", "allow", "allow", "allow"]
+    with closing(Credo.open(city.db)) as credo:
+        replayed = [credo.replay(decision_id) for decision_id, _ in made]
+    assert [r["differences"] for r in replayed] == [[]] * len(made)
+    assert [r["replayed"]["decision"] for r in replayed] == [d for _, d in made]

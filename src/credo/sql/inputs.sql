@@ -39,7 +39,8 @@ WHERE o.step = 'opened' AND o.resident IN (SELECT resident FROM scope_in)
 
 -- Known at K (`known_in(known_at, seq)`, credo.known): only what Credo held then. A write is known
 -- from its `known` row (the time its transaction committed, and its audit entry's seq), or, with
--- none, from its own time; a record from its batch's.
+-- none, from its own time; a record from its batch's, and one whose batch has no row at all (a
+-- ledger loaded straight into the table) as known always.
 
 -- name: ledger_known_all
 SELECT l.agency, l.record_id, l.type, l.resident, l.occurred_at, l.resolves
