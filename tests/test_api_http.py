@@ -276,7 +276,7 @@ def test_the_schema_gives_the_resident_id_pattern_everywhere_one_is_asked(live: 
         if "resident_ids" in props:
             seen.append(f"{name} .resident_ids")
             assert props["resident_ids"]["items"].get("pattern") == RESIDENT_ID_PATTERN, name
-    assert len(seen) == 12, seen  # check (3), the file (4), objections (2), the audit log, tokens, review
+    assert len(seen) == 13, seen  # check (3), the file (4), objections (2), redress, the audit log, tokens, review
     assert schema["components"]["schemas"]["DecisionOut"]["properties"]["resident_id"]["pattern"] == \
         RESIDENT_ID_PATTERN
     for given in VALID:  # the pattern admits what the server accepts...
