@@ -75,6 +75,12 @@ ALLOWED: dict[str, dict[str, str]] = {
     "notices.py": {
         "statement": "one statement of a named script, q(ref).split(';')",
     },
+    "providerfeed.py": {
+        "statement": "one statement of a named script, q(ref).split(';')",
+    },
+    "matching.py": {
+        "sql": "a statement q(...) of review.sql, passed by the module's own callers of _arrow",
+    },
     "scoring.py": {
         "output": "an output of the pipeline (OUTPUTS keys), from code",
     },
