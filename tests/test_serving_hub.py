@@ -94,7 +94,7 @@ def test_a_worker_reaches_the_store_through_typed_calls(served: tuple[CoreServer
     before = hub.generation()
     hub.revoke_token(hub.create_token("provider", agency=None, provider="rail", resident_id=None, expires=None,
                                       who=OPERATOR_CLI)[1].id, OPERATOR_CLI)
-    generation, changes = hub.changes_since(before)
+    generation, _, changes = hub.changes_since(before)
     assert generation == hub.generation() == before + 2 and changes == ["principals", "principals"]
     assert hub.verify_audit().ok
 
@@ -123,11 +123,11 @@ def test_a_rescore_while_reading_index_rows_is_announced(city: City, monkeypatch
         key = ids.resident_key(rid("D"))
         before = core.generation()
         monkeypatch.setenv("CREDO_NOW", "2024-09-05T00:00:00+08:00")
-        rows = core.index_rows(np.array([key], np.int64), core.credo.now())
+        rows, _ = core.index_rows(np.array([key], np.int64), core.credo.now())
         assert key in dict(rows.measured)
-        generation, changes = core.changes_since(before)
+        generation, _, changes = core.changes_since(before)
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[key]]
-        again = core.index_rows(np.array([key], np.int64), core.credo.now())  # now fresh: nothing to announce
+        again, _ = core.index_rows(np.array([key], np.int64), core.credo.now())  # now fresh: nothing to announce
         assert dict(again.measured) == dict(rows.measured) and core.generation() == generation
     finally:
         core.close()
