@@ -131,3 +131,25 @@ def test_a_rescore_while_reading_index_rows_is_announced(city: City, monkeypatch
         assert dict(again.measured) == dict(rows.measured) and core.generation() == generation
     finally:
         core.close()
+
+
+def test_the_feed_names_the_last_write_it_announced(served: tuple[CoreServer, RemoteHub]) -> None:
+    """Each announcement carries the last write's audit entry, so a worker's index knows which writes
+    its decisions rest on; a batch that rescored nobody (all duplicates) moves it on alone, since an
+    index reading rows after it waits until that write is announced."""
+    server, remote = served
+    hub: Hub = remote
+    generation, first, _ = hub.changes_since(hub.generation())
+    rows, read = hub.index_rows(None, server.core.credo.now())
+    assert read == first > 0 and len(rows.keys) > 0  # nothing written since: the rows hold no more
+    revoker = Principal("agency:tax", "agency", agency="tax")
+    hub.revoke("tax", "x3", "paid", revoker)
+    after, revoked, changes = hub.changes_since(generation)
+    assert after == generation + 1 and changes is not None and revoked > first
+    assert hub.index_rows(None, server.core.credo.now())[1] == revoked
+    row = {"record_id": "x1", "type": "tax.arrears", "subject": rid("A"), "occurred_at": "2024-08-01",
+           "attributes": {"amount": 12000}}
+    assert hub.ingest_rows("tax", [row], revoker, "test").accepted == 0  # a duplicate: nobody rescored
+    same, duplicate, none = hub.changes_since(after)
+    assert (same, none) == (after, []) and duplicate > revoked
+    assert hub.index_rows(None, server.core.credo.now())[1] == duplicate

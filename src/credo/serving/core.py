@@ -159,7 +159,7 @@ class Core(Hub):
                 if turn.loan is not None:
                     turn.loan.end(lambda: audit.head(self.credo.con))
             finally:  # what a committed write rescored is announced whatever happened after
-                self._announce(turn.changes)
+                self._announce(turn.changes, wrote=turn.loan is not None)
                 if turn.changes and self.scheduler is not None:
                     self.scheduler.changed()
 
@@ -220,10 +220,11 @@ class Core(Hub):
         """A ``Credo`` listener, called on the owner by a write that rescored ``residents``."""
         self._turn.changes.append(residents)
 
-    def _announce(self, changes: list[Change]) -> None:
+    def _announce(self, changes: list[Change], *, wrote: bool) -> None:
         """(the owner, at a turn's end) Publish the turn's changes with the last write committed: the
-        turn's own, or an earlier one for a rescore by time (which no write made)."""
-        if not changes:
+        turn's own, or an earlier one for a rescore by time (which no write made). A write that
+        rescored nobody (a batch of duplicates) moves the last write on alone."""
+        if not changes and not wrote:
             return
         feed = self._feed
         try:

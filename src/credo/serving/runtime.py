@@ -134,6 +134,7 @@ class Runtime:
         while True:
             generation, known, changes = self.hub.changes_since(idx.generation)
             if generation == idx.generation:
+                idx = idx.at(generation, known) if known > idx.known else idx  # writes that rescored nobody
                 if read <= idx.known:
                     break
                 time.sleep(WAIT)  # the write the rows hold ends its turn, and is announced, within moments
@@ -163,8 +164,9 @@ class Runtime:
         """
         keys = np.unique(np.asarray(keys, np.int64))
         with self._sync_lock:
+            read = 0
             while True:  # until the rows hold no write the snapshot does not (then catch up, read again)
-                self._catch_up()
+                self._catch_up(read)
                 idx = self.index
                 rows, read = self.hub.index_rows(keys, idx.now())
                 _, _, changes = self.hub.changes_since(idx.generation)
