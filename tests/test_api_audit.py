@@ -430,7 +430,7 @@ def test_a_write_announces_its_changes_when_it_is_done(city: City) -> None:
             return core.generation()
 
         assert core.service(write) == before
-        generation, changes = core.changes_since(before)
+        generation, _, changes = core.changes_since(before)
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[7]]
     finally:
         core.close()
@@ -496,13 +496,13 @@ def test_a_worker_catches_up_beside_a_write_in_progress(city: City, tmp_path: Pa
         reader.start()
         reader.join(10)
         assert not reader.is_alive() and ingest.is_alive()  # answered while the write still runs
-        rows = read[1]
+        rows, _ = read[1]  # type: ignore[misc]
         assert list(rows.keys) == [key] and key not in dict(rows.measured)  # C is not listed yet
     finally:
         release.set()
         ingest.join(30)
     try:
-        rows = core.index_rows(np.array([key], np.int64), core.credo.now())
+        rows, _ = core.index_rows(np.array([key], np.int64), core.credo.now())
         assert key in dict(rows.measured)  # once committed, C's new arrears put C on the list
     finally:
         core.close()

@@ -50,7 +50,7 @@ def singles(rt: Runtime, stop: threading.Event, seen: list[tuple[str, str, str]]
     async def run() -> None:
         while not stop.is_set():
             for letter in PEOPLE:
-                _, _, d = await checks.judge(rt, OPERATOR_CLI, rid(letter), ACTION, "test")
+                _, _, d, _ = await checks.judge(rt, OPERATOR_CLI, rid(letter), ACTION, "test")
                 seen.append((letter, d.policy, d.decision))
 
     asyncio.run(run())

@@ -94,7 +94,7 @@ def test_a_worker_reaches_the_store_through_typed_calls(served: tuple[CoreServer
     before = hub.generation()
     hub.revoke_token(hub.create_token("provider", agency=None, provider="rail", resident_id=None, expires=None,
                                       who=OPERATOR_CLI)[1].id, OPERATOR_CLI)
-    generation, changes = hub.changes_since(before)
+    generation, _, changes = hub.changes_since(before)
     assert generation == hub.generation() == before + 2 and changes == ["principals", "principals"]
     assert hub.verify_audit().ok
 
@@ -123,11 +123,33 @@ def test_a_rescore_while_reading_index_rows_is_announced(city: City, monkeypatch
         key = ids.resident_key(rid("D"))
         before = core.generation()
         monkeypatch.setenv("CREDO_NOW", "2024-09-05T00:00:00+08:00")
-        rows = core.index_rows(np.array([key], np.int64), core.credo.now())
+        rows, _ = core.index_rows(np.array([key], np.int64), core.credo.now())
         assert key in dict(rows.measured)
-        generation, changes = core.changes_since(before)
+        generation, _, changes = core.changes_since(before)
         assert generation == before + 1 and changes is not None and [list(c) for c in changes] == [[key]]
-        again = core.index_rows(np.array([key], np.int64), core.credo.now())  # now fresh: nothing to announce
+        again, _ = core.index_rows(np.array([key], np.int64), core.credo.now())  # now fresh: nothing to announce
         assert dict(again.measured) == dict(rows.measured) and core.generation() == generation
     finally:
         core.close()
+
+
+def test_the_feed_names_the_last_write_it_announced(served: tuple[CoreServer, RemoteHub]) -> None:
+    """Each announcement carries the last write's audit entry, so a worker's index knows which writes
+    its decisions rest on; a batch that rescored nobody (all duplicates) moves it on alone, since an
+    index reading rows after it waits until that write is announced."""
+    server, remote = served
+    hub: Hub = remote
+    generation, first, _ = hub.changes_since(hub.generation())
+    rows, read = hub.index_rows(None, server.core.credo.now())
+    assert read == first > 0 and len(rows.keys) > 0  # nothing written since: the rows hold no more
+    revoker = Principal("agency:tax", "agency", agency="tax")
+    hub.revoke("tax", "x3", "paid", revoker)
+    after, revoked, changes = hub.changes_since(generation)
+    assert after == generation + 1 and changes is not None and revoked > first
+    assert hub.index_rows(None, server.core.credo.now())[1] == revoked
+    row = {"record_id": "x1", "type": "tax.arrears", "subject": rid("A"), "occurred_at": "2024-08-01",
+           "attributes": {"amount": 12000}}
+    assert hub.ingest_rows("tax", [row], revoker, "test").accepted == 0  # a duplicate: nobody rescored
+    same, duplicate, none = hub.changes_since(after)
+    assert (same, none) == (after, []) and duplicate > revoked
+    assert hub.index_rows(None, server.core.credo.now())[1] == duplicate

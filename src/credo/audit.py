@@ -83,24 +83,31 @@ check makes thousands a request, and an ``Entry`` costs five times as much to bu
 
 NOTHING_APPLIED = '{"codes":[],"benefits":[],"records":[]}'
 """The detail of a decision no measure applied to (most of them): made once."""
+NOTHING_APPLIED_KNOWN = '{"codes":[],"benefits":[],"records":[],"known":%d}'
+"""The same for a decision answered from a decision index, with the last write the index reflects."""
 
 
 def decision(at: datetime, principal: str, role: str, resident: int, action: str, verdict: str, decision_id: str,
              purpose: str | None, policy: str, reasons: Sequence[Mapping[str, Any]],
-             benefits: Sequence[str] = (), asked: Mapping[str, str] | None = None) -> DecisionEntry:
+             benefits: Sequence[str] = (), asked: Mapping[str, str] | None = None,
+             known: int | None = None) -> DecisionEntry:
     """A decision's audit entry: the one place it is made, for the CLI's check and the API's single and
     batch checks. Its ``detail`` is what the decision answered, so that ``credo audit replay`` can
     compare it with a recomputation: ``{"codes", "benefits", "records"}`` (each reason's records as
     ``AGENCY:RECORD_ID``, in the reasons' order), and, for a check asked about another time,
-    ``asked`` (``{"as_of", "known_at"}``). An entry logged before benefits and records were kept
+    ``asked`` (``{"as_of", "known_at"}``); for a decision answered from the server's decision index,
+    ``known``: the audit entry of the last write that index reflects, which a replay counts up to
+    instead of up to the decision's own entry. An entry logged before benefits and records were kept
     holds the reason codes alone, as a JSON array."""
     if not reasons and not benefits and asked is None:
         return at, principal, role, Event.DECISION, resident, action, verdict, decision_id, purpose, policy, \
-            NOTHING_APPLIED
+            NOTHING_APPLIED if known is None else NOTHING_APPLIED_KNOWN % known
     detail: dict[str, Any] = {"codes": [r["code"] for r in reasons], "benefits": list(benefits),
                               "records": [[f"{x['agency']}:{x['record_id']}" for x in r["records"]] for r in reasons]}
     if asked is not None:
         detail["asked"] = dict(asked)
+    if known is not None:
+        detail["known"] = known
     return (at, principal, role, Event.DECISION, resident, action, verdict, decision_id, purpose, policy,
             orjson.dumps(detail).decode())
 

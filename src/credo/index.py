@@ -178,14 +178,17 @@ class DecisionIndex:
     """
 
     __slots__ = ("_actions", "_count", "_due", "_due_over", "_entry_over", "_ids", "_keys", "_label",
-                 "_measured", "_over_due", "_over_keys", "generation", "policy")
+                 "_measured", "_over_due", "_over_keys", "generation", "known", "policy")
 
     def __init__(self, policy: Policy, rows: Rows, generation: int = 0,
-                 decision_ids: DecisionIds | None = None) -> None:
+                 decision_ids: DecisionIds | None = None, known: int = 0) -> None:
         self.policy = policy
         self._label = policy.label
         self._actions = frozenset(policy.doc.actions)
         self.generation = generation
+        self.known = known
+        """The audit seq of the last write this snapshot reflects (``credo.serving.runtime``): every
+        decision it answers is logged with it, and replayed from the writes up to it."""
         self._ids = decision_ids or DecisionIds()
         self._based(rows.keys, rows.due, dict(rows.measured), {}, {})
 
@@ -344,14 +347,14 @@ class DecisionIndex:
             made._based(*_folded(self._keys, self._due, due_over), _merged(self._measured, entry_over), {}, {})
         return made
 
-    def replace(self, policy: Policy, rows: Rows, generation: int) -> DecisionIndex:
+    def replace(self, policy: Policy, rows: Rows, generation: int, known: int) -> DecisionIndex:
         """A new snapshot of everything anew (a new policy, a full rescore); decision ids go on."""
-        return DecisionIndex(policy, rows, generation, self._ids)
+        return DecisionIndex(policy, rows, generation, self._ids, known)
 
-    def at(self, generation: int) -> DecisionIndex:
-        """This snapshot, marked as in step with the hub's ``generation``."""
+    def at(self, generation: int, known: int) -> DecisionIndex:
+        """This snapshot, marked as in step with the hub's ``generation`` and its writes up to ``known``."""
         made = self._copy()
-        made.generation = generation
+        made.generation, made.known = generation, known
         return made
 
 

@@ -62,6 +62,13 @@ def note(con: duckdb.DuckDBPyConnection, seq: int, at: datetime, kind: str, *, b
                                   "policy": policy})
 
 
+def last(con: duckdb.DuckDBPyConnection) -> int:
+    """The audit entry of the last write committed (0: none noted): what a decision index read from
+    ``con`` now reflects (``credo.serving``)."""
+    row = con.execute(q("known.last")).fetchone()
+    return int(row[0]) if row else 0
+
+
 def policy_at(con: duckdb.DuckDBPyConnection, known: Known) -> Policy:
     """The policy in force at K: the latest version applied and known by then."""
     rows = con.execute(q("known.policy_at"), {"at": known.at, "before": known.before}).fetchall()

@@ -9,7 +9,10 @@ revoked after the decision does not change its replay (it was not known then); a
 replays differently means the ledger, the log or the scoring changed under it.
 
 A check asked about another time (``credo check --as-of/--known-at``) logged the times it asked
-about, and replays at those (its K still bounded by its own entry).
+about, and replays at those (its K still bounded by its own entry). A decision the server answered
+from its decision index logged the last write that index reflected (``known``), and counts the
+writes up to that one: the index may take a write in only after the write's entry was chained, and
+a decision answered meanwhile is journaled after it, but was made without it.
 """
 
 from __future__ import annotations
@@ -49,13 +52,21 @@ def _said(entry: dict[str, Any]) -> dict[str, Any]:
             "records": [sorted(r) for r in detail["records"]], "policy": entry["policy"]}
 
 
+def _before(entry: dict[str, Any]) -> int:
+    """The entry the writes counted must precede: the decision's own, or for a decision answered from
+    the server's index (its ``known``: the last write the index reflected), the one after that write,
+    however long after it the decision was journaled."""
+    detail, seq = entry["detail"], int(entry["seq"])
+    return min(seq, int(detail["known"]) + 1) if isinstance(detail, dict) and "known" in detail else seq
+
+
 def replay(con: duckdb.DuckDBPyConnection, decision_id: str, tz: str) -> dict[str, Any]:
     """The decision recomputed and compared: ``{"decision_id", "resident_id", "action", "at", "known_at",
     "same", "logged", "replayed", "differences": [{"field", "logged", "replayed"}]}``."""
     entry = logged(con, decision_id)
     asked = entry["detail"].get("asked") if isinstance(entry["detail"], dict) else None
     t: datetime = datetime.fromisoformat(asked["as_of"]) if asked else entry["at"]
-    then = Known(datetime.fromisoformat(asked["known_at"]) if asked else entry["at"], entry["seq"])
+    then = Known(datetime.fromisoformat(asked["known_at"]) if asked else entry["at"], _before(entry))
     policy = known.policy_at(con, then)
     found = standing.at(con, policy, entry["resident"], t, then)
     d = decisions.decide(policy, found, entry["action"], t)

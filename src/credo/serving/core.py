@@ -40,7 +40,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from credo import audit, index
+from credo import audit, index, known
 from credo.errors import Unavailable
 from credo.policy import Policy
 from credo.principals import Directory
@@ -50,6 +50,7 @@ from credo.serving.commit import GroupCommit
 from credo.serving.hub import PRINCIPALS, TOKEN_WRITES, Change, Hub
 from credo.serving.owner import Owner
 from credo.serving.schedule import Scheduler
+from credo.store import transaction
 
 CHECKPOINT_THRESHOLD = "256MB"
 """WAL size at which the serving database checkpoints (replayed on restart after a crash)."""
@@ -73,6 +74,8 @@ class Feed:
 
     generation: int = 0
     changes: tuple[tuple[int, Change], ...] = ()
+    known: int = 0
+    """The audit entry of the last write announced: every write up to it is in ``changes``."""
 
 
 class Loan:
@@ -130,7 +133,7 @@ class Core(Hub):
         """Tells what time alone changes, at its moment (``credo.serving.schedule``); off: only reads do."""
         self.move_error: Exception | None = None
         """Why the last move of the journal into the table failed, until one succeeds: not ready."""
-        self._feed = Feed()
+        self._feed = Feed(known=known.last(self.credo.con))
         self._turn = Turn()
         self._map: mmap.mmap | None = None
         if generation_file is not None:
@@ -156,7 +159,7 @@ class Core(Hub):
                 if turn.loan is not None:
                     turn.loan.end(lambda: audit.head(self.credo.con))
             finally:  # what a committed write rescored is announced whatever happened after
-                self._announce(turn.changes)
+                self._announce(turn.changes, wrote=turn.loan is not None)
                 if turn.changes and self.scheduler is not None:
                     self.scheduler.changed()
 
@@ -181,8 +184,10 @@ class Core(Hub):
         """Read by the reader (what is committed), so that it does not wait for a write."""
         return self._reader.run(lambda: Directory.load(self._cursor))
 
-    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
-        """Rows for a decision index, read by the reader through its own cursor, which sees what is
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> tuple[index.Rows, int]:
+        """Rows for a decision index and the last write they reflect (its audit entry, read in the same
+        transaction: ``credo.serving.runtime`` waits for its announcement before it answers from
+        them), read by the reader through its own cursor, which sees what is
         committed: a worker catching up after one write must not wait for the next one in progress
         (an ingest holds the owner for as long as it runs; docs/api.md has the figures). Only stale standings
         (a ``changes_at`` passed, a new policy) go to the owner, to be rescored first the way every
@@ -194,44 +199,55 @@ class Core(Hub):
                 return rows
         return self._on_owner(partial(self._rescored_rows, scope, now))
 
-    def _committed_rows(self, policy: Policy, scope: index.Keys | None, now: datetime) -> index.Rows | None:
-        """On the reader: the rows, or None when some of them are stale."""
-        if len(index.stale_in_store(self._cursor, policy, now, scope)):
-            return None
-        return index.read_rows(self._cursor, policy, scope)
+    def _committed_rows(self, policy: Policy, scope: index.Keys | None, now: datetime
+                        ) -> tuple[index.Rows, int] | None:
+        """On the reader, in one transaction (one committed state): the rows and the last write, or
+        None when some of the rows are stale."""
+        with transaction(self._cursor):
+            if len(index.stale_in_store(self._cursor, policy, now, scope)):
+                return None
+            return index.read_rows(self._cursor, policy, scope), known.last(self._cursor)
 
-    def _rescored_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
+    def _rescored_rows(self, scope: index.Keys | None, now: datetime) -> tuple[index.Rows, int]:
         con, policy = self.credo.con, self.credo.policy
         stale = index.stale_in_store(con, policy, now, scope)
         if len(stale):
             self.credo.freshen(None if scope is None and len(stale) > 100_000 else stale, now)
-        return index.read_rows(con, policy, scope)
+        return index.read_rows(con, policy, scope), known.last(con)
 
     # -- the change feed ----------------------------------------------------------------------
     def _changed(self, residents: Change) -> None:
         """A ``Credo`` listener, called on the owner by a write that rescored ``residents``."""
         self._turn.changes.append(residents)
 
-    def _announce(self, changes: list[Change]) -> None:
-        if not changes:
+    def _announce(self, changes: list[Change], *, wrote: bool) -> None:
+        """(the owner, at a turn's end) Publish the turn's changes with the last write committed: the
+        turn's own, or an earlier one for a rescore by time (which no write made). A write that
+        rescored nobody (a batch of duplicates) moves the last write on alone."""
+        if not changes and not wrote:
             return
         feed = self._feed
+        try:
+            last = known.last(self.credo.con)
+        except duckdb.Error as exc:  # announced all the same; the indexes wait for the next write's seq
+            log.error("reading the last write's audit entry failed: %s", exc)
+            last = feed.known
         generation = feed.generation + len(changes)
         numbered = zip(range(feed.generation + 1, generation + 1), changes, strict=True)
-        self._feed = Feed(generation, (*feed.changes, *numbered)[-KEPT:])
+        self._feed = Feed(generation, (*feed.changes, *numbered)[-KEPT:], last)
         if self._map is not None:
             struct.pack_into("q", self._map, 0, generation)
 
     def generation(self) -> int:
         return self._feed.generation
 
-    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
+    def changes_since(self, generation: int) -> tuple[int, int, list[Change] | None]:
         feed = self._feed
         if generation == feed.generation:
-            return generation, []
+            return generation, feed.known, []
         if not feed.changes or feed.changes[0][0] > generation + 1:
-            return feed.generation, None
-        return feed.generation, [c for g, c in feed.changes if g > generation]
+            return feed.generation, feed.known, None
+        return feed.generation, feed.known, [c for g, c in feed.changes if g > generation]
 
     # -- the audit log: the writer's side -------------------------------------------------------
     async def log(self, entries: Sequence[Sequence[Any]]) -> audit.Receipts:

@@ -11,8 +11,9 @@ hubs implement differently (on the core's owner thread, or as a message over the
 reader, and mypy, can follow every request from its route to the store.
 
 The hub also keeps a change feed: every write that rescored residents bumps a generation number
-and records whom it touched, so each process's decision index can catch up (``changes_since``)
-before it decides again.
+and records whom it touched, with the audit entry of the last write announced, so each process's
+decision index can catch up (``changes_since``) before it decides again and knows which writes
+its decisions rest on.
 """
 
 from __future__ import annotations
@@ -173,13 +174,15 @@ class Hub(Service, Protocol):
         """The change feed's generation: how many changes were announced (cheap, read on every request)."""
         ...
 
-    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
-        """The generation now and the changes after ``generation``; None when they are no longer all
-        kept (reload everything)."""
+    def changes_since(self, generation: int) -> tuple[int, int, list[Change] | None]:
+        """The generation now, the audit entry of the last write announced by then (an index caught up
+        to that generation reflects every write up to it), and the changes after ``generation``; None
+        when they are no longer all kept (reload everything)."""
         ...
 
-    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
-        """Rows for a decision index (everyone when ``scope`` is None), rescored first where stale."""
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> tuple[index.Rows, int]:
+        """Rows for a decision index (everyone when ``scope`` is None), rescored first where stale, and
+        the audit entry of the last write committed when they were read."""
         ...
 
     def policy(self) -> Policy: ...

@@ -184,10 +184,10 @@ class RemoteHub(Hub):
     def generation(self) -> int:
         return int(struct.unpack_from("q", self._map, 0)[0])
 
-    def changes_since(self, generation: int) -> tuple[int, list[Change] | None]:
+    def changes_since(self, generation: int) -> tuple[int, int, list[Change] | None]:
         return self._ask(Hub.changes_since, generation)
 
-    def index_rows(self, scope: index.Keys | None, now: datetime) -> index.Rows:
+    def index_rows(self, scope: index.Keys | None, now: datetime) -> tuple[index.Rows, int]:
         return self._ask(Hub.index_rows, scope, now)
 
     def policy(self) -> Policy:

@@ -6,6 +6,13 @@ a returned write has changed; residents past their due time are re-read first
 (``refresh``). Both may touch the database, so they run in a worker thread,
 never on the event loop. The index is an immutable snapshot: both make a new one
 and swap it in by one assignment, and a request reads ``index`` once.
+
+Each snapshot knows the last write it reflects (``known``: that write's audit entry, as the hub
+announced it), and every decision it answers is logged with it, so that a replay counts exactly
+those writes (``credo.replay``), however late the decision's own entry joins the log. Rows are
+read from what is committed, which may hold a write whose announcement is still on its way (the
+moment between its commit and the end of its turn): a snapshot holding such rows is not swapped
+in until that write is announced and taken in too.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from credo.index import DecisionIndex, Keys
 from credo.principals import Directory, Principal
 from credo.serving.hub import Hub, scope_of
 from credo.serving.metrics import Metrics
+
+WAIT = 0.001
+"""Seconds between two looks at the hub while a write that rows hold is not yet announced."""
 
 
 def _settle() -> None:
@@ -73,9 +83,11 @@ class Runtime:
         self.directory: Directory = hub.principals()
         self._tokens_lock = threading.Lock()
         self._sync_lock = threading.Lock()
-        generation = hub.generation()
+        generation, known, _ = hub.changes_since(hub.generation())
         policy = hub.policy()
-        self.index = DecisionIndex(policy, hub.index_rows(None, settings.now(policy.tz)), generation)
+        rows, read = hub.index_rows(None, settings.now(policy.tz))
+        self.index = DecisionIndex(policy, rows, generation, known=known)
+        self._catch_up(read)
         _settle()
 
     def _gauges(self) -> dict[str, float]:
@@ -99,7 +111,7 @@ class Runtime:
         """Re-read the directory if a write since it was read changed tokens or sessions: a revocation
         or a sign-out in any process holds in this one from its next request on (``CurrentTokens``)."""
         with self._tokens_lock:
-            generation, changes = self.hub.changes_since(self._tokens_at)
+            generation, _, changes = self.hub.changes_since(self._tokens_at)
             if changes is None or scope_of(changes)[1]:
                 self.directory = self.hub.principals()
             self._tokens_at = generation
@@ -112,23 +124,37 @@ class Runtime:
         with self._sync_lock:
             self._catch_up()
 
-    def _catch_up(self) -> None:
-        """``sync``, under its lock: each change is one new snapshot, swapped in by one assignment."""
-        if not self.behind():
-            return
+    def _catch_up(self, read: int = 0) -> None:
+        """``sync``, under its lock: the changes since the snapshot make one new snapshot, swapped in by
+        one assignment once every write its rows reflect (``read``: the last) is announced."""
         idx = self.index
-        generation, changes = self.hub.changes_since(idx.generation)
-        scope = None if changes is None else scope_of(changes)[0]
-        if scope is None:
-            policy = self.hub.policy()
-            self.index = idx.replace(policy, self.hub.index_rows(None, settings.now(policy.tz)), generation)
-            self.metrics.index_reloads.inc()
-            _settle()
+        if read <= idx.known and not self.behind():
             return
-        if len(scope):
-            idx = idx.apply(scope, self.hub.index_rows(scope, idx.now()))
-            self.metrics.index_refreshed.inc(len(scope))
-        self.index = idx.at(generation)
+        reloaded = False
+        while True:
+            generation, known, changes = self.hub.changes_since(idx.generation)
+            if generation == idx.generation:
+                idx = idx.at(generation, known) if known > idx.known else idx  # writes that rescored nobody
+                if read <= idx.known:
+                    break
+                time.sleep(WAIT)  # the write the rows hold ends its turn, and is announced, within moments
+                continue
+            scope = None if changes is None else scope_of(changes)[0]
+            if scope is None:
+                policy = self.hub.policy()
+                rows, last = self.hub.index_rows(None, settings.now(policy.tz))
+                idx, reloaded = idx.replace(policy, rows, generation, known), True
+                self.metrics.index_reloads.inc()
+            elif len(scope):
+                rows, last = self.hub.index_rows(scope, idx.now())
+                idx = idx.apply(scope, rows).at(generation, known)
+                self.metrics.index_refreshed.inc(len(scope))
+            else:
+                last, idx = 0, idx.at(generation, known)
+            read = max(read, last)
+        self.index = idx
+        if reloaded:
+            _settle()
 
     def refresh(self, keys: Keys) -> DecisionIndex:
         """Re-read residents past their due time (the hub rescores them first); the snapshot holding them.
@@ -138,14 +164,15 @@ class Runtime:
         """
         keys = np.unique(np.asarray(keys, np.int64))
         with self._sync_lock:
-            self._catch_up()
-            idx = self.index
-            rows = self.hub.index_rows(keys, idx.now())
-            _, changes = self.hub.changes_since(idx.generation)
-            if changes is None or scope_of(changes)[0] is None:
-                self._catch_up()
-            else:
-                self.index = idx.apply(keys, rows)
+            read = 0
+            while True:  # until the rows hold no write the snapshot does not (then catch up, read again)
+                self._catch_up(read)
+                idx = self.index
+                rows, read = self.hub.index_rows(keys, idx.now())
+                _, _, changes = self.hub.changes_since(idx.generation)
+                if read <= idx.known and changes is not None and scope_of(changes)[0] is not None:
+                    break
+            self.index = idx.apply(keys, rows)
             self.metrics.index_refreshed.inc(len(keys))
             return self.index
 

@@ -9,3 +9,7 @@ SELECT p.version, p.document FROM policies p
 LEFT JOIN known w ON w.kind = 'policy' AND w.policy = p.version
 WHERE coalesce(w.known_at, p.applied_at) <= $at AND coalesce(w.seq, 0) < $before
 ORDER BY p.version DESC LIMIT 1
+
+-- name: last
+-- The audit entry of the last write committed (0: none noted), read with a decision index's rows.
+SELECT coalesce(max(seq), 0) FROM known

@@ -77,8 +77,9 @@ async def decide_one(rt: Runtime, who: Principal, resident_id: str, action: str,
     return json(await answer(rt, who, purpose, await judge(rt, who, resident_id, action, purpose)))
 
 
-Judged = tuple[datetime, int, Decision]
-"""A decision made but not yet logged: when, whose (resident key), and what."""
+Judged = tuple[datetime, int, Decision, int]
+"""A decision made but not yet logged: when, whose (resident key), what, and the last write the
+snapshot that made it reflects (``DecisionIndex.known``, logged with it for its replay)."""
 
 
 async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purpose: str | None) -> Judged:
@@ -93,14 +94,14 @@ async def judge(rt: Runtime, who: Principal, resident_id: str, action: str, purp
     key, due, normalised = idx.locate(resident_id, now.date())
     if due <= micros(now):
         idx = await blocking(rt.refresh, np.array([key], np.int64))
-    return now, key, idx.decide(key, action, now, normalised)
+    return now, key, idx.decide(key, action, now, normalised), idx.known
 
 
 async def answer(rt: Runtime, who: Principal, purpose: str | None, judged: Judged) -> dict[str, Any]:
     """Log the decision (durably, with its group) and only then give it, with its receipt."""
-    now, key, d = judged
+    now, key, d, known = judged
     receipts = await rt.hub.log([audit.decision(now, who.name, who.role, key, d.action, d.decision, d.decision_id,
-                                                purpose, d.policy, d.reasons, d.benefits)])
+                                                purpose, d.policy, d.reasons, d.benefits, known=known)])
     rt.metrics.decided(d.decision)
     return {**d.to_json(), "reasons": DECIDE.rule.reasons_for(who, d.reasons), "receipt": receipts.receipt()}
 
@@ -130,8 +131,9 @@ async def check_batch(request: Request, who: Annotated[Principal, Depends(BATCH)
     made = idx.decide_many(good, action, now)
     label = idx.policy.label
     good_keys = good.tolist()
-    name, role, entry = who.name, who.role, audit.decision
-    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons, benefits)
+    name, role, entry, known = who.name, who.role, audit.decision, idx.known
+    receipts = await rt.hub.log([entry(now, name, role, k, action, verdict, did, purpose, label, reasons, benefits,
+                                       known=known)
                                  for k, (did, verdict, benefits, reasons) in zip(good_keys, made, strict=True)])
     items: list[dict[str, Any] | None] = [None] * len(resident_ids)
     denied = 0
