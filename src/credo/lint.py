@@ -147,6 +147,7 @@ def _semantic(doc: PolicyDoc) -> list[Problem]:
     for name, lst in doc.lists.items():
         out += _check_list(doc, name, lst)
     out += _check_deadlines(doc)
+    out += _check_regions(doc)
     try:
         zoneinfo.ZoneInfo(doc.timezone)
     except Exception:
@@ -212,6 +213,17 @@ def _check_list(doc: PolicyDoc, name: str, lst: ListDef) -> list[Problem]:
         why = f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them"
         out.append(Problem(f"lists.{name}", why, "warn"))
     return out
+
+
+def _check_regions(doc: PolicyDoc) -> list[Problem]:
+    """A jurisdiction's own regions: none given is written by leaving ``regions`` out, and a prefix once."""
+    regions = doc.jurisdiction.regions if doc.jurisdiction else None
+    if regions is None:
+        return []
+    if not regions:
+        return [Problem("jurisdiction.regions", "is empty: leave regions out for a jurisdiction holding everyone")]
+    twice = sorted({r for r in regions if regions.count(r) > 1})
+    return [Problem("jurisdiction.regions", f"region {r!r} is given twice") for r in twice]
 
 
 def _check_deadlines(doc: PolicyDoc) -> list[Problem]:

@@ -44,6 +44,24 @@ class Policy:
         return f"{self.doc.policy}@{self.version}" if self.version else self.doc.policy
 
     @property
+    def jurisdiction(self) -> str:
+        """The jurisdiction it is in force in: its block's name, or (no block) the policy's own name."""
+        block = self.doc.jurisdiction
+        return block.name if block else self.doc.policy
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The district-code prefixes its jurisdiction holds; () holds every resident."""
+        block = self.doc.jurisdiction
+        return tuple(block.regions or ()) if block else ()
+
+    @property
+    def slot(self) -> str | None:
+        """The key its versions are stored under: the jurisdiction named in its block, or None for a policy
+        without one (a single-city deployment's one slot, so renaming that policy still replaces it)."""
+        return self.doc.jurisdiction.name if self.doc.jurisdiction else None
+
+    @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
@@ -179,6 +197,18 @@ def current(con: Any) -> Policy:
     return policy
 
 
+def in_force(con: Any) -> list[Policy]:
+    """The policy in force in each jurisdiction, oldest applied first (empty before `credo init`)."""
+    rows = con.execute(q("inputs.policies_in_force")).fetchall()
+    return [_versioned(document, version) for version, document in rows]
+
+
+def _versioned(document: str, version: int) -> Policy:
+    policy = load(document)
+    policy.version = int(version)
+    return policy
+
+
 def save(con: Any, policy: Policy, *, by: str, now: Any) -> int:
     """Store a new version; the old ones stay, so past decisions still name theirs."""
     old = con.execute(q("inputs.policy_current")).fetchall()
@@ -187,6 +217,6 @@ def save(con: Any, policy: Policy, *, by: str, now: Any) -> int:
                             details=[f"timezone: must stay {old[0][2]}"])
     version = int(con.execute(q("inputs.policy_insert"), {
         "name": policy.name, "document": policy.text, "sha256": policy.sha256, "timezone": policy.tz,
-        "now": now, "by": by}).fetchall()[0][0])
+        "now": now, "by": by, "jurisdiction": policy.slot}).fetchall()[0][0])
     policy.version = version
     return version

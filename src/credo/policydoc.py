@@ -70,10 +70,22 @@ class Measure(_Strict):
     effect: Literal["deny", "green_channel", "deposit_waiver", "discount", "fast_track"]
 
 
+Region = Annotated[str, Field(pattern=r"^[0-9]{1,6}$", description="a prefix of registered district codes")]
+
+
+class JurisdictionDoc(_Strict):
+    """Where a policy is in force (spec §9): its name and the district-code prefixes it holds."""
+
+    name: str = Field(pattern=NAME)
+    regions: list[Region] | None = Field(None, description="district-code prefixes; omitted: every resident")
+
+
 class PolicyDoc(_Strict):
     """The policy file's schema; ``credo policy schema`` prints it as JSON Schema."""
 
     policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    jurisdiction: JurisdictionDoc | None = Field(None, description="omitted: a jurisdiction named after the "
+                                                 "policy that holds every resident")
     timezone: str = DEFAULT_TZ
     base_score: StrictInt
     score_bounds: tuple[StrictInt, StrictInt]

@@ -26,6 +26,7 @@ from credo import (
     governance,
     ids,
     ingest,
+    jurisdictions,
     known,
     ledger,
     notices,
@@ -59,6 +60,7 @@ class Credo(FeedService):
         new = policies.load(text)
         now = settings.now(new.tz)
         with transaction(self.con):
+            jurisdictions.require_fits(policies.in_force(self.con), new)
             was = self.policy if self.initialised() else None
             policies.save(self.con, new, by=who.name, now=now)
             self._rescore(now, None, new, cause=Cause.POLICY, was=was)
@@ -66,6 +68,17 @@ class Credo(FeedService):
             self._known(seq, "policy", policy=new.version)
         self._policy = new
         return new
+
+    def apply_policies(self, texts: Iterable[str], who: Principal = OPERATOR_CLI) -> list[Policy]:
+        """Several policies, one per jurisdiction (``credo init --policy A --policy B``): all checked, each
+        alone and together, before the first is applied, then applied in the order given."""
+        given = [policies.load(text) for text in texts]
+        jurisdictions.require_together([(p.name, p) for p in given])
+        return [self.apply_policy(p.text, who) for p in given]
+
+    def policy_list(self) -> list[dict[str, Any]]:
+        """Each jurisdiction with its policy in force and every version it had (``credo policy list``)."""
+        return jurisdictions.listing(self.con, self.policy.tz)
 
     # -- ingest -----------------------------------------------------------------------------
     def ingest_feed(self, agency: str, feed: feeds.Feed, who: Principal = OPERATOR_CLI,

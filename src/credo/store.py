@@ -91,6 +91,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE feed_acks (provider VARCHAR, seq BIGINT, acked_at TIMESTAMP, principal VARCHAR);
     ALTER TABLE principals ADD COLUMN actions VARCHAR[];
     """,
+    # 9: jurisdictions (credo.jurisdictions): each policy version names the jurisdiction it is in force in
+    # (NULL: a policy without a jurisdiction block, the one slot of a single-city deployment)
+    """
+    ALTER TABLE policies ADD COLUMN jurisdiction VARCHAR;
+    """,
 ]
 
 

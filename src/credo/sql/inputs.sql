@@ -98,6 +98,18 @@ WHERE o.step = 'opened'
 SELECT version, document, timezone FROM policies ORDER BY version DESC LIMIT 1
 
 -- name: policy_insert
-INSERT INTO policies
-SELECT coalesce(max(version), 0) + 1, $name, $document, $sha256, $timezone, $now, $by FROM policies
+-- `jurisdiction` NULL: a policy without a jurisdiction block (credo.jurisdictions).
+INSERT INTO policies (version, name, document, sha256, timezone, applied_at, applied_by, jurisdiction)
+SELECT coalesce(max(version), 0) + 1, $name, $document, $sha256, $timezone, $now, $by, $jurisdiction FROM policies
 RETURNING version
+
+-- name: policies_in_force
+-- The latest version of each jurisdiction (NULL, the policies without a block, is one slot), oldest first.
+SELECT version, document FROM (
+  SELECT version, document, row_number() OVER (PARTITION BY jurisdiction ORDER BY version DESC) AS n
+  FROM policies) WHERE n = 1
+ORDER BY version
+
+-- name: policy_versions
+-- Every version, for `credo policy list`: grouped by jurisdiction in the caller.
+SELECT version, name, jurisdiction, sha256, applied_at, applied_by FROM policies ORDER BY version

@@ -1,0 +1,163 @@
+"""Jurisdictions (spec §9): the checks across policies, table-driven, and the commands that apply and list
+them, run as the real ``credo`` script against a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from credo import jurisdictions
+from credo import policy as policies
+from credo.errors import PolicyInvalid
+from tests.test_policy import BASE
+
+CREDO = str(Path(sys.executable).with_name("credo"))
+
+
+def doc(name: str, jurisdiction: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """BASE renamed, with a jurisdiction block (None: none) and top-level changes."""
+    out: dict[str, Any] = json.loads(json.dumps(BASE))
+    out["policy"] = name
+    if jurisdiction is not None:
+        out["jurisdiction"] = jurisdiction
+    out.update(changes)
+    return out
+
+
+def load(d: dict[str, Any]) -> policies.Policy:
+    return policies.load(yaml.safe_dump(d))
+
+
+NATIONAL = doc("national-1", {"name": "national"})
+BEIJING = doc("beijing-1", {"name": "beijing", "regions": ["11"]})
+OTHER_COURT = {"court.default": {**BASE["record_types"]["court.default"], "agency": "tribunal"}}  # type: ignore[dict-item]
+
+# (case, the policies together, what the one problem must say, on which policy)
+TOGETHER: list[tuple[str, list[dict[str, Any]], str]] = [
+    ("another time zone", [NATIONAL, doc("b-1", {"name": "b", "regions": ["11"]}, timezone="Asia/Tokyo")],
+     "b-1: timezone: Asia/Tokyo differs from Asia/Shanghai (national-1)"),
+    ("a type under another agency", [NATIONAL, doc("b-1", {"name": "b", "regions": ["11"]}, record_types=OTHER_COURT)],
+     "b-1: record_types.court.default.agency: 'tribunal', but national-1 assigns 'court.default' to 'court'"),
+    ("a region claimed twice", [BEIJING, doc("b-2", {"name": "capital", "regions": ["3301", "11"]})],
+     "b-2: jurisdiction.regions: region '11' is already claimed by beijing-1"),
+    ("a jurisdiction named twice", [BEIJING, doc("b-2", {"name": "beijing", "regions": ["12"]})],
+     "b-2: jurisdiction.name: jurisdiction 'beijing' is already beijing-1's"),
+    ("a block's name equal to a policy without one", [doc("city"), doc("c-2", {"name": "city", "regions": ["11"]})],
+     "c-2: jurisdiction.name: jurisdiction 'city' is already city's"),
+    ("two policies without a block", [doc("one"), doc("two")], "two: jurisdiction: like one, it names no jurisdiction"),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "says"), TOGETHER, ids=[c[0] for c in TOGETHER])
+def test_policies_that_cannot_be_in_force_together(case: str, given: list[dict[str, Any]], says: str) -> None:
+    problems = jurisdictions.check_together([(d["policy"], load(d)) for d in given])
+    assert [str(p) for p in problems if str(p).startswith(says)], [str(p) for p in problems]
+    assert len(problems) == 1, [str(p) for p in problems]
+    with pytest.raises(PolicyInvalid) as refused:
+        jurisdictions.require_together([(d["policy"], load(d)) for d in given])
+    assert any(says in d for d in refused.value.details)
+
+
+# a country's layers agree: nested prefixes are allowed (the longest is home), a type shared with its agency
+AGREE: list[tuple[str, list[dict[str, Any]]]] = [
+    ("national and a city", [NATIONAL, BEIJING]),
+    ("a city and a district inside it", [BEIJING, doc("chaoyang-1", {"name": "chaoyang", "regions": ["1105"]})]),
+    ("one policy without a block", [doc("city")]),
+    ("a city beside a policy without a block", [doc("city"), BEIJING]),
+]
+
+
+@pytest.mark.parametrize(("case", "given"), AGREE, ids=[c[0] for c in AGREE])
+def test_policies_that_agree(case: str, given: list[dict[str, Any]]) -> None:
+    assert jurisdictions.check_together([(d["policy"], load(d)) for d in given]) == []
+
+
+OWN: list[tuple[str, dict[str, Any], str]] = [
+    ("empty regions", doc("x", {"name": "x", "regions": []}), "jurisdiction.regions: is empty"),
+    ("a region twice", doc("x", {"name": "x", "regions": ["11", "11"]}),
+     "jurisdiction.regions: region '11' is given twice"),
+    ("a region not digits", doc("x", {"name": "x", "regions": ["BJ"]}), "jurisdiction.regions.0: string should match"),
+    ("a name not a code", doc("x", {"name": "Bei Jing"}), "jurisdiction.name: string should match"),
+    ("an unknown key", doc("x", {"name": "x", "capital": True}), "jurisdiction.capital: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "says"), OWN, ids=[c[0] for c in OWN])
+def test_a_jurisdiction_block_refused(case: str, given: dict[str, Any], says: str) -> None:
+    with pytest.raises(PolicyInvalid) as refused:
+        load(given)
+    assert any(d.startswith(says) for d in refused.value.details), refused.value.details
+
+
+def test_the_jurisdiction_of_a_policy() -> None:
+    assert (load(BEIJING).jurisdiction, load(BEIJING).regions, load(BEIJING).slot) == ("beijing", ("11",), "beijing")
+    assert (load(NATIONAL).jurisdiction, load(NATIONAL).regions) == ("national", ())
+    plain = load(doc("city-7"))
+    assert (plain.jurisdiction, plain.regions, plain.slot) == ("city-7", (), None)
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+def credo(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CREDO_NOW": "2025-06-01T12:00:00+08:00"}
+    return subprocess.run([CREDO, "--db", str(db), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def write(root: Path, d: dict[str, Any]) -> str:
+    path = root / f"{d['policy']}.yaml"
+    path.write_text(yaml.safe_dump(d), encoding="utf-8")
+    return str(path)
+
+
+def test_check_several_files_together(tmp_path: Path) -> None:
+    a, b = write(tmp_path, BEIJING), write(tmp_path, doc("b-2", {"name": "capital", "regions": ["11"]}))
+    refused = credo(tmp_path / "x.duckdb", "policy", "check", a, b)
+    assert refused.returncode == 1
+    assert f"refuse: {b}: jurisdiction.regions: region '11' is already claimed by {a}" in refused.stderr
+    assert "together: refused (1 refusal(s))" in refused.stdout
+    ok = credo(tmp_path / "x.duckdb", "policy", "check", write(tmp_path, NATIONAL), a)
+    assert ok.returncode == 0, ok.stderr
+    assert "together: ok" in ok.stdout
+
+
+def test_init_apply_and_list_per_jurisdiction(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    made = credo(db, "init", "--policy", write(tmp_path, NATIONAL), "--policy", write(tmp_path, BEIJING))
+    assert made.returncode == 0, made.stderr
+    assert "national-1@1, beijing-1@2" in made.stdout
+    newer = doc("beijing-2", {"name": "beijing", "regions": ["11", "1201"]})
+    assert credo(db, "policy", "apply", write(tmp_path, newer)).returncode == 0
+    clash = doc("tianjin-1", {"name": "tianjin", "regions": ["1201"]})
+    refused = credo(db, "policy", "apply", write(tmp_path, clash))
+    assert refused.returncode != 0
+    assert "region '1201' is already claimed by beijing-2@3" in refused.stderr
+    listed = json.loads(credo(db, "policy", "list", "--json").stdout)
+    assert [(j["jurisdiction"], j["regions"], j["policy"]) for j in listed] == [
+        ("national", None, "national-1@1"), ("beijing", ["11", "1201"], "beijing-2@3")]
+    assert [(v["policy"], v["in_force"]) for v in listed[1]["versions"]] == [("beijing-1@2", False),
+                                                                            ("beijing-2@3", True)]
+    assert "beijing (11, 1201): beijing-2@3" in credo(db, "policy", "list").stdout
+
+
+def test_init_refuses_policies_that_disagree_and_leaves_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    other = doc("tokyo-1", {"name": "tokyo", "regions": ["13"]}, timezone="Asia/Tokyo")
+    refused = credo(db, "init", "--policy", write(tmp_path, NATIONAL), "--policy", write(tmp_path, other))
+    assert refused.returncode == 2
+    assert "tokyo-1: timezone" in refused.stderr
+    assert not db.exists()
+
+
+def test_a_policy_without_a_block_still_replaces_the_one_in_force(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    assert credo(db, "init", "--policy", write(tmp_path, doc("city-1"))).returncode == 0
+    assert credo(db, "policy", "apply", write(tmp_path, doc("city-2"))).returncode == 0
+    listed = json.loads(credo(db, "policy", "list", "--json").stdout)
+    assert [(j["jurisdiction"], j["policy"], len(j["versions"])) for j in listed] == [("city-2", "city-2@2", 2)]
