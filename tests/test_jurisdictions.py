@@ -161,3 +161,51 @@ def test_a_policy_without_a_block_still_replaces_the_one_in_force(tmp_path: Path
     assert credo(db, "policy", "apply", write(tmp_path, doc("city-2"))).returncode == 0
     listed = json.loads(credo(db, "policy", "list", "--json").stdout)
     assert [(j["jurisdiction"], j["policy"], len(j["versions"])) for j in listed] == [("city-2", "city-2@2", 2)]
+
+
+# -- membership --------------------------------------------------------------------------------
+
+HANGZHOU = doc("hangzhou-1", {"name": "hangzhou", "regions": ["3301"]})
+CHAOYANG = doc("chaoyang-1", {"name": "chaoyang", "regions": ["110105"]})
+
+
+def test_membership_follows_the_district_at_t_known_at_k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home is the longest matching prefix; a move counts from the time its batch is received (at T) and
+    only once known (at K); everyone belongs to the national layer; a resident registered after K reads
+    as first registered."""
+    from datetime import date, datetime
+
+    from credo import ids
+    from credo.known import Known
+    from credo.service import Credo
+    from tests.cityfactory import write_csv
+
+    li = ids.make_resident_id("110105", date(1987, 6, 12), 101)  # Chaoyang, Beijing
+    wang = ids.make_resident_id("330106", date(1993, 3, 18), 202)  # Xihu, Hangzhou, moving to Beijing
+    zhao = ids.make_resident_id("440305", date(1970, 1, 1), 303)  # Shenzhen: national only
+    header = ("resident_id", "name", "district", "status", "status_date")
+    monkeypatch.setenv("CREDO_NOW", "2024-01-01T09:00:00+08:00")
+    credo = Credo.open(tmp_path / "c.duckdb")
+    in_force = credo.apply_policies([yaml.safe_dump(d) for d in (NATIONAL, BEIJING, HANGZHOU, CHAOYANG)])
+    credo.ingest_files("population", [write_csv(tmp_path / "p1.csv", [
+        header, (li, "Li", "110105", "", ""), (wang, "Wang", "330106", "", ""), (zhao, "Zhao", "440305", "", "")])])
+    monkeypatch.setenv("CREDO_NOW", "2024-06-01T09:00:00+08:00")
+    credo.ingest_files("population", [write_csv(tmp_path / "p2.csv", [header, (wang, "Wang", "110108", "", "")])])
+
+    def held(t: str, k: str | None = None) -> dict[str, list[tuple[str, bool]]]:
+        when = datetime.fromisoformat(t)
+        table = jurisdictions.members(credo.con, in_force, when, Known(datetime.fromisoformat(k)) if k else None)
+        names = {ids.parse_resident_id(r).key: r for r in (li, wang, zhao)}
+        out: dict[str, list[tuple[str, bool]]] = {}
+        for row in table.to_pylist():
+            out.setdefault(names[row["resident"]], []).append((row["jurisdiction"], row["home"]))
+        return out
+
+    before = held("2024-03-01T00:00:00")
+    assert before[li] == [("beijing", False), ("chaoyang", True), ("national", False)]
+    assert before[wang] == [("hangzhou", True), ("national", False)]
+    assert before[zhao] == [("national", True)]
+    assert held("2024-07-01T00:00:00")[wang] == [("beijing", True), ("national", False)]
+    assert held("2024-07-01T00:00:00", "2024-03-01T00:00:00")[wang] == [("hangzhou", True), ("national", False)]
+    assert held("2023-06-01T00:00:00")[li] == [("beijing", False), ("chaoyang", True), ("national", False)]
+    credo.close()

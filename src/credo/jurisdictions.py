@@ -14,13 +14,17 @@ jurisdiction), unique jurisdiction names. Membership itself is data for the scor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from credo import policy as policies
+from credo.engines.base import clock
 from credo.errors import PolicyInvalid
+from credo.known import Known
 from credo.policy import Policy
 from credo.policydoc import Problem
 from credo.sql import q
@@ -92,6 +96,27 @@ def members_table(policies: Sequence[Policy]) -> pa.Table:
     rows = [{"jurisdiction": p.jurisdiction, "region": region, "rank": rank}
             for rank, p in enumerate(policies) for region in (p.regions or (None,))]
     return pa.Table.from_pylist(rows, schema=MEMBERS_SCHEMA)
+
+
+def members(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], t: datetime,
+            known: Known | None = None, scope: np.ndarray | None = None) -> pa.Table:
+    """``(resident, jurisdiction, home)``: every jurisdiction holding each resident at T, known at K (spec §9),
+    read from the store in SQL (``inputs.districts_at``, ``inputs.members``)."""
+    inputs = {"clock_in": clock(t), "known_in": (known or Known(datetime.max)).table(),
+              "jurisdictions_in": members_table(in_force)}
+    among = ""
+    if scope is not None:
+        inputs["credo_among"] = pa.table({"resident": pa.array(scope, pa.int64())})
+        among = " WHERE resident IN (SELECT resident FROM credo_among)"
+    for name, table in inputs.items():
+        con.register(name, table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW districts_in AS SELECT * FROM ({q('inputs.districts_at')}){among}")
+        return con.sql(q("inputs.members") + " ORDER BY resident, jurisdiction").to_arrow_table()
+    finally:
+        con.execute("DROP VIEW IF EXISTS districts_in")
+        for name in inputs:
+            con.unregister(name)
 
 
 def listing(con: duckdb.DuckDBPyConnection, tz: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ reads (the lake's Parquet, or an export of the store) and how its standings come
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset
 
-from credo import settings
+from credo import jurisdictions, settings
 from credo.engines import spark as seam
 from credo.engines.base import SOURCES
 from credo.engines.duckdb import DuckDBScoring, unordered
@@ -60,36 +61,88 @@ def better_whole(con: duckdb.DuckDBPyConnection, scope: np.ndarray) -> bool:
     return len(scope) >= WHOLE_SHARE * residents
 
 
-def rescore(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
+def rescore(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], as_of: datetime,
             residents: Iterable[int] | np.ndarray | None = None) -> int:
-    """Recompute and store standings (everyone when ``residents`` is None).
+    """Recompute and store standings (everyone when ``residents`` is None) under ``policy``, or under the
+    policy of each jurisdiction in force (``credo.jurisdictions``): one run of the pipeline per
+    jurisdiction, with its policy's tables and its members as the scope (one holding everyone: the
+    run's own scope), so the SQL stays the one definition and a single jurisdiction holding everyone
+    runs exactly as before, with no membership to compute.
 
     The caller holds the transaction, so a batch and its standings land together.
-    Returns the number of standings written.
+    Returns the number of residents whose standings were written.
     """
+    in_force = [policy] if isinstance(policy, Policy) else list(policy)
     scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
     if scope is not None and len(scope) == 0:
         return 0
+    runs: list[tuple[Policy, np.ndarray | None, Home]]
+    if all(not p.regions for p in in_force):
+        homes = {p.jurisdiction: None for p in in_force[1:]}  # everyone's home: the first applied
+        runs = [(p, scope, homes.get(p.jurisdiction, True)) for p in in_force]
+    else:
+        members = jurisdictions.members(con, in_force, as_of, scope=scope)
+        runs = [(p, *_members_of(members, p, scope)) for p in in_force]
     with unordered(con):
-        engine = _engine(con, policy, as_of, scope)
-        write_standings(con, policy, as_of, full=scope is None)
-    count = int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0])
-    engine.release()
+        _clear(con, scope)
+        count = 0
+        for p, among, home in runs:
+            if among is not None and len(among) == 0:
+                continue
+            engine = _engine(con, p, as_of, among)
+            write_standings(con, p, as_of, home)
+            count = max(count, int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0]))
+            engine.release()
+    if len(in_force) > 1 and any(p.regions for p in in_force):
+        where = "" if scope is None else " WHERE resident IN (SELECT resident FROM credo_rescored)"
+        if scope is not None:
+            con.register("credo_rescored", pa.table({"resident": pa.array(scope, pa.int64())}))
+        count = int(con.execute(f"SELECT count(DISTINCT resident) FROM standings{where}").fetchall()[0][0])
+        if scope is not None:
+            con.unregister("credo_rescored")
     return count
 
 
-def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *, full: bool) -> None:
-    """Store the bound pipeline's standings; a full run replaces the tables whole."""
-    params = [as_of, policy.version]
-    if full:
+Home = bool | np.ndarray | None
+"""Whose home a run's jurisdiction is: everyone's (True), no one's (None), or these residents'."""
+
+
+def _members_of(members: pa.Table, policy: Policy, scope: np.ndarray | None) -> tuple[np.ndarray | None, Home]:
+    """A jurisdiction's run: its members (None: the run's whole scope, for one holding everyone) and homes."""
+    mine = members.filter(pc.equal(members.column("jurisdiction"), policy.jurisdiction))
+    residents = mine.column("resident").to_numpy(zero_copy_only=False)
+    homes = residents[mine.column("home").to_numpy(zero_copy_only=False)]
+    return (scope if not policy.regions else residents), homes
+
+
+def _clear(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None) -> None:
+    """Remove the standings a run replaces: every jurisdiction's (a resident who moved leaves one)."""
+    if scope is None:
         con.execute("DELETE FROM standings")
         con.execute("DELETE FROM standing_hits")
+        return
+    con.register("credo_rescored", pa.table({"resident": pa.array(scope, pa.int64())}))
+    con.execute("DELETE FROM standings WHERE resident IN (SELECT resident FROM credo_rescored)")
+    con.execute("DELETE FROM standing_hits WHERE resident IN (SELECT resident FROM credo_rescored)")
+    con.unregister("credo_rescored")
+
+
+def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, home: Home = True) -> None:
+    """Append the bound pipeline's standings and hits, named by the policy's jurisdiction (the caller
+    removed those they replace)."""
+    params = [as_of, policy.version, policy.jurisdiction]
+    homes = ""
+    if home is None or isinstance(home, bool):
+        is_home = "true" if home else "false"
     else:
-        con.execute("DELETE FROM standings WHERE resident IN (SELECT resident FROM residents_in)")
-        con.execute("DELETE FROM standing_hits WHERE resident IN (SELECT resident FROM residents_in)")
-    con.execute("INSERT INTO standings SELECT resident, score, grade, changes_at, ?, ? FROM scored", params)
-    con.execute("INSERT INTO standing_hits SELECT resident, list, agency, record_id, type, occurred_at, "
-                "takes_effect, expires_at FROM hits")
+        con.register("credo_homes", pa.table({"resident": pa.array(home, pa.int64())}))
+        homes, is_home = " LEFT JOIN credo_homes h ON h.resident = s.resident", "h.resident IS NOT NULL"
+    con.execute("INSERT INTO standings SELECT s.resident, s.score, s.grade, s.changes_at, ?, ?, ?, "
+                f"{is_home} FROM scored s{homes}", params)
+    con.execute("INSERT INTO standing_hits SELECT s.resident, s.list, s.agency, s.record_id, s.type, s.occurred_at, "
+                f"s.takes_effect, s.expires_at, ?, {is_home} FROM hits s{homes}", [policy.jurisdiction])
+    if homes:
+        con.unregister("credo_homes")
 
 
 def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
@@ -156,7 +209,8 @@ def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
             con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
             con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
         with transaction(con), unordered(con):
-            write_standings(con, policy, as_of, full=True)
+            _clear(con, None)
+            write_standings(con, policy, as_of)
         count = int(con.execute("SELECT count(*) FROM scored").fetchall()[0][0])
         for output in OUTPUTS:
             con.unregister(f"spark_{output}")

@@ -376,7 +376,7 @@ class Credo(FeedService):
 
         permissions.require(Op.DASHBOARD, who)
         now = self.now()
-        stale = index.stale_in_store(self.con, self.policy, now, None)
+        stale = index.stale_in_store(self.con, self.in_force, now, None)
         if len(stale):
             self.freshen(stale, now)
         out = dashboard.overview(self.con, self.policy, now, days=days)

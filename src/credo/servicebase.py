@@ -47,6 +47,7 @@ class ServiceBase:
         self._opened_head = audit.head(con)
         self._closed = False
         self._policy: Policy | None = None
+        self._in_force: list[Policy] | None = None
         self._listeners: list[Listener] = []
         self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
         """How this service's own audit entries join the log, inside its transaction: straight into
@@ -86,6 +87,13 @@ class ServiceBase:
         if self._policy is None:
             self._policy = policies.current(self.con)
         return self._policy
+
+    @property
+    def in_force(self) -> list[Policy]:
+        """The policy of each jurisdiction in force (``credo.jurisdictions``), oldest applied first."""
+        if self._in_force is None:
+            self._in_force = policies.in_force(self.con)
+        return self._in_force
 
     @property
     def loaded_policy(self) -> Policy | None:
@@ -158,7 +166,9 @@ class ServiceBase:
         scored = policy or self.policy
         notices.snapshot(self.con, scope)
         providerfeed.before(self.con, scope, was or scored, now)
-        count = scoring.rescore(self.con, scored, now, scope)
+        if policy is not None:  # a policy applied: its jurisdiction's changed, the others stay
+            self._in_force = None
+        count = scoring.rescore(self.con, self.in_force, now, scope)
         notices.emit_changes(self.con, now)
         providerfeed.append(self.con, scored, now, cause)
         self._notify(scope)
@@ -174,9 +184,9 @@ class ServiceBase:
 
     def _current(self, key: int, now: datetime) -> standing.Standing:
         """The standing now: the stored one while still true, else made current first (``freshen``)."""
-        found = standing.stored(self.con, self.policy, key, now)
+        found = standing.stored(self.con, self.in_force, key, now)
         if found is None:
             self.freshen(np.array([key], np.int64), now)
-            found = standing.stored(self.con, self.policy, key, now)
+            found = standing.stored(self.con, self.in_force, key, now)
         assert found is not None
         return found

@@ -52,7 +52,7 @@ class FeedService(ServiceBase):
         named, actions = self._feed_scope(who, provider)
         now = self.now()
         with transaction(self.con):
-            stale = index.stale_in_store(self.con, self.policy, now, None)
+            stale = index.stale_in_store(self.con, self.in_force, now, None)
             if len(stale):
                 self._rescore(now, stale, cause=Cause.TIME)
             seq = providerfeed.head(self.con)

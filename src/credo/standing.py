@@ -11,6 +11,7 @@ from the same pipeline run as the score, so the two can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,16 +93,19 @@ def _hits(rows: list[tuple[Any, ...]]) -> list[Hit]:
     return [Hit(*r) for r in rows]
 
 
-def stored(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing | None:
-    """The stored standing if it is still true at ``now``."""
+def stored(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], resident: int,
+           now: datetime) -> Standing | None:
+    """The stored standing of the resident's home jurisdiction if it is still true at ``now`` (computed under
+    its policy in force: ``policy``, or the one of that jurisdiction among those in force)."""
     row = con.execute(q("standing.stored"), {"resident": resident}).fetchall()
     if not row:
         return None
-    score, grade, changes_at, as_of, version = row[0]
-    if version != policy.version or as_of > now or (changes_at is not None and now >= changes_at):
+    score, grade, changes_at, as_of, version, jurisdiction = row[0]
+    under = [policy] if isinstance(policy, Policy) else [p for p in policy if p.jurisdiction == jurisdiction]
+    if not under or version != under[0].version or as_of > now or (changes_at is not None and now >= changes_at):
         return None
     hits = con.execute(q("standing.stored_hits"), {"resident": resident}).fetchall()
-    return Standing(resident, score, grade, changes_at, now, policy.label, _hits(hits))
+    return Standing(resident, score, grade, changes_at, now, under[0].label, _hits(hits))
 
 
 def from_tables(out: dict[str, pa.Table], resident: int, as_of: datetime, policy: Policy) -> Standing:

@@ -113,3 +113,39 @@ ORDER BY version
 -- name: policy_versions
 -- Every version, for `credo policy list`: grouped by jurisdiction in the caller.
 SELECT version, name, jurisdiction, sha256, applied_at, applied_by FROM policies ORDER BY version
+
+-- Jurisdictions (credo.jurisdictions): who belongs where at T, known at K. Reads `clock_in`, `known_in`
+-- (a user's K, or none known: every entry) and `jurisdictions_in (jurisdiction, region, rank)`.
+
+-- name: districts_at
+-- The district on file for each resident at T: the latest of `districts` whose batch was known by T and
+-- by K (a move is received with its batch); a resident with none known then (registered later) reads as
+-- first registered, and one with no history at all (loaded straight into the table) by the register's row.
+WITH seen AS (
+  SELECT d.resident, d.district, coalesce(d.batch, 0) AS batch,
+         coalesce(coalesce(w.known_at, b.received_at) <= least(c.t, k.known_at) AND coalesce(w.seq, 0) < k.seq,
+                  true) AS held
+  FROM districts d CROSS JOIN clock_in c CROSS JOIN known_in k
+  LEFT JOIN batches b ON b.batch = d.batch
+  LEFT JOIN known w ON w.kind = 'batch' AND w.batch = d.batch
+), ranked AS (
+  SELECT resident, district, row_number() OVER (
+    PARTITION BY resident ORDER BY held DESC, CASE WHEN held THEN -batch ELSE batch END) AS n
+  FROM seen
+)
+SELECT r.resident, coalesce(k.district, r.district) AS district
+FROM residents r LEFT JOIN ranked k ON k.resident = r.resident AND k.n = 1
+
+-- name: members
+-- Each (resident, jurisdiction) that holds the resident at T: one whose regions hold a prefix of their
+-- district, or one holding everyone (region NULL); `home` is the longest matching prefix (between
+-- jurisdictions holding everyone, the first applied).
+WITH m AS (
+  SELECT d.resident, j.jurisdiction, max(coalesce(length(j.region), 0)) AS depth, min(j.rank) AS rank
+  FROM districts_in d
+  JOIN jurisdictions_in j ON j.region IS NULL OR substr(d.district, 1, length(j.region)) = j.region
+  GROUP BY d.resident, j.jurisdiction
+)
+SELECT resident, jurisdiction,
+       row_number() OVER (PARTITION BY resident ORDER BY depth DESC, rank) = 1 AS home
+FROM m
