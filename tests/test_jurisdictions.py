@@ -209,3 +209,63 @@ def test_membership_follows_the_district_at_t_known_at_k(tmp_path: Path, monkeyp
     assert held("2024-07-01T00:00:00", "2024-03-01T00:00:00")[wang] == [("hangzhou", True), ("national", False)]
     assert held("2023-06-01T00:00:00")[li] == [("beijing", False), ("chaoyang", True), ("national", False)]
     credo.close()
+
+
+# -- standing, explanation and decision across jurisdictions ------------------------------------
+
+CITY_LAYER = {
+    "policy": "capital-1", "jurisdiction": {"name": "capital", "regions": ["11"]}, "timezone": "Asia/Shanghai",
+    "base_score": 100, "score_bounds": [0, 200], "grades": [{"grade": "A", "min": 100}, {"grade": "B", "min": 0}],
+    "record_types": {"civic.volunteer": {"agency": "volunteer", "category": "civic", "points": 5, "valid_for": "1y",
+                                         "basis": "City volunteer regulations"}},
+    "actions": {"admin.approval": "Administrative approval", "flight.book": "Book a flight"},
+    "measures": [{"grades": ["A"], "action": "admin.approval", "effect": "green_channel"}],
+}
+
+
+def test_a_national_list_follows_a_resident_into_a_city(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The national black list denies in every city; the city's green channel applies to its residents only;
+    each reason names its jurisdiction, and every policy consulted is listed; an action no jurisdiction
+    holding the resident names is an error; a record counts only where a policy defines its type."""
+    from datetime import date
+
+    from credo import ids
+    from credo.decisions import UnknownAction
+    from credo.service import Credo
+    from tests.cityfactory import RECORD_COLUMNS, write_csv
+
+    li = ids.parse_resident_id(ids.make_resident_id("110105", date(1987, 6, 12), 101))
+    wang = ids.parse_resident_id(ids.make_resident_id("440305", date(1993, 3, 18), 202))
+    monkeypatch.setenv("CREDO_NOW", "2024-06-01T09:00:00+08:00")
+    credo = Credo.open(tmp_path / "c.duckdb")
+    credo.apply_policies([yaml.safe_dump(NATIONAL), yaml.safe_dump(CITY_LAYER)])
+    credo.ingest_files("population", [write_csv(tmp_path / "p.csv", [
+        ("resident_id", "name", "district", "status", "status_date"),
+        (li.text, "Li", "110105", "", ""), (wang.text, "Wang", "440305", "", "")])])
+    credo.ingest_files("court", [write_csv(tmp_path / "c.csv", [
+        RECORD_COLUMNS, ("c1", "court.default", li.text, "2024-05-01", "", "")])])
+    credo.ingest_files("volunteer", [write_csv(tmp_path / "v.csv", [
+        RECORD_COLUMNS, ("v1", "civic.volunteer", li.text, "2024-05-02", "", "")])])
+
+    st = credo.standing(li).to_json("Asia/Shanghai")
+    assert (st["jurisdiction"], st["score"], st["grade"], st["policy"]) == ("capital", 105, "A", "capital-1@2")
+    assert [(j["jurisdiction"], j["score"], j["lists"]) for j in st["jurisdictions"]] == [
+        ("capital", 105, []), ("national", 900, ["debtors"])]
+    flight = credo.check(li, "flight.book")
+    assert flight.decision == "deny"
+    assert [(r["code"], r["jurisdiction"]) for r in flight.reasons] == [("list:debtors", "national")]
+    assert list(flight.policies) == ["capital-1@2", "national-1@1"]  # the home one first
+    approval = credo.check(li, "admin.approval")
+    assert (approval.decision, approval.benefits) == ("allow", ["green_channel"])
+    assert [(r["code"], r["jurisdiction"]) for r in approval.reasons] == [("grade:A", "capital")]
+    with pytest.raises(UnknownAction):
+        credo.check(wang, "admin.approval")
+    assert credo.standing(wang).to_json("Asia/Shanghai")["jurisdiction"] == "national"
+    explained = credo.explain(li)
+    counts = {j["jurisdiction"]: {r["record_id"]: (r["counts"], r["points"]) for r in j["records"]}
+              for j in explained["jurisdictions"]}
+    assert counts == {"capital": {"c1": (False, 0), "v1": (True, 5)}, "national": {"c1": (True, -100),
+                                                                                  "v1": (False, 0)}}
+    past = credo.standing(li, as_of=credo.when("2024-04-01")).to_json("Asia/Shanghai")
+    assert [(j["jurisdiction"], j["score"]) for j in past["jurisdictions"]] == [("capital", 100), ("national", 1000)]
+    credo.close()

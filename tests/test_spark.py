@@ -163,10 +163,10 @@ def test_credo_score_engine_spark(spark: Any, tmp_path: Path, monkeypatch: pytes
     try:
         monkeypatch.delenv("CREDO_SPARK_LAKE", raising=False)
         assert score_with_spark(credo, T) == 3
-        assert tables(credo.con)[0] == [(*row[:5], 1) for row in expected[0]]
+        assert tables(credo.con)[0] == [(*row[:5], 1, *row[6:]) for row in expected[0]]
         monkeypatch.setenv("CREDO_SPARK_LAKE", str(tmp_path / "nowhere"))
         with pytest.raises(Exception, match="nowhere"):
             score_with_spark(credo, T)
-        assert tables(credo.con)[0] == [(*row[:5], 1) for row in expected[0]]  # a failed job changes nothing
+        assert tables(credo.con)[0] == [(*row[:5], 1, *row[6:]) for row in expected[0]]  # a failed job changes nothing
     finally:
         credo.close()

@@ -307,7 +307,7 @@ class DecisionIndex:
         if entry is not None:
             return decisions.decide(self.policy, self._standing(key, entry, now), action, now)
         rid = resident_id or ids.resident_id_from_key(key)
-        return decisions.Decision(self._ids.one(), rid, action, "allow", [], [], self._label)
+        return decisions.Decision(self._ids.one(), rid, action, "allow", [], [], self._label, (self._label,))
 
     def decide_many(self, keys: Keys, action: str, now: datetime
                     ) -> list[tuple[str, str, list[str], list[dict[str, Any]]]]:

@@ -26,7 +26,7 @@ from credo.engines.base import clock
 from credo.errors import PolicyInvalid
 from credo.known import Known
 from credo.policy import Policy
-from credo.policydoc import Problem
+from credo.policydoc import Problem, RecordType
 from credo.sql import q
 from credo.times import iso
 
@@ -117,6 +117,24 @@ def members(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], t: datet
         con.execute("DROP VIEW IF EXISTS districts_in")
         for name in inputs:
             con.unregister(name)
+
+
+def submittable(in_force: Sequence[Policy]) -> Policy:
+    """What an agency may submit (spec §9): every type any policy in force assigns it, whether or not a
+    jurisdiction holding the resident scores it (the resident may move). One policy: itself; several: the
+    first with every policy's types (their list memberships left out: ingest reads types, owners and
+    resolvers only)."""
+    if len(in_force) == 1:
+        return in_force[0]
+    types: dict[str, RecordType] = {}
+    for p in in_force:
+        for code, t in p.doc.record_types.items():
+            was = types.get(code)
+            resolves = sorted({*t.resolves, *(was.resolves if was else ())})
+            types[code] = t.model_copy(update={"lists": [], "resolves": resolves})
+    first = in_force[0]
+    doc = first.doc.model_copy(update={"record_types": dict(sorted(types.items())), "lists": {}, "measures": []})
+    return Policy(doc, first.text, version=first.version)
 
 
 def listing(con: duckdb.DuckDBPyConnection, tz: str) -> list[dict[str, Any]]:

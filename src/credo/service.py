@@ -87,7 +87,7 @@ class Credo(FeedService):
         self._require_agency(agency)
         now = self.now()
         with transaction(self.con):
-            result = ingest.ingest(self.con, self.policy, agency, feed, principal=who.name, now=now,
+            result = ingest.ingest(self.con, self.submittable, agency, feed, principal=who.name, now=now,
                                    progress=progress)
             if progress:
                 progress("score", 0, feed.rows)
@@ -143,10 +143,12 @@ class Credo(FeedService):
         key = self._may_read(Op.READ_STANDING, who, resident_id)
         if known_at is not None:
             then = Known(known_at)
-            found = standing.at(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            found = standing.at_in_force(self.con, known.policies_at(self.con, then), key, as_of or self.now(), then)
             found.known_at = known_at
+        elif as_of:
+            found = standing.at_in_force(self.con, self.in_force, key, as_of)
         else:
-            found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
+            found = self._current(key, self.now())
         with transaction(self.con):
             self._audit(who, Event.READ_STANDING, resident=key, purpose=purpose)
         return found
@@ -156,7 +158,7 @@ class Credo(FeedService):
         key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
         if known_at is not None:
             then = Known(known_at)
-            out = standing.explain(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            out = standing.explain_in_force(self.con, known.policies_at(self.con, then), key, as_of or self.now(), then)
             out["known_at"] = iso(known_at, self.policy.tz)
             with transaction(self.con):
                 self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
@@ -164,7 +166,7 @@ class Credo(FeedService):
         if as_of is None:
             as_of = self.now()
             self._current(key, as_of)  # the explanation is computed; this tells what changed by time
-        out = standing.explain(self.con, self.policy, key, as_of)
+        out = standing.explain_in_force(self.con, self.in_force, key, as_of)
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out
@@ -183,15 +185,15 @@ class Credo(FeedService):
         permissions.require(Op.CHECK, who, resident_id=resident_id.text, action=action)
         now = self.now()
         if as_of is None and known_at is None:
-            decisions.require_action(self.policy, action)
+            decisions.require_named(self.in_force, action)
             key = self.resident(resident_id)
-            decision = decisions.decide(self.policy, self._current(key, now), action, now)
+            decision = decisions.decide_across(self.in_force, self._current(key, now), action, now)
             return decision, self.log_decisions(who, [(key, decision)], purpose, now).receipt()
         t, then = as_of or now, Known(known_at or now)
-        policy = known.policy_at(self.con, then)
-        decisions.require_action(policy, action)
+        in_force = known.policies_at(self.con, then)
+        decisions.require_named(in_force, action)
         key = self.resident(resident_id)
-        decision = decisions.decide(policy, standing.at(self.con, policy, key, t, then), action, t)
+        decision = decisions.decide_across(in_force, standing.at_in_force(self.con, in_force, key, t, then), action, t)
         asked = {"as_of": t.isoformat(), "known_at": then.at.isoformat()}  # naive city time, as stored
         return decision, self.log_decisions(who, [(key, decision)], purpose, now, asked).receipt()
 

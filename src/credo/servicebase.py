@@ -20,7 +20,18 @@ import duckdb
 import numpy as np
 import orjson
 
-from credo import audit, checkpoints, known, notices, permissions, providerfeed, scoring, settings, standing
+from credo import (
+    audit,
+    checkpoints,
+    jurisdictions,
+    known,
+    notices,
+    permissions,
+    providerfeed,
+    scoring,
+    settings,
+    standing,
+)
 from credo import policy as policies
 from credo.audit import Entry, Event
 from credo.errors import CredoError
@@ -121,10 +132,16 @@ class ServiceBase:
         permissions.require(op, who, resident_id=resident_id.text)
         return self.resident(resident_id)
 
+    @property
+    def submittable(self) -> Policy:
+        """The types agencies may submit: every policy in force's (``credo.jurisdictions.submittable``)."""
+        return jurisdictions.submittable(self.in_force)
+
     def _require_agency(self, agency: str) -> None:
-        if agency not in ("population", "telecom") and agency not in self.policy.agencies:
-            raise CredoError(f"agency {agency!r} has no record types in policy {self.policy.label}",
-                             code="unknown_agency", details={"agencies": self.policy.agencies})
+        allowed = self.submittable
+        if agency not in ("population", "telecom") and agency not in allowed.agencies:
+            raise CredoError(f"agency {agency!r} has no record types in the policies in force",
+                             code="unknown_agency", details={"agencies": allowed.agencies})
 
     def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
                policy: str | None = None, detail: Any = None) -> int:

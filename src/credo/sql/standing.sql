@@ -4,12 +4,13 @@
 SELECT 1 FROM residents WHERE resident = $resident
 
 -- name: stored
--- The home jurisdiction's (credo.jurisdictions).
-SELECT score, grade, changes_at, as_of, policy_version, jurisdiction FROM standings WHERE resident = $resident AND home
+-- Every jurisdiction's (credo.jurisdictions), the home one first.
+SELECT score, grade, changes_at, as_of, policy_version, jurisdiction FROM standings WHERE resident = $resident
+ORDER BY home DESC, jurisdiction
 
 -- name: stored_hits
-SELECT list, agency, record_id, type, occurred_at, takes_effect, expires_at
-FROM standing_hits WHERE resident = $resident AND home ORDER BY list, takes_effect
+SELECT jurisdiction, list, agency, record_id, type, occurred_at, takes_effect, expires_at
+FROM standing_hits WHERE resident = $resident ORDER BY jurisdiction, list, takes_effect
 
 -- name: revocation_reasons
 -- Who withdrew each revoked record of the resident, and why.
