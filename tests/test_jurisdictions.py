@@ -269,3 +269,63 @@ def test_a_national_list_follows_a_resident_into_a_city(tmp_path: Path, monkeypa
     past = credo.standing(li, as_of=credo.when("2024-04-01")).to_json("Asia/Shanghai")
     assert [(j["jurisdiction"], j["score"]) for j in past["jurisdictions"]] == [("capital", 100), ("national", 1000)]
     credo.close()
+
+
+# -- a policy giving lists only -------------------------------------------------------------------
+
+LISTS_ONLY = {k: v for k, v in doc("national-1", {"name": "national"}).items()
+              if k not in ("base_score", "score_bounds", "grades")}
+LISTS_ONLY["record_types"] = {c: {k: v for k, v in t.items() if k != "points"}
+                              for c, t in LISTS_ONLY["record_types"].items()}
+
+SCORING: list[tuple[str, dict[str, Any], str]] = [
+    ("points in a policy without scoring",
+     {**LISTS_ONLY, "record_types": {**LISTS_ONLY["record_types"], "court.extra": {
+         "agency": "court", "category": "j", "points": -5, "basis": "x y z"}}},
+     "record_types.court.extra.points: a policy without base_score, score_bounds and grades gives lists only"),
+    ("grades left out of a policy that scores", {k: v for k, v in BASE.items() if k != "grades"},
+     "grades: is required: a policy that scores gives base_score, score_bounds and grades"),
+    ("points left out in a policy that scores",
+     {**BASE, "record_types": {**BASE["record_types"],  # type: ignore[dict-item]
+                               "court.extra": {"agency": "court", "category": "j", "basis": "x y z"}}},
+     "record_types.court.extra.points: is required in a policy that scores"),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "says"), SCORING, ids=[c[0] for c in SCORING])
+def test_scoring_all_or_nothing(case: str, given: dict[str, Any], says: str) -> None:
+    with pytest.raises(PolicyInvalid) as refused:
+        load(given)
+    assert any(d.startswith(says) for d in refused.value.details), refused.value.details
+
+
+def test_a_lists_only_jurisdiction_has_no_score_or_grade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from credo import ids
+    from credo.service import Credo
+    from tests.cityfactory import RECORD_COLUMNS, write_csv
+
+    li = ids.parse_resident_id(ids.make_resident_id("110105", date(1987, 6, 12), 101))
+    monkeypatch.setenv("CREDO_NOW", "2024-06-01T09:00:00+08:00")
+    credo = Credo.open(tmp_path / "c.duckdb")
+    credo.apply_policies([yaml.safe_dump(LISTS_ONLY), yaml.safe_dump(CITY_LAYER)])
+    credo.ingest_files("population", [write_csv(tmp_path / "p.csv", [
+        ("resident_id", "name", "district", "status", "status_date"), (li.text, "Li", "110105", "", "")])])
+    credo.ingest_files("court", [write_csv(tmp_path / "c.csv", [
+        RECORD_COLUMNS, ("c1", "court.default", li.text, "2024-05-01", "", "")])])
+    st = credo.standing(li).to_json("Asia/Shanghai")
+    assert [(j["jurisdiction"], j["score"], j["grade"], j["lists"]) for j in st["jurisdictions"]] == [
+        ("capital", 100, "A", []), ("national", None, None, ["debtors"])]
+    assert credo.check(li, "flight.book").decision == "deny"
+    credo.close()
+
+
+def test_the_shipped_policies_of_a_country_agree() -> None:
+    """The national layer gives lists only and holds everyone; it can be in force beside either city."""
+    national = policies.load(policies.shipped("national"))
+    assert (national.jurisdiction, national.regions, national.doc.scores) == ("national", (), False)
+    assert {"dishonest_debtor", "major_tax_violator", "rail_restricted"} <= set(national.doc.lists)
+    for city in ("beijing", "hangzhou"):
+        layer = policies.load(policies.shipped(city))
+        assert jurisdictions.check_together([("national", national), (city, layer)]) == []

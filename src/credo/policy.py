@@ -171,7 +171,7 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
     rows: dict[str, list[Row]] = {name: [] for name in SCHEMAS}
     for code, t in sorted(doc.record_types.items()):
         valid = policy.duration(t.valid_for)
-        rows["p_types"].append({"type": code, "agency": t.agency, "points": t.points, "cap": t.cap_per_year,
+        rows["p_types"].append({"type": code, "agency": t.agency, "points": t.points or 0, "cap": t.cap_per_year,
                                 "valid_months": valid.months if valid else None,
                                 "valid_days": valid.days if valid else None})
         for name in t.lists:
@@ -179,13 +179,20 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
             rows["p_type_lists"].append({"type": code, "list": name, "grace_months": grace.months,
                                          "grace_days": grace.days})
         rows["p_resolves"].extend({"resolver": code, "target": target} for target in t.resolves)
-    for rank, band in enumerate(doc.grades):
-        upper = doc.grades[rank - 1].min if rank else None
+    grades = doc.grades or []
+    for rank, band in enumerate(grades):
+        upper = grades[rank - 1].min if rank else None
         rows["p_grades"].append({"grade": band.grade, "rank": rank, "lo": band.min, "hi": upper})
+    if not doc.scores:  # lists only: every score 0 in one band with no grade; none is stored (credo.scoring)
+        rows["p_grades"].append({"grade": None, "rank": 0, "lo": -UNBOUNDED, "hi": None})
     rows["p_measures"] = measure_rows(doc)
-    rows["p_settings"].append({"base": doc.base_score, "lo": doc.score_bounds[0], "hi": doc.score_bounds[1],
-                               "suspend": doc.disputed == "suspend"})
+    lo, hi = doc.score_bounds or (-UNBOUNDED, UNBOUNDED)
+    rows["p_settings"].append({"base": doc.base_score or 0, "lo": lo, "hi": hi, "suspend": doc.disputed == "suspend"})
     return {name: pa.Table.from_pylist(rows[name], schema=schema) for name, schema in SCHEMAS.items()}
+
+UNBOUNDED = 2**62
+"""A lists-only policy's stand-in bounds: no score is clamped, and none is kept."""
+
 
 def current(con: Any) -> Policy:
     """The policy in force: the latest applied version."""

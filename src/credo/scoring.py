@@ -76,13 +76,7 @@ def rescore(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], a
     scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
     if scope is not None and len(scope) == 0:
         return 0
-    runs: list[tuple[Policy, np.ndarray | None, Home]]
-    if all(not p.regions for p in in_force):
-        homes = {p.jurisdiction: None for p in in_force[1:]}  # everyone's home: the first applied
-        runs = [(p, scope, homes.get(p.jurisdiction, True)) for p in in_force]
-    else:
-        members = jurisdictions.members(con, in_force, as_of, scope=scope)
-        runs = [(p, *_members_of(members, p, scope)) for p in in_force]
+    runs = _runs(con, in_force, as_of, scope)
     with unordered(con):
         _clear(con, scope)
         count = 0
@@ -105,6 +99,18 @@ def rescore(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], a
 
 Home = bool | np.ndarray | None
 """Whose home a run's jurisdiction is: everyone's (True), no one's (None), or these residents'."""
+Run = tuple[Policy, np.ndarray | None, Home]
+"""One jurisdiction's run: its policy, its scope (None: everyone) and whose home it is."""
+
+
+def _runs(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], as_of: datetime,
+          scope: np.ndarray | None) -> list[Run]:
+    """The run of each jurisdiction; no membership is read when none has regions (everyone's home is then
+    the first applied)."""
+    if all(not p.regions for p in in_force):
+        return [(p, scope, True if i == 0 else None) for i, p in enumerate(in_force)]
+    members = jurisdictions.members(con, in_force, as_of, scope=scope)
+    return [(p, *_members_of(members, p, scope)) for p in in_force]
 
 
 def _members_of(members: pa.Table, policy: Policy, scope: np.ndarray | None) -> tuple[np.ndarray | None, Home]:
@@ -137,7 +143,8 @@ def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datet
     else:
         con.register("credo_homes", pa.table({"resident": pa.array(home, pa.int64())}))
         homes, is_home = " LEFT JOIN credo_homes h ON h.resident = s.resident", "h.resident IS NOT NULL"
-    con.execute("INSERT INTO standings SELECT s.resident, s.score, s.grade, s.changes_at, ?, ?, ?, "
+    score, grade = ("s.score", "s.grade") if policy.doc.scores else ("NULL", "NULL")  # lists only: neither
+    con.execute(f"INSERT INTO standings SELECT s.resident, {score}, {grade}, s.changes_at, ?, ?, ?, "
                 f"{is_home} FROM scored s{homes}", params)
     con.execute("INSERT INTO standing_hits SELECT s.resident, s.list, s.agency, s.record_id, s.type, s.occurred_at, "
                 f"s.takes_effect, s.expires_at, ?, {is_home} FROM hits s{homes}", [policy.jurisdiction])
@@ -187,34 +194,40 @@ def snapshot(con: duckdb.DuckDBPyConnection, lake: str | None) -> Iterator[tuple
         yield sources, f"{tmp}/out"
 
 
-def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *,
+def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], as_of: datetime, *,
                      lake: str | None = None, spark: Any = None) -> int:
     """Recompute everyone's standing on Spark and store them, replacing the tables whole.
 
     The same pipeline as ``rescore``, run by ``credo.engines.spark`` over Parquet: the lake folder
     ``lake`` when given (the standings are written back under it, ``standings/`` and
-    ``standing_hits/``), else a snapshot of the store exported for the run. The store changes in
-    one transaction at the end, so a failed job leaves the old standings in place.
+    ``standing_hits/``; with several jurisdictions, under ``JURISDICTION/``), else a snapshot of the
+    store exported for the run. As in ``rescore``, one run per jurisdiction, its members as the scope
+    (membership is read from the store in SQL). The store changes in one transaction at the end, so a
+    failed job leaves the old standings in place.
     """
+    in_force = [policy] if isinstance(policy, Policy) else list(policy)
+    runs = _runs(con, in_force, as_of, None)
     with snapshot(con, lake) as (sources, out):
         engine = seam.SparkScoring(spark if spark is not None else seam.session(), sources, keep=True)
-        engine.bind(policy.tables(), as_of)
+        places = {p.jurisdiction: out if len(in_force) == 1 else f"{out}/{p.jurisdiction}" for p in in_force}
         try:
-            for output, folder in OUTPUTS.items():
-                engine.write(output, f"{out}/{folder}")
+            for p, among, _ in runs:
+                engine.bind(p.tables(), as_of, among)
+                for output, folder in OUTPUTS.items():
+                    engine.write(output, f"{places[p.jurisdiction]}/{folder}")
         finally:
             engine.release()
-        readable = out.replace("s3a://", "s3://", 1)  # Spark's name for S3; pyarrow's is s3://
-        for output, folder in OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
-            con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
         with transaction(con), unordered(con):
             _clear(con, None)
-            write_standings(con, policy, as_of)
-        count = int(con.execute("SELECT count(*) FROM scored").fetchall()[0][0])
-        for output in OUTPUTS:
-            con.unregister(f"spark_{output}")
-        return count
+            for p, _, home in runs:
+                readable = places[p.jurisdiction].replace("s3a://", "s3://", 1)  # Spark's name; pyarrow's is s3://
+                for output, folder in OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
+                    con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
+                write_standings(con, p, as_of, home)
+                for output in OUTPUTS:
+                    con.unregister(f"spark_{output}")
+        return int(con.execute("SELECT count(DISTINCT resident) FROM standings").fetchall()[0][0])
 
 
 class _Service(Protocol):
@@ -223,7 +236,7 @@ class _Service(Protocol):
     con: duckdb.DuckDBPyConnection
 
     @property
-    def policy(self) -> Policy: ...
+    def in_force(self) -> list[Policy]: ...
 
 
 def score_with_spark(credo: _Service, when: datetime) -> int:
@@ -233,4 +246,4 @@ def score_with_spark(credo: _Service, when: datetime) -> int:
     else a Parquet export of the store. Returns the number of standings written.
     """
     lake = settings.current().spark_lake
-    return rescore_on_spark(credo.con, credo.policy, when, lake=lake)
+    return rescore_on_spark(credo.con, credo.in_force, when, lake=lake)

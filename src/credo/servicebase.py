@@ -34,8 +34,8 @@ from credo import (
 )
 from credo import policy as policies
 from credo.audit import Entry, Event
-from credo.errors import CredoError
-from credo.ids import ResidentId
+from credo.errors import CredoError, NotFound
+from credo.ids import ResidentId, resident_id_from_key
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import Principal
@@ -205,5 +205,7 @@ class ServiceBase:
         if found is None:
             self.freshen(np.array([key], np.int64), now)
             found = standing.stored(self.con, self.in_force, key, now)
-        assert found is not None
+        if found is None:  # registered, but in a district no jurisdiction in force holds (spec §9)
+            raise NotFound(f"resident {resident_id_from_key(key)} is held by no jurisdiction in force",
+                           code="no_jurisdiction")
         return found

@@ -44,8 +44,8 @@ class Hit:
 @dataclass
 class Standing:
     resident: int
-    score: int
-    grade: str
+    score: int | None  # None: a policy giving lists only (spec §9)
+    grade: str | None
     changes_at: datetime | None
     as_of: datetime
     policy: str

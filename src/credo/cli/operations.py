@@ -63,7 +63,8 @@ def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
         n = credo.score(when)
     else:
         raise CredoError("engine must be duckdb or spark", code="bad_engine")
-    out.print(f"scored {n:,} residents at {when.isoformat()} under {credo.policy.label} ({engine})", markup=False)
+    labels = ", ".join(p.label for p in credo.in_force)
+    out.print(f"scored {n:,} residents at {when.isoformat()} under {labels} ({engine})", markup=False)
 
 
 
