@@ -145,6 +145,13 @@ def test_every_jurisdiction_scores_its_residents_by_its_policy(store: duckdb.Duc
                 if p.jurisdiction in holding(in_force, district_at(steps[r], t))[0]}
         assert answers(t, scored, hits) == want, p.jurisdiction
     full = snapshot(store)
+    shares = scoring.WHOLE_SHARE, scoring.WHOLE_MIN
+    scoring.WHOLE_SHARE, scoring.WHOLE_MIN = 0.0, 0  # every city as a full run with its members' rows kept
+    try:
+        scoring.rescore(store, in_force, t)
+    finally:
+        scoring.WHOLE_SHARE, scoring.WHOLE_MIN = shares
+    assert snapshot(store) == full
     some = data.draw(st.lists(st.sampled_from(city.residents), min_size=1, unique=True))
     scoring.rescore(store, in_force, t, some)
     assert snapshot(store) == full

@@ -83,8 +83,11 @@ def rescore(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], a
         for p, among, home in runs:
             if among is not None and len(among) == 0:
                 continue
+            only = None
+            if among is not None and scope is None and p.regions and better_whole(con, among):
+                among, only = None, among  # a city of most residents: a full run, its members' rows kept
             engine = _engine(con, p, as_of, among)
-            write_standings(con, p, as_of, home)
+            write_standings(con, p, as_of, home, only)
             count = max(count, int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0]))
             engine.release()
     if len(in_force) > 1 and any(p.regions for p in in_force):
@@ -133,23 +136,28 @@ def _clear(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None) -> None:
     con.unregister("credo_rescored")
 
 
-def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, home: Home = True) -> None:
-    """Append the bound pipeline's standings and hits, named by the policy's jurisdiction (the caller
-    removed those they replace)."""
+def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, home: Home = True,
+                    only: np.ndarray | None = None) -> None:
+    """Append the bound pipeline's standings and hits (``only``: of these residents), named by the policy's
+    jurisdiction (the caller removed those they replace)."""
     params = [as_of, policy.version, policy.jurisdiction]
     homes = ""
+    if only is not None:
+        con.register("credo_only", pa.table({"resident": pa.array(only, pa.int64())}))
+        homes = " SEMI JOIN credo_only o ON o.resident = s.resident"
     if home is None or isinstance(home, bool):
         is_home = "true" if home else "false"
     else:
         con.register("credo_homes", pa.table({"resident": pa.array(home, pa.int64())}))
-        homes, is_home = " LEFT JOIN credo_homes h ON h.resident = s.resident", "h.resident IS NOT NULL"
+        homes, is_home = homes + " LEFT JOIN credo_homes h ON h.resident = s.resident", "h.resident IS NOT NULL"
     score, grade = ("s.score", "s.grade") if policy.doc.scores else ("NULL", "NULL")  # lists only: neither
     con.execute(f"INSERT INTO standings SELECT s.resident, {score}, {grade}, s.changes_at, ?, ?, ?, "
                 f"{is_home} FROM scored s{homes}", params)
     con.execute("INSERT INTO standing_hits SELECT s.resident, s.list, s.agency, s.record_id, s.type, s.occurred_at, "
                 f"s.takes_effect, s.expires_at, ?, {is_home} FROM hits s{homes}", [policy.jurisdiction])
-    if homes:
-        con.unregister("credo_homes")
+    for table in ("credo_only", "credo_homes"):
+        if table in homes:
+            con.unregister(table)
 
 
 def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
