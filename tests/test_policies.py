@@ -166,3 +166,21 @@ def test_the_real_policy_check_accepts_them_without_warnings(name: str) -> None:
     checked = credo_policy.load(POLICIES / f"{name}.yaml")
     assert checked.warnings == []
     assert checked.name == f"{name}-2026"
+
+
+def test_the_national_layer_gives_the_joint_punishment_lists_only() -> None:
+    """national.yaml: no scoring (spec §9), every resident held, the SPC's dishonest judgment debtors with the
+    2015 consumption restrictions, major tax violators and persons restricted from trains; each black list
+    states what its legal basis lets it restrict, and every type names its basis."""
+    doc = load("national")
+    assert {"base_score", "score_bounds", "grades"}.isdisjoint(doc)
+    assert doc["jurisdiction"] == {"name": "national"}
+    assert all("points" not in t and t["basis"] for t in doc["record_types"].values())
+    assert {"dishonest_debtor", "major_tax_violator", "rail_restricted"} <= set(doc["lists"])
+    assert all(lst["kind"] == "black" and lst["restricts"] for lst in doc["lists"].values())
+    denied = {m["action"] for m in doc["measures"] if m.get("list") == "dishonest_debtor" and m["effect"] == "deny"}
+    assert denied >= SPC_RESTRICTIONS
+    assert any("2015" in t["basis"] for t in doc["record_types"].values() if "dishonest_debtor" in t.get("lists", []))
+    from credo import policy as policies
+
+    assert policies.load((POLICIES / "national.yaml").read_text(encoding="utf-8")).warnings == []

@@ -101,6 +101,27 @@ def test_score_on_spark_stores_what_duckdb_stores(spark: Any, store: duckdb.Duck
 
 
 @pytest.mark.spark
+def test_spark_scores_per_jurisdiction_as_duckdb_does(spark: Any, store: duckdb.DuckDBPyConnection) -> None:
+    """Several jurisdictions (credo.jurisdictions): one Spark run per jurisdiction, its members as the scope
+    (membership read from the store), the same standings and hits per (resident, jurisdiction) as DuckDB's."""
+    from tests.test_jurisdictions_scoring import layer_policy
+
+    in_force = [layer_policy("national", None, ["b.star"], 100, True),
+                layer_policy("capital", ["11"], ["a.good"], 140, False)]
+    for version, p in enumerate(in_force, start=1):
+        p.version = version
+    store.execute("UPDATE residents SET district = CASE WHEN resident = ? THEN '330106' ELSE '110105' END", [R + 2])
+    store.execute("INSERT INTO districts SELECT resident, district, NULL FROM residents")
+    with transaction(store):
+        scoring.rescore(store, in_force, T)
+    on_duckdb = tables(store)
+    assert scoring.rescore_on_spark(store, in_force, T, spark=spark) == 3
+    assert tables(store) == on_duckdb
+    assert sorted((r[0], r[6]) for r in on_duckdb[0]) == [(R, "capital"), (R, "national"), (R + 1, "capital"),
+                                                         (R + 1, "national"), (R + 2, "national")]
+
+
+@pytest.mark.spark
 def test_a_ledger_in_a_lake_is_scored_without_duckdb(spark: Any, store: duckdb.DuckDBPyConnection,
                                                      tmp_path: Path) -> None:
     """A lake of Parquet folders (no revocations folder at all) scored on Spark, standings written back
@@ -163,10 +184,10 @@ def test_credo_score_engine_spark(spark: Any, tmp_path: Path, monkeypatch: pytes
     try:
         monkeypatch.delenv("CREDO_SPARK_LAKE", raising=False)
         assert score_with_spark(credo, T) == 3
-        assert tables(credo.con)[0] == [(*row[:5], 1) for row in expected[0]]
+        assert tables(credo.con)[0] == [(*row[:5], 1, *row[6:]) for row in expected[0]]
         monkeypatch.setenv("CREDO_SPARK_LAKE", str(tmp_path / "nowhere"))
         with pytest.raises(Exception, match="nowhere"):
             score_with_spark(credo, T)
-        assert tables(credo.con)[0] == [(*row[:5], 1) for row in expected[0]]  # a failed job changes nothing
+        assert tables(credo.con)[0] == [(*row[:5], 1, *row[6:]) for row in expected[0]]  # a failed job changes nothing
     finally:
         credo.close()

@@ -43,7 +43,7 @@ def bin_width(lo: int, hi: int) -> int:
 def scores(con: duckdb.DuckDBPyConnection, policy: Policy) -> Row:
     """Summary, histogram (every bin from the lowest to the highest, empty ones too) and grade bands."""
     summary = _rows(con, "dashboard.score_summary")[0]
-    bands = [{"grade": g.grade, "min": g.min} for g in policy.doc.grades]
+    bands = [{"grade": g.grade, "min": g.min} for g in policy.doc.grades or []]
     if not summary["residents"]:
         return {**summary, "width": 0, "bins": [], "bands": bands}
     width = bin_width(summary["lo"], summary["hi"])
@@ -56,7 +56,7 @@ def scores(con: duckdb.DuckDBPyConnection, policy: Policy) -> Row:
 
 def grades(con: duckdb.DuckDBPyConnection, policy: Policy) -> Row:
     """Residents by grade, overall and by district, in the policy's order (highest grade first)."""
-    order = [g.grade for g in policy.doc.grades]
+    order = [g.grade for g in policy.doc.grades or []]
     overall = {r["grade"]: r["residents"] for r in _rows(con, "dashboard.grades")}
     districts: dict[str, dict[str, int]] = {}
     for r in _rows(con, "dashboard.grades_by_district"):

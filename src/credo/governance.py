@@ -257,7 +257,7 @@ def _band_order(dimension: str, group: str) -> tuple[int, str]:
 def fairness_report(got: dict[str, list[Row]], policy: Policy, as_of: datetime, *, min_group: int,
                     threshold: float, drivers: int) -> dict[str, Any]:
     """The fairness rows as one JSON document (see ``credo fairness --json``)."""
-    ranks = {g.grade: i for i, g in enumerate(policy.doc.grades)}
+    ranks = {g.grade: i for i, g in enumerate(policy.doc.grades or [])}
     groups: dict[tuple[str, str], Row] = {}
     for r in got["counts"]:
         n = r["residents"]

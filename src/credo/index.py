@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
@@ -84,15 +84,18 @@ HIT_COLUMNS = ", ".join(f"h.{f.name}" for f in fields(Hit))
 """The standing_hits columns a ``Hit`` holds, as SQL names (from the dataclass, never from data)."""
 
 
-def stale_in_store(con: duckdb.DuckDBPyConnection, policy: Policy, now: datetime, scope: Keys | None) -> Keys:
-    """Residents of ``scope`` (everyone when None) whose stored standing is not true at ``now``:
-    missing, under another policy version, computed for a later time, or past its ``changes_at``."""
+def stale_in_store(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], now: datetime,
+                   scope: Keys | None) -> Keys:
+    """Residents of ``scope`` (everyone when None) whose stored standing, in any jurisdiction, is not true at
+    ``now``: missing, under a policy version no longer in force, computed for a later time, or past its
+    ``changes_at``."""
+    versions = [p.version for p in ([policy] if isinstance(policy, Policy) else policy)]
     with _scoped(con, scope) as where:
         found = con.execute(
-            "SELECT r.resident FROM residents r LEFT JOIN standings s ON s.resident = r.resident "
-            f"WHERE {where} "
-            "(s.resident IS NULL OR s.policy_version <> ? OR s.as_of > ? OR s.changes_at <= ?)",
-            [policy.version, now, now]).fetchnumpy()["resident"]
+            "SELECT DISTINCT r.resident FROM residents r LEFT JOIN standings s ON s.resident = r.resident "
+            f"WHERE {where} (s.resident IS NULL OR NOT list_contains(?::INTEGER[], s.policy_version) "
+            "OR s.as_of > ? OR s.changes_at <= ?) ORDER BY r.resident",
+            [versions, now, now]).fetchnumpy()["resident"]
     return np.asarray(found, np.int64)
 
 
@@ -101,17 +104,18 @@ def read_rows(con: duckdb.DuckDBPyConnection, policy: Policy, scope: Keys | None
     grades, lists = measured(policy)
     with _scoped(con, scope) as where:
         table = con.sql(
-            "SELECT r.resident, s.changes_at FROM residents r JOIN standings s ON s.resident = r.resident "
+            "SELECT r.resident, s.changes_at FROM residents r "
+            "JOIN (SELECT * FROM standings WHERE home) s ON s.resident = r.resident "
             f"WHERE {where} TRUE ORDER BY r.resident").to_arrow_table()
         entries = con.execute(
             "SELECT r.resident, s.grade, s.changes_at "
-            "FROM residents r JOIN standings s ON s.resident = r.resident "
+            "FROM residents r JOIN (SELECT * FROM standings WHERE home) s ON s.resident = r.resident "
             f"WHERE {where} (list_contains(?::VARCHAR[], s.grade) OR r.resident IN "
-            "(SELECT resident FROM standing_hits WHERE list_contains(?::VARCHAR[], list)))",
+            "(SELECT resident FROM standing_hits WHERE home AND list_contains(?::VARCHAR[], list)))",
             [grades, lists]).fetchall()
         hits = con.execute(
             f"SELECT h.resident, {HIT_COLUMNS} "
-            "FROM standing_hits h JOIN residents r ON r.resident = h.resident "
+            "FROM (SELECT * FROM standing_hits WHERE home) h JOIN residents r ON r.resident = h.resident "
             f"WHERE {where} list_contains(?::VARCHAR[], h.list) ORDER BY h.resident, h.list, h.takes_effect",
             [lists]).fetchall()
     return Rows(*_arrays(table), _entries(entries, hits))
@@ -306,7 +310,7 @@ class DecisionIndex:
         if entry is not None:
             return decisions.decide(self.policy, self._standing(key, entry, now), action, now)
         rid = resident_id or ids.resident_id_from_key(key)
-        return decisions.Decision(self._ids.one(), rid, action, "allow", [], [], self._label)
+        return decisions.Decision(self._ids.one(), rid, action, "allow", [], [], self._label, (self._label,))
 
     def decide_many(self, keys: Keys, action: str, now: datetime
                     ) -> list[tuple[str, str, list[str], list[dict[str, Any]]]]:

@@ -77,3 +77,16 @@ def policy_at(con: duckdb.DuckDBPyConnection, known: Known) -> Policy:
     policy = policies.load(rows[0][1])
     policy.version = int(rows[0][0])
     return policy
+
+
+def policies_at(con: duckdb.DuckDBPyConnection, known: Known) -> list[Policy]:
+    """The policy of each jurisdiction in force at K (credo.jurisdictions), oldest applied first."""
+    rows = con.execute(q("known.policies_at"), {"at": known.at, "before": known.before}).fetchall()
+    if not rows:
+        raise NotFound("no policy was in force at that known-at time", code="no_policy_then")
+    out = []
+    for version, document in rows:
+        policy = policies.load(document)
+        policy.version = int(version)
+        out.append(policy)
+    return out

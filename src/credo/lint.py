@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from credo.deadlines import Deadline, calendar_ends
-from credo.policydoc import DEADLINES, ListDef, Measure, PolicyDoc, Problem, RecordType
+from credo.policydoc import DEADLINES, Grade, ListDef, Measure, PolicyDoc, Problem, RecordType
 
 PROTECTED = frozenset({
     "ethnicity", "ethnic", "race", "racial", "nationality", "religion", "religious", "faith", "belief", "beliefs",
@@ -122,14 +122,16 @@ def _protected(raw: dict[str, Any]) -> list[Problem]:
 
 
 def _semantic(doc: PolicyDoc) -> list[Problem]:
-    out: list[Problem] = []
-    lo, hi = doc.score_bounds
-    if lo >= hi:
-        out.append(Problem("score_bounds", "the lower bound must be below the upper bound"))
-    if not lo <= doc.base_score <= hi:
-        out.append(Problem("base_score", f"must lie within score_bounds [{lo}, {hi}]"))
-    out += _check_grades(doc)
-    grade_names = {g.grade for g in doc.grades}
+    out = _check_scoring(doc)
+    if doc.base_score is not None and doc.score_bounds is not None:
+        lo, hi = doc.score_bounds
+        if lo >= hi:
+            out.append(Problem("score_bounds", "the lower bound must be below the upper bound"))
+        if not lo <= doc.base_score <= hi:
+            out.append(Problem("base_score", f"must lie within score_bounds [{lo}, {hi}]"))
+    if doc.grades is not None and doc.score_bounds is not None:
+        out += _check_grades(doc, doc.grades, doc.score_bounds[0])
+    grade_names = {g.grade for g in doc.grades or []}
     for code, t in doc.record_types.items():
         out += _check_type(doc, code, t)
     for i, m in enumerate(doc.measures):
@@ -147,6 +149,7 @@ def _semantic(doc: PolicyDoc) -> list[Problem]:
     for name, lst in doc.lists.items():
         out += _check_list(doc, name, lst)
     out += _check_deadlines(doc)
+    out += _check_regions(doc)
     try:
         zoneinfo.ZoneInfo(doc.timezone)
     except Exception:
@@ -154,15 +157,28 @@ def _semantic(doc: PolicyDoc) -> list[Problem]:
     return out
 
 
-def _check_grades(doc: PolicyDoc) -> list[Problem]:
+def _check_scoring(doc: PolicyDoc) -> list[Problem]:
+    """A policy scores with all of base_score, score_bounds, grades and points on every type, or gives lists
+    only with none of them (spec §9)."""
+    if not doc.scores:
+        return [Problem(f"record_types.{code}.points", "a policy without base_score, score_bounds and grades "
+                        "gives lists only: leave points out") for code, t in doc.record_types.items()
+                if t.points is not None]
+    out = [Problem(name, "is required: a policy that scores gives base_score, score_bounds and grades")
+           for name in ("base_score", "score_bounds", "grades") if getattr(doc, name) is None]
+    out += [Problem(f"record_types.{code}.points", "is required in a policy that scores")
+            for code, t in doc.record_types.items() if t.points is None]
+    return out
+
+
+def _check_grades(doc: PolicyDoc, grades: list[Grade], lowest: int) -> list[Problem]:
     out: list[Problem] = []
-    mins = [g.min for g in doc.grades]
+    mins = [g.min for g in grades]
     if any(a <= b for a, b in pairwise(mins)):
         out.append(Problem("grades", "bands must be listed highest first, each min strictly below the one before"))
-    if mins and mins[-1] > doc.score_bounds[0]:
-        lowest = doc.score_bounds[0]
+    if mins and mins[-1] > lowest:
         out.append(Problem("grades", f"the lowest band's min must be at most {lowest}: some scores get no grade"))
-    names = [g.grade for g in doc.grades]
+    names = [g.grade for g in grades]
     if len(set(names)) != len(names):
         out.append(Problem("grades", "grade names must be unique"))
     return out
@@ -182,7 +198,7 @@ def _check_type(doc: PolicyDoc, code: str, t: RecordType) -> list[Problem]:
             out.append(Problem(f"{path}.resolves", f"{target!r} belongs to another agency ({other.agency})"))
     if not t.basis.strip():
         out.append(Problem(f"{path}.basis", "is required: name the legal basis"))
-    if t.points < 0 and t.valid_for is None:
+    if t.points is not None and t.points < 0 and t.valid_for is None:
         out.append(Problem(f"{path}.valid_for", "a negative type with no valid_for is a lifelong penalty", "warn"))
     return out
 
@@ -212,6 +228,17 @@ def _check_list(doc: PolicyDoc, name: str, lst: ListDef) -> list[Problem]:
         why = f"no way to leave this black list: {', '.join(trapped)} never expire and nothing resolves them"
         out.append(Problem(f"lists.{name}", why, "warn"))
     return out
+
+
+def _check_regions(doc: PolicyDoc) -> list[Problem]:
+    """A jurisdiction's own regions: none given is written by leaving ``regions`` out, and a prefix once."""
+    regions = doc.jurisdiction.regions if doc.jurisdiction else None
+    if regions is None:
+        return []
+    if not regions:
+        return [Problem("jurisdiction.regions", "is empty: leave regions out for a jurisdiction holding everyone")]
+    twice = sorted({r for r in regions if regions.count(r) > 1})
+    return [Problem("jurisdiction.regions", f"region {r!r} is given twice") for r in twice]
 
 
 def _check_deadlines(doc: PolicyDoc) -> list[Problem]:

@@ -44,6 +44,24 @@ class Policy:
         return f"{self.doc.policy}@{self.version}" if self.version else self.doc.policy
 
     @property
+    def jurisdiction(self) -> str:
+        """The jurisdiction it is in force in: its block's name, or (no block) the policy's own name."""
+        block = self.doc.jurisdiction
+        return block.name if block else self.doc.policy
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The district-code prefixes its jurisdiction holds; () holds every resident."""
+        block = self.doc.jurisdiction
+        return tuple(block.regions or ()) if block else ()
+
+    @property
+    def slot(self) -> str | None:
+        """The key its versions are stored under: the jurisdiction named in its block, or None for a policy
+        without one (a single-city deployment's one slot, so renaming that policy still replaces it)."""
+        return self.doc.jurisdiction.name if self.doc.jurisdiction else None
+
+    @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
@@ -153,7 +171,7 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
     rows: dict[str, list[Row]] = {name: [] for name in SCHEMAS}
     for code, t in sorted(doc.record_types.items()):
         valid = policy.duration(t.valid_for)
-        rows["p_types"].append({"type": code, "agency": t.agency, "points": t.points, "cap": t.cap_per_year,
+        rows["p_types"].append({"type": code, "agency": t.agency, "points": t.points or 0, "cap": t.cap_per_year,
                                 "valid_months": valid.months if valid else None,
                                 "valid_days": valid.days if valid else None})
         for name in t.lists:
@@ -161,13 +179,20 @@ def compile_tables(policy: Policy) -> dict[str, pa.Table]:
             rows["p_type_lists"].append({"type": code, "list": name, "grace_months": grace.months,
                                          "grace_days": grace.days})
         rows["p_resolves"].extend({"resolver": code, "target": target} for target in t.resolves)
-    for rank, band in enumerate(doc.grades):
-        upper = doc.grades[rank - 1].min if rank else None
+    grades = doc.grades or []
+    for rank, band in enumerate(grades):
+        upper = grades[rank - 1].min if rank else None
         rows["p_grades"].append({"grade": band.grade, "rank": rank, "lo": band.min, "hi": upper})
+    if not doc.scores:  # lists only: every score 0 in one band with no grade; none is stored (credo.scoring)
+        rows["p_grades"].append({"grade": None, "rank": 0, "lo": -UNBOUNDED, "hi": None})
     rows["p_measures"] = measure_rows(doc)
-    rows["p_settings"].append({"base": doc.base_score, "lo": doc.score_bounds[0], "hi": doc.score_bounds[1],
-                               "suspend": doc.disputed == "suspend"})
+    lo, hi = doc.score_bounds or (-UNBOUNDED, UNBOUNDED)
+    rows["p_settings"].append({"base": doc.base_score or 0, "lo": lo, "hi": hi, "suspend": doc.disputed == "suspend"})
     return {name: pa.Table.from_pylist(rows[name], schema=schema) for name, schema in SCHEMAS.items()}
+
+UNBOUNDED = 2**62
+"""A lists-only policy's stand-in bounds: no score is clamped, and none is kept."""
+
 
 def current(con: Any) -> Policy:
     """The policy in force: the latest applied version."""
@@ -179,6 +204,18 @@ def current(con: Any) -> Policy:
     return policy
 
 
+def in_force(con: Any) -> list[Policy]:
+    """The policy in force in each jurisdiction, oldest applied first (empty before `credo init`)."""
+    rows = con.execute(q("inputs.policies_in_force")).fetchall()
+    return [_versioned(document, version) for version, document in rows]
+
+
+def _versioned(document: str, version: int) -> Policy:
+    policy = load(document)
+    policy.version = int(version)
+    return policy
+
+
 def save(con: Any, policy: Policy, *, by: str, now: Any) -> int:
     """Store a new version; the old ones stay, so past decisions still name theirs."""
     old = con.execute(q("inputs.policy_current")).fetchall()
@@ -187,6 +224,6 @@ def save(con: Any, policy: Policy, *, by: str, now: Any) -> int:
                             details=[f"timezone: must stay {old[0][2]}"])
     version = int(con.execute(q("inputs.policy_insert"), {
         "name": policy.name, "document": policy.text, "sha256": policy.sha256, "timezone": policy.tz,
-        "now": now, "by": by}).fetchall()[0][0])
+        "now": now, "by": by, "jurisdiction": policy.slot}).fetchall()[0][0])
     policy.version = version
     return version

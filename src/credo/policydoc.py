@@ -36,7 +36,8 @@ class Grade(_Strict):
 class RecordType(_Strict):
     agency: str = Field(pattern=NAME, description="the only agency that may submit this type")
     category: str
-    points: StrictInt
+    points: StrictInt | None = Field(None, description="required in a policy that scores; absent in one that "
+                                     "gives lists only")
     valid_for: DurationText | None = None
     cap_per_year: Annotated[int, Field(strict=True, gt=0)] | None = None
     lists: list[str] = []
@@ -70,23 +71,41 @@ class Measure(_Strict):
     effect: Literal["deny", "green_channel", "deposit_waiver", "discount", "fast_track"]
 
 
+Region = Annotated[str, Field(pattern=r"^[0-9]{1,6}$", description="a prefix of registered district codes")]
+
+
+class JurisdictionDoc(_Strict):
+    """Where a policy is in force (spec §9): its name and the district-code prefixes it holds."""
+
+    name: str = Field(pattern=NAME)
+    regions: list[Region] | None = Field(None, description="district-code prefixes; omitted: every resident")
+
+
 class PolicyDoc(_Strict):
     """The policy file's schema; ``credo policy schema`` prints it as JSON Schema."""
 
     policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    jurisdiction: JurisdictionDoc | None = Field(None, description="omitted: a jurisdiction named after the "
+                                                 "policy that holds every resident")
     timezone: str = DEFAULT_TZ
-    base_score: StrictInt
-    score_bounds: tuple[StrictInt, StrictInt]
+    base_score: StrictInt | None = Field(None, description="with score_bounds and grades: a policy that scores; "
+                                         "all three left out: lists only (spec §9)")
+    score_bounds: tuple[StrictInt, StrictInt] | None = None
     disputed: Literal["suspend", "count"] = "suspend"
     objection_deadline: DeadlineText = "15d"
     correction_deadline: DeadlineText = Field("3wd", description="a change on a provider's feed not acknowledged "
                                               "by then is overdue for that provider")
     review_deadline: DeadlineText = "14d"
-    grades: list[Grade] = Field(min_length=1)
+    grades: list[Grade] | None = Field(None, min_length=1)
     record_types: dict[str, RecordType]
     lists: dict[str, ListDef] = {}
     actions: dict[str, str]
     measures: list[Measure] = []
+
+    @property
+    def scores(self) -> bool:
+        """Whether the policy scores (else its jurisdiction gives lists only, and its standings no score or grade)."""
+        return self.base_score is not None or self.score_bounds is not None or self.grades is not None
 
     @field_validator("record_types", "lists", "actions")
     @classmethod

@@ -53,11 +53,11 @@ def find(con: duckdb.DuckDBPyConnection, resident: int, now: datetime) -> int:
             q("redress.candidates"), {"resident": resident}).fetchall():
         asked = orjson.loads(detail).get("asked") if detail and detail.startswith("{") else None
         t = datetime.fromisoformat(asked["as_of"]) if asked else at
-        policy = known.policy_at(con, Known(at, seq))
-        if action not in policy.doc.actions:
+        in_force = known.policies_at(con, Known(at, seq))  # every jurisdiction's, as when it was made
+        if not any(action in p.doc.actions for p in in_force):
             continue
-        now_known = standing.at(con, policy, resident, t, Known(now))
-        d = decisions.decide(policy, now_known, action, t)
+        now_known = standing.at_in_force(con, in_force, resident, t, Known(now))
+        d = decisions.decide_across(in_force, now_known, action, t)
         said, holds = _said(verdict, detail), {"decision": d.decision, "benefits": d.benefits}
         need = better(said, holds)
         provider = _provider(con, principal, role)

@@ -67,9 +67,9 @@ def replay(con: duckdb.DuckDBPyConnection, decision_id: str, tz: str) -> dict[st
     asked = entry["detail"].get("asked") if isinstance(entry["detail"], dict) else None
     t: datetime = datetime.fromisoformat(asked["as_of"]) if asked else entry["at"]
     then = Known(datetime.fromisoformat(asked["known_at"]) if asked else entry["at"], _before(entry))
-    policy = known.policy_at(con, then)
-    found = standing.at(con, policy, entry["resident"], t, then)
-    d = decisions.decide(policy, found, entry["action"], t)
+    in_force = known.policies_at(con, then)  # every jurisdiction's, as the decision was made (spec §9)
+    found = standing.at_in_force(con, in_force, entry["resident"], t, then)
+    d = decisions.decide_across(in_force, found, entry["action"], t)
     again = {"decision": d.decision, "benefits": d.benefits, "codes": [r["code"] for r in d.reasons],
              "records": [sorted(f"{x['agency']}:{x['record_id']}" for x in r["records"]) for r in d.reasons],
              "policy": d.policy}

@@ -14,7 +14,7 @@ reads (the lake's Parquet, or an export of the store) and how its standings come
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset
 
-from credo import settings
+from credo import jurisdictions, settings
 from credo.engines import spark as seam
 from credo.engines.base import SOURCES
 from credo.engines.duckdb import DuckDBScoring, unordered
@@ -60,36 +61,94 @@ def better_whole(con: duckdb.DuckDBPyConnection, scope: np.ndarray) -> bool:
     return len(scope) >= WHOLE_SHARE * residents
 
 
-def rescore(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
+def rescore(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], as_of: datetime,
             residents: Iterable[int] | np.ndarray | None = None) -> int:
-    """Recompute and store standings (everyone when ``residents`` is None).
+    """Recompute and store standings (everyone when ``residents`` is None) under ``policy``, or under the
+    policy of each jurisdiction in force (``credo.jurisdictions``): one run of the pipeline per
+    jurisdiction, with its policy's tables and its members as the scope (one holding everyone: the
+    run's own scope), so the SQL stays the one definition and a single jurisdiction holding everyone
+    runs exactly as before, with no membership to compute.
 
     The caller holds the transaction, so a batch and its standings land together.
-    Returns the number of standings written.
+    Returns the number of residents whose standings were written.
     """
+    in_force = [policy] if isinstance(policy, Policy) else list(policy)
     scope = None if residents is None else np.unique(np.fromiter(residents, np.int64))
     if scope is not None and len(scope) == 0:
         return 0
+    runs = _runs(con, in_force, as_of, scope)
     with unordered(con):
-        engine = _engine(con, policy, as_of, scope)
-        write_standings(con, policy, as_of, full=scope is None)
-    count = int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0])
-    engine.release()
+        _clear(con, scope)
+        count = 0
+        for p, among, home in runs:
+            if among is not None and len(among) == 0:
+                continue
+            only = None
+            if among is not None and scope is None and p.regions and better_whole(con, among):
+                among, only = None, among  # a city of most residents: a full run, its members' rows kept
+            engine = _engine(con, p, as_of, among)
+            write_standings(con, p, as_of, home, only)
+            count = max(count, int(con.execute("SELECT count(*) FROM residents_in").fetchall()[0][0]))
+            engine.release()
+    if len(in_force) > 1 and any(p.regions for p in in_force):
+        con.register("credo_rescored", pa.table({"resident": pa.array([] if scope is None else scope, pa.int64())}))
+        count = int(con.execute(q("standing.residents_scored"), {"every": scope is None}).fetchall()[0][0])
+        con.unregister("credo_rescored")
     return count
 
 
-def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *, full: bool) -> None:
-    """Store the bound pipeline's standings; a full run replaces the tables whole."""
-    params = [as_of, policy.version]
-    if full:
+Home = bool | np.ndarray | None
+"""Whose home a run's jurisdiction is: everyone's (True), no one's (None), or these residents'."""
+Run = tuple[Policy, np.ndarray | None, Home]
+"""One jurisdiction's run: its policy, its scope (None: everyone) and whose home it is."""
+
+
+def _runs(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], as_of: datetime,
+          scope: np.ndarray | None) -> list[Run]:
+    """The run of each jurisdiction; no membership is read when none has regions (everyone's home is then
+    the first applied)."""
+    if all(not p.regions for p in in_force):
+        return [(p, scope, True if i == 0 else None) for i, p in enumerate(in_force)]
+    members = jurisdictions.members(con, in_force, as_of, scope=scope)
+    return [(p, *_members_of(members, p, scope)) for p in in_force]
+
+
+def _members_of(members: pa.Table, policy: Policy, scope: np.ndarray | None) -> tuple[np.ndarray | None, Home]:
+    """A jurisdiction's run: its members (None: the run's whole scope, for one holding everyone) and homes."""
+    mine = members.filter(pc.equal(members.column("jurisdiction"), policy.jurisdiction))
+    residents = mine.column("resident").to_numpy(zero_copy_only=False)
+    homes = residents[mine.column("home").to_numpy(zero_copy_only=False)]
+    return (scope if not policy.regions else residents), homes
+
+
+def _clear(con: duckdb.DuckDBPyConnection, scope: np.ndarray | None) -> None:
+    """Remove the standings a run replaces: every jurisdiction's (a resident who moved leaves one)."""
+    if scope is None:
         con.execute("DELETE FROM standings")
         con.execute("DELETE FROM standing_hits")
-    else:
-        con.execute("DELETE FROM standings WHERE resident IN (SELECT resident FROM residents_in)")
-        con.execute("DELETE FROM standing_hits WHERE resident IN (SELECT resident FROM residents_in)")
-    con.execute("INSERT INTO standings SELECT resident, score, grade, changes_at, ?, ? FROM scored", params)
-    con.execute("INSERT INTO standing_hits SELECT resident, list, agency, record_id, type, occurred_at, "
-                "takes_effect, expires_at FROM hits")
+        return
+    con.register("credo_rescored", pa.table({"resident": pa.array(scope, pa.int64())}))
+    con.execute("DELETE FROM standings WHERE resident IN (SELECT resident FROM credo_rescored)")
+    con.execute("DELETE FROM standing_hits WHERE resident IN (SELECT resident FROM credo_rescored)")
+    con.unregister("credo_rescored")
+
+
+def write_standings(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, home: Home = True,
+                    only: np.ndarray | None = None) -> None:
+    """Append the bound pipeline's standings and hits (``only``: of these residents), named by the policy's
+    jurisdiction (the caller removed those they replace)."""
+    listed = home is not None and not isinstance(home, bool)
+    con.register("credo_only", pa.table({"resident": pa.array([] if only is None else only, pa.int64())}))
+    con.register("credo_homes", pa.table({"resident": pa.array(home if listed else [], pa.int64())}))
+    params = {"every": only is None, "home_listed": listed, "home_all": bool(home) if not listed else False,
+              "jurisdiction": policy.jurisdiction}
+    try:
+        con.execute(q("standing.write_scored"), {**params, "scores": policy.doc.scores, "as_of": as_of,
+                                                 "version": policy.version})
+        con.execute(q("standing.write_hits"), params)
+    finally:
+        con.unregister("credo_only")
+        con.unregister("credo_homes")
 
 
 def compute(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime,
@@ -134,33 +193,40 @@ def snapshot(con: duckdb.DuckDBPyConnection, lake: str | None) -> Iterator[tuple
         yield sources, f"{tmp}/out"
 
 
-def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime, *,
+def rescore_on_spark(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], as_of: datetime, *,
                      lake: str | None = None, spark: Any = None) -> int:
     """Recompute everyone's standing on Spark and store them, replacing the tables whole.
 
     The same pipeline as ``rescore``, run by ``credo.engines.spark`` over Parquet: the lake folder
     ``lake`` when given (the standings are written back under it, ``standings/`` and
-    ``standing_hits/``), else a snapshot of the store exported for the run. The store changes in
-    one transaction at the end, so a failed job leaves the old standings in place.
+    ``standing_hits/``; with several jurisdictions, under ``JURISDICTION/``), else a snapshot of the
+    store exported for the run. As in ``rescore``, one run per jurisdiction, its members as the scope
+    (membership is read from the store in SQL). The store changes in one transaction at the end, so a
+    failed job leaves the old standings in place.
     """
+    in_force = [policy] if isinstance(policy, Policy) else list(policy)
+    runs = _runs(con, in_force, as_of, None)
     with snapshot(con, lake) as (sources, out):
         engine = seam.SparkScoring(spark if spark is not None else seam.session(), sources, keep=True)
-        engine.bind(policy.tables(), as_of)
+        places = {p.jurisdiction: out if len(in_force) == 1 else f"{out}/{p.jurisdiction}" for p in in_force}
         try:
-            for output, folder in OUTPUTS.items():
-                engine.write(output, f"{out}/{folder}")
+            for p, among, _ in runs:
+                engine.bind(p.tables(), as_of, among)
+                for output, folder in OUTPUTS.items():
+                    engine.write(output, f"{places[p.jurisdiction]}/{folder}")
         finally:
             engine.release()
-        readable = out.replace("s3a://", "s3://", 1)  # Spark's name for S3; pyarrow's is s3://
-        for output, folder in OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
-            con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
         with transaction(con), unordered(con):
-            write_standings(con, policy, as_of, full=True)
-        count = int(con.execute("SELECT count(*) FROM scored").fetchall()[0][0])
-        for output in OUTPUTS:
-            con.unregister(f"spark_{output}")
-        return count
+            _clear(con, None)
+            for p, _, home in runs:
+                readable = places[p.jurisdiction].replace("s3a://", "s3://", 1)  # Spark's name; pyarrow's is s3://
+                for output, folder in OUTPUTS.items():  # scanned lazily, column by column, by DuckDB
+                    con.register(f"spark_{output}", pyarrow.dataset.dataset(f"{readable}/{folder}", format="parquet"))
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {output} AS SELECT * FROM spark_{output}")
+                write_standings(con, p, as_of, home)
+                for output in OUTPUTS:
+                    con.unregister(f"spark_{output}")
+        return int(con.execute("SELECT count(DISTINCT resident) FROM standings").fetchall()[0][0])
 
 
 class _Service(Protocol):
@@ -169,7 +235,7 @@ class _Service(Protocol):
     con: duckdb.DuckDBPyConnection
 
     @property
-    def policy(self) -> Policy: ...
+    def in_force(self) -> list[Policy]: ...
 
 
 def score_with_spark(credo: _Service, when: datetime) -> int:
@@ -179,4 +245,4 @@ def score_with_spark(credo: _Service, when: datetime) -> int:
     else a Parquet export of the store. Returns the number of standings written.
     """
     lake = settings.current().spark_lake
-    return rescore_on_spark(credo.con, credo.policy, when, lake=lake)
+    return rescore_on_spark(credo.con, credo.in_force, when, lake=lake)

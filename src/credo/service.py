@@ -26,6 +26,7 @@ from credo import (
     governance,
     ids,
     ingest,
+    jurisdictions,
     known,
     ledger,
     notices,
@@ -60,6 +61,7 @@ class Credo(FeedService, ReviewService):
         new = policies.load(text)
         now = settings.now(new.tz)
         with transaction(self.con):
+            jurisdictions.require_fits(policies.in_force(self.con), new)
             was = self.policy if self.initialised() else None
             policies.save(self.con, new, by=who.name, now=now)
             self._rescore(now, None, new, cause=Cause.POLICY, was=was)
@@ -68,6 +70,17 @@ class Credo(FeedService, ReviewService):
         self._policy = new
         return new
 
+    def apply_policies(self, texts: Iterable[str], who: Principal = OPERATOR_CLI) -> list[Policy]:
+        """Several policies, one per jurisdiction (``credo init --policy A --policy B``): all checked, each
+        alone and together, before the first is applied, then applied in the order given."""
+        given = [policies.load(text) for text in texts]
+        jurisdictions.require_together([(p.name, p) for p in given])
+        return [self.apply_policy(p.text, who) for p in given]
+
+    def policy_list(self) -> list[dict[str, Any]]:
+        """Each jurisdiction with its policy in force and every version it had (``credo policy list``)."""
+        return jurisdictions.listing(self.con, self.policy.tz)
+
     # -- ingest -----------------------------------------------------------------------------
     def ingest_feed(self, agency: str, feed: feeds.Feed, who: Principal = OPERATOR_CLI,
                     progress: feeds.Progress | None = None) -> ingest.BatchResult:
@@ -75,7 +88,7 @@ class Credo(FeedService, ReviewService):
         self._require_agency(agency)
         now = self.now()
         with transaction(self.con):
-            result = ingest.ingest(self.con, self.policy, agency, feed, principal=who.name, now=now,
+            result = ingest.ingest(self.con, self.submittable, agency, feed, principal=who.name, now=now,
                                    progress=progress)
             if progress:
                 progress("score", 0, feed.rows)
@@ -133,10 +146,12 @@ class Credo(FeedService, ReviewService):
         key = self._may_read(Op.READ_STANDING, who, resident_id)
         if known_at is not None:
             then = Known(known_at)
-            found = standing.at(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            found = standing.at_in_force(self.con, known.policies_at(self.con, then), key, as_of or self.now(), then)
             found.known_at = known_at
+        elif as_of:
+            found = standing.at_in_force(self.con, self.in_force, key, as_of)
         else:
-            found = standing.at(self.con, self.policy, key, as_of) if as_of else self._current(key, self.now())
+            found = self._current(key, self.now())
         with transaction(self.con):
             self._audit(who, Event.READ_STANDING, resident=key, purpose=purpose)
         return found
@@ -146,7 +161,7 @@ class Credo(FeedService, ReviewService):
         key = self._may_read(Op.READ_EXPLANATION, who, resident_id)
         if known_at is not None:
             then = Known(known_at)
-            out = standing.explain(self.con, known.policy_at(self.con, then), key, as_of or self.now(), then)
+            out = standing.explain_in_force(self.con, known.policies_at(self.con, then), key, as_of or self.now(), then)
             out["known_at"] = iso(known_at, self.policy.tz)
             with transaction(self.con):
                 self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
@@ -154,7 +169,7 @@ class Credo(FeedService, ReviewService):
         if as_of is None:
             as_of = self.now()
             self._current(key, as_of)  # the explanation is computed; this tells what changed by time
-        out = self._mark_reviewed(key, standing.explain(self.con, self.policy, key, as_of))
+        out = self._mark_reviewed(key, standing.explain_in_force(self.con, self.in_force, key, as_of))
         with transaction(self.con):
             self._audit(who, Event.READ_EXPLANATION, resident=key, purpose=purpose)
         return out
@@ -173,15 +188,15 @@ class Credo(FeedService, ReviewService):
         permissions.require(Op.CHECK, who, resident_id=resident_id.text, action=action)
         now = self.now()
         if as_of is None and known_at is None:
-            decisions.require_action(self.policy, action)
+            decisions.require_named(self.in_force, action)
             key = self.resident(resident_id)
-            decision = decisions.decide(self.policy, self._current(key, now), action, now)
+            decision = decisions.decide_across(self.in_force, self._current(key, now), action, now)
             return decision, self.log_decisions(who, [(key, decision)], purpose, now).receipt()
         t, then = as_of or now, Known(known_at or now)
-        policy = known.policy_at(self.con, then)
-        decisions.require_action(policy, action)
+        in_force = known.policies_at(self.con, then)
+        decisions.require_named(in_force, action)
         key = self.resident(resident_id)
-        decision = decisions.decide(policy, standing.at(self.con, policy, key, t, then), action, t)
+        decision = decisions.decide_across(in_force, standing.at_in_force(self.con, in_force, key, t, then), action, t)
         asked = {"as_of": t.isoformat(), "known_at": then.at.isoformat()}  # naive city time, as stored
         return decision, self.log_decisions(who, [(key, decision)], purpose, now, asked).receipt()
 
@@ -250,14 +265,6 @@ class Credo(FeedService, ReviewService):
             self._audit(who, Event.AUDIT_VERIFIED, resident=ids.resident_key(out["resident_id"]),
                         detail={"replay": decision_id, "same": out["same"]})
         return out
-
-    def redress(self, who: Principal = OPERATOR_CLI, *, provider: str | None = None,
-                resident_id: ResidentId | None = None) -> list[dict[str, Any]]:
-        """Logged decisions that a withdrawn record made worse for the resident (``credo.redress``): a
-        provider's own, a resident's own file, or (the operator) any, narrowed to ``provider``/``resident_id``."""
-        provider, named = permissions.own_redress(who, provider, resident_id.text if resident_id else None)
-        key = None if named is None else self.resident(ids.parse_resident_id(named))
-        return redress.listing(self.con, self.policy.tz, self.now(), provider=provider, resident=key)
 
     def export_audit(self) -> Iterator[dict[str, Any]]:
         """The whole log, oldest first, streamed (``audit.export``)."""
@@ -366,7 +373,7 @@ class Credo(FeedService, ReviewService):
 
         permissions.require(Op.DASHBOARD, who)
         now = self.now()
-        stale = index.stale_in_store(self.con, self.policy, now, None)
+        stale = index.stale_in_store(self.con, self.in_force, now, None)
         if len(stale):
             self.freshen(stale, now)
         out = dashboard.overview(self.con, self.policy, now, days=days)

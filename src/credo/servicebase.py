@@ -20,11 +20,22 @@ import duckdb
 import numpy as np
 import orjson
 
-from credo import audit, checkpoints, known, notices, permissions, providerfeed, scoring, settings, standing
+from credo import (
+    audit,
+    checkpoints,
+    jurisdictions,
+    known,
+    notices,
+    permissions,
+    providerfeed,
+    scoring,
+    settings,
+    standing,
+)
 from credo import policy as policies
 from credo.audit import Entry, Event
-from credo.errors import CredoError
-from credo.ids import ResidentId
+from credo.errors import CredoError, NotFound
+from credo.ids import ResidentId, resident_id_from_key
 from credo.permissions import Op
 from credo.policy import Policy
 from credo.principals import Principal
@@ -47,6 +58,7 @@ class ServiceBase:
         self._opened_head = audit.head(con)
         self._closed = False
         self._policy: Policy | None = None
+        self._in_force: list[Policy] | None = None
         self._listeners: list[Listener] = []
         self.append_audit: Callable[[duckdb.DuckDBPyConnection, Sequence[Sequence[Any]]], audit.Receipts] = audit.append
         """How this service's own audit entries join the log, inside its transaction: straight into
@@ -88,6 +100,13 @@ class ServiceBase:
         return self._policy
 
     @property
+    def in_force(self) -> list[Policy]:
+        """The policy of each jurisdiction in force (``credo.jurisdictions``), oldest applied first."""
+        if self._in_force is None:
+            self._in_force = policies.in_force(self.con)
+        return self._in_force
+
+    @property
     def loaded_policy(self) -> Policy | None:
         """The policy in force if already read: no database access, so safe beside a running call."""
         return self._policy
@@ -113,10 +132,16 @@ class ServiceBase:
         permissions.require(op, who, resident_id=resident_id.text)
         return self.resident(resident_id)
 
+    @property
+    def submittable(self) -> Policy:
+        """The types agencies may submit: every policy in force's (``credo.jurisdictions.submittable``)."""
+        return jurisdictions.submittable(self.in_force)
+
     def _require_agency(self, agency: str) -> None:
-        if agency not in ("population", "telecom") and agency not in self.policy.agencies:
-            raise CredoError(f"agency {agency!r} has no record types in policy {self.policy.label}",
-                             code="unknown_agency", details={"agencies": self.policy.agencies})
+        allowed = self.submittable
+        if agency not in ("population", "telecom") and agency not in allowed.agencies:
+            raise CredoError(f"agency {agency!r} has no record types in the policies in force",
+                             code="unknown_agency", details={"agencies": allowed.agencies})
 
     def _audit(self, who: Principal, event: Event, *, resident: int | None = None, purpose: str | None = None,
                policy: str | None = None, detail: Any = None) -> int:
@@ -158,7 +183,9 @@ class ServiceBase:
         scored = policy or self.policy
         notices.snapshot(self.con, scope)
         providerfeed.before(self.con, scope, was or scored, now)
-        count = scoring.rescore(self.con, scored, now, scope)
+        if policy is not None:  # a policy applied: its jurisdiction's changed, the others stay
+            self._in_force = None
+        count = scoring.rescore(self.con, self.in_force, now, scope)
         notices.emit_changes(self.con, now)
         providerfeed.append(self.con, scored, now, cause)
         self._notify(scope)
@@ -174,9 +201,11 @@ class ServiceBase:
 
     def _current(self, key: int, now: datetime) -> standing.Standing:
         """The standing now: the stored one while still true, else made current first (``freshen``)."""
-        found = standing.stored(self.con, self.policy, key, now)
+        found = standing.stored(self.con, self.in_force, key, now)
         if found is None:
             self.freshen(np.array([key], np.int64), now)
-            found = standing.stored(self.con, self.policy, key, now)
-        assert found is not None
+            found = standing.stored(self.con, self.in_force, key, now)
+        if found is None:  # registered, but in a district no jurisdiction in force holds (spec §9)
+            raise NotFound(f"resident {resident_id_from_key(key)} is held by no jurisdiction in force",
+                           code="no_jurisdiction")
         return found

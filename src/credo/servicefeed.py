@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from credo import index, permissions, providerfeed, redress
+from credo import ids, index, permissions, providerfeed, redress
 from credo.audit import Event
 from credo.deadlines import Deadline
 from credo.errors import CredoError, NotFound
+from credo.ids import ResidentId
 from credo.permissions import Op, Owner
 from credo.principals import OPERATOR_CLI, Principal
 from credo.providerfeed import Cause
@@ -53,7 +54,7 @@ class FeedService(ServiceBase):
         named, actions = self._feed_scope(who, provider)
         now = self.now()
         with transaction(self.con):
-            stale = index.stale_in_store(self.con, self.policy, now, None)
+            stale = index.stale_in_store(self.con, self.in_force, now, None)
             if len(stale):
                 self._rescore(now, stale, cause=Cause.TIME)
             seq = providerfeed.head(self.con)
@@ -104,3 +105,11 @@ class FeedService(ServiceBase):
             head = providerfeed.head(self.con)
             rows = providerfeed.status(self.con, deadline, now, policy.tz)
         return {"head": head, "deadline": str(deadline), "providers": rows}
+
+    def redress(self, who: Principal = OPERATOR_CLI, *, provider: str | None = None,
+                resident_id: ResidentId | None = None) -> list[dict[str, Any]]:
+        """Logged decisions that a withdrawn record made worse for the resident (``credo.redress``): a
+        provider's own, a resident's own file, or (the operator) any, narrowed to ``provider``/``resident_id``."""
+        provider, named = permissions.own_redress(who, provider, resident_id.text if resident_id else None)
+        key = None if named is None else self.resident(ids.parse_resident_id(named))
+        return redress.listing(self.con, self.policy.tz, self.now(), provider=provider, resident=key)

@@ -11,14 +11,16 @@ from the same pipeline run as the score, so the two can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from credo import ids, scoring
+from credo import ids, jurisdictions, scoring
 from credo.errors import NotFound
 from credo.known import Known
 from credo.policy import Policy
@@ -42,14 +44,17 @@ class Hit:
 @dataclass
 class Standing:
     resident: int
-    score: int
-    grade: str
+    score: int | None  # None: a policy giving lists only (spec §9)
+    grade: str | None
     changes_at: datetime | None
     as_of: datetime
     policy: str
     hits: list[Hit] = field(default_factory=list)
     known_at: datetime | None = None
     """K, when the standing was computed from what was known then (None: from everything held now)."""
+    jurisdiction: str | None = None
+    """The jurisdiction it is of (spec §9); on the home one's, ``layers`` holds every one holding the resident."""
+    layers: list[Standing] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def resident_id(self) -> str:
@@ -77,7 +82,15 @@ class Standing:
             "as_of": iso(self.as_of, tz),
             **({"known_at": iso(self.known_at, tz)} if self.known_at is not None else {}),
             "policy": self.policy,
+            **({"jurisdiction": self.jurisdiction} if self.jurisdiction is not None else {}),
+            **({"jurisdictions": [layer.layer_json(tz) for layer in self.layers]} if self.layers else {}),
         }
+
+    def layer_json(self, tz: str) -> dict[str, Any]:
+        """One jurisdiction's part of ``jurisdictions`` (spec §7)."""
+        return {"jurisdiction": self.jurisdiction, "score": self.score, "grade": self.grade, "lists": self.in_force(),
+                "pending": [{"list": name, "takes_effect": iso(at, tz)} for name, at in self.pending()],
+                "changes_at": iso(self.changes_at, tz), "policy": self.policy}
 
 
 def require_resident(con: duckdb.DuckDBPyConnection, resident_id: ids.ResidentId, now: datetime) -> int:
@@ -92,16 +105,26 @@ def _hits(rows: list[tuple[Any, ...]]) -> list[Hit]:
     return [Hit(*r) for r in rows]
 
 
-def stored(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, now: datetime) -> Standing | None:
-    """The stored standing if it is still true at ``now``."""
-    row = con.execute(q("standing.stored"), {"resident": resident}).fetchall()
-    if not row:
-        return None
-    score, grade, changes_at, as_of, version = row[0]
-    if version != policy.version or as_of > now or (changes_at is not None and now >= changes_at):
-        return None
+def stored(con: duckdb.DuckDBPyConnection, policy: Policy | Sequence[Policy], resident: int,
+           now: datetime) -> Standing | None:
+    """The stored standing of the resident's home jurisdiction, with every jurisdiction's as its ``layers``, if
+    all are still true at ``now`` (each computed under its policy in force: ``policy``, or the one of that
+    jurisdiction among those in force)."""
+    rows = con.execute(q("standing.stored"), {"resident": resident}).fetchall()
+    in_force = [policy] if isinstance(policy, Policy) else list(policy)
     hits = con.execute(q("standing.stored_hits"), {"resident": resident}).fetchall()
-    return Standing(resident, score, grade, changes_at, now, policy.label, _hits(hits))
+    layers = []
+    for score, grade, changes_at, as_of, version, jurisdiction in rows:
+        under = [p for p in in_force if p.jurisdiction == jurisdiction or len(in_force) == 1]
+        if not under or version != under[0].version or as_of > now or (changes_at is not None and now >= changes_at):
+            return None
+        layers.append(Standing(resident, score, grade, changes_at, now, under[0].label,
+                               _hits([h[1:] for h in hits if h[0] == jurisdiction]), jurisdiction=jurisdiction))
+    if not layers:
+        return None
+    home = layers[0]
+    home.layers = layers
+    return home
 
 
 def from_tables(out: dict[str, pa.Table], resident: int, as_of: datetime, policy: Policy) -> Standing:
@@ -119,6 +142,30 @@ def at(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of: dat
        known: Known | None = None) -> Standing:
     """The standing at any time T (and, with ``known``, from what was known at K), computed and not stored."""
     return from_tables(scoring.compute(con, policy, as_of, [resident], known=known), resident, as_of, policy)
+
+
+def at_in_force(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], resident: int, as_of: datetime,
+                known: Known | None = None) -> Standing:
+    """The home jurisdiction's standing at T (from what was known at K), every jurisdiction holding the
+    resident then as its ``layers`` (``credo.jurisdictions.members``); computed, not stored."""
+    if len(in_force) == 1 or all(not p.regions for p in in_force):
+        layers = [at(con, p, resident, as_of, known) for p in in_force]
+        for p, layer in zip(in_force, layers, strict=True):
+            layer.jurisdiction = p.jurisdiction
+    else:
+        held = jurisdictions.members(con, in_force, as_of, known, scope=np.array([resident], np.int64)).to_pylist()
+        by_name = {p.jurisdiction: p for p in in_force}
+        layers = []
+        for row in sorted(held, key=lambda r: (not r["home"], r["jurisdiction"])):
+            layer = at(con, by_name[row["jurisdiction"]], resident, as_of, known)
+            layer.jurisdiction = row["jurisdiction"]
+            layers.append(layer)
+        if not layers:
+            raise NotFound(f"resident {ids.resident_id_from_key(resident)} is held by no jurisdiction",
+                           code="unknown_resident")
+    home = layers[0]
+    home.layers = layers
+    return home
 
 
 WHY = {
@@ -162,6 +209,20 @@ def explain(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, as_of
         })
     return {**standing.to_json(policy.tz), "records": records,
             "ways_out": ways_out(con, policy, resident, records, as_of, known)}
+
+
+def explain_in_force(con: duckdb.DuckDBPyConnection, in_force: Sequence[Policy], resident: int, as_of: datetime,
+                     known: Known | None = None) -> dict[str, Any]:
+    """The home jurisdiction's explanation, plus (spec §9) how each record counts in every jurisdiction
+    holding the resident at T: each one's standing and records under its own policy."""
+    by_name = {p.jurisdiction: p for p in in_force}
+    names = ([in_force[0].jurisdiction] if len(in_force) == 1
+             else [str(layer.jurisdiction) for layer in at_in_force(con, in_force, resident, as_of, known).layers])
+    parts = [{**explain(con, by_name[name], resident, as_of, known), "jurisdiction": name} for name in names]
+    home = parts[0]
+    return {**home, "jurisdictions": [
+        {k: part[k] for k in ("jurisdiction", "score", "grade", "lists", "pending", "changes_at", "policy", "records")}
+        for part in parts]}
 
 
 def ways_out(con: duckdb.DuckDBPyConnection, policy: Policy, resident: int, records: list[dict[str, Any]],

@@ -105,6 +105,29 @@ MIGRATIONS: list[str] = [
     CREATE TABLE identity_models (estimated_at TIMESTAMP, residents BIGINT, registry_batch INTEGER,
         model VARCHAR);
     """,
+    # 10: jurisdictions (credo.jurisdictions): each policy version names the jurisdiction it is in force in
+    # (NULL: a policy without a jurisdiction block, the one slot of a single-city deployment)
+    """
+    ALTER TABLE policies ADD COLUMN jurisdiction VARCHAR;
+    """,
+    # 11: each district a resident was registered in, with the batch that said so (credo.jurisdictions:
+    # a move between cities moves the resident from the time its batch is known)
+    """
+    CREATE TABLE districts (resident BIGINT, district VARCHAR, batch INTEGER);
+    INSERT INTO districts SELECT resident, district, batch FROM residents;
+    """,
+    # 12: standings and list hits per (resident, jurisdiction), the home one marked (credo.jurisdictions);
+    # those stored before were of the one policy in force, which holds everyone
+    """
+    ALTER TABLE standings ADD COLUMN jurisdiction VARCHAR;
+    ALTER TABLE standings ADD COLUMN home BOOLEAN;
+    ALTER TABLE standing_hits ADD COLUMN jurisdiction VARCHAR;
+    ALTER TABLE standing_hits ADD COLUMN home BOOLEAN;
+    UPDATE standings SET home = true,
+        jurisdiction = (SELECT name FROM policies WHERE version = standings.policy_version);
+    UPDATE standing_hits SET home = true, jurisdiction = s.jurisdiction FROM standings s
+        WHERE s.resident = standing_hits.resident;
+    """,
 ]
 
 

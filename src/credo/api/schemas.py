@@ -33,6 +33,7 @@ class Reason(BaseModel):
     records: list[dict[str, Any]] | None = Field(
         None, description="the records behind the reason; never shown to providers")
     ends: Ends
+    jurisdiction: str | None = Field(None, description="the jurisdiction whose measure gives the reason (spec §9)")
 
 
 class Receipt(BaseModel):
@@ -51,6 +52,7 @@ class DecisionOut(BaseModel):
     benefits: list[str]
     reasons: list[Reason]
     policy: str
+    policies: list[str] = Field([], description="every policy consulted: one per jurisdiction holding the resident")
     receipt: Receipt
 
 

@@ -15,26 +15,29 @@ from credo.service import Credo
 from credo.serving.client import here_or_served
 from credo.store import creating
 
+PolicyFiles = Annotated[list[Path] | None, typer.Option(
+    "--policy", help="policy file, once per jurisdiction (default: shipped beijing)")]
 
-def init(policy: Annotated[Path | None, typer.Option(help="policy file (default: shipped beijing)")] = None) -> None:
-    """Create the database with a policy: whole, or (the policy refused) not at all."""
-    text = read_text(policy or policies.shipped("beijing"), "policy file")
+
+def init(policy: PolicyFiles = None) -> None:
+    """Create the database with one policy per jurisdiction: whole, or (a policy refused) not at all."""
+    texts = [read_text(file, "policy file") for file in policy or [policies.shipped("beijing")]]
     path = settings.db_path()
     if path.exists():  # a Credo database without a policy yet (made by the library) takes one
         credo = service()
         if credo.initialised():
             raise CredoError("the database already has a policy: use `credo policy apply`",
                              code="already_initialised")
-        applied = credo.apply_policy(text)
+        applied = credo.apply_policies(texts)
     else:
         with creating(path) as draft:
             credo = Credo.open(draft)
             try:
-                applied = credo.apply_policy(text)
+                applied = credo.apply_policies(texts)
                 credo.con.execute("CHECKPOINT")
             finally:
                 credo.close()
-    out.print(f"initialised {path} with policy {applied.label}", markup=False)
+    out.print(f"initialised {path} with policy {', '.join(p.label for p in applied)}", markup=False)
 
 
 def synth(residents: Annotated[int, typer.Option()], out_dir: Annotated[Path, typer.Option("--out")],
@@ -63,7 +66,8 @@ def score(as_of: AsOf = None, engine: Engine = "duckdb") -> None:
         n = credo.score(when)
     else:
         raise CredoError("engine must be duckdb or spark", code="bad_engine")
-    out.print(f"scored {n:,} residents at {when.isoformat()} under {credo.policy.label} ({engine})", markup=False)
+    labels = ", ".join(p.label for p in credo.in_force)
+    out.print(f"scored {n:,} residents at {when.isoformat()} under {labels} ({engine})", markup=False)
 
 
 

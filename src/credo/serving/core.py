@@ -210,7 +210,7 @@ class Core(Hub):
 
     def _rescored_rows(self, scope: index.Keys | None, now: datetime) -> tuple[index.Rows, int]:
         con, policy = self.credo.con, self.credo.policy
-        stale = index.stale_in_store(con, policy, now, scope)
+        stale = index.stale_in_store(con, self.credo.in_force, now, scope)
         if len(stale):
             self.credo.freshen(None if scope is None and len(stale) > 100_000 else stale, now)
         return index.read_rows(con, policy, scope), known.last(con)

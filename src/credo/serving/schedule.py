@@ -48,7 +48,7 @@ class Scheduler:
             self._next, self._known = self._earliest(None), True
         if self._next is None or self._next > now:
             return 0
-        stale = index.stale_in_store(credo.con, credo.policy, now, None)
+        stale = index.stale_in_store(credo.con, credo.in_force, now, None)
         count = credo.freshen(stale, now) if len(stale) else 0
         self.runs += bool(count)
         self._next, self._known = self._earliest(now), True

@@ -5,26 +5,26 @@
 -- name: score_summary
 SELECT count(*) AS residents, min(score) AS lo, max(score) AS hi,
        CAST(round(avg(score)) AS BIGINT) AS mean, CAST(quantile_disc(score, 0.5) AS BIGINT) AS median
-FROM standings
+FROM standings WHERE home
 
 -- name: score_bins
 -- Bins of $width points: [lo, lo + $width).
 SELECT CAST(floor(score / $width) AS BIGINT) * $width AS lo, count(*) AS residents
-FROM standings GROUP BY 1 ORDER BY 1
+FROM standings WHERE home GROUP BY 1 ORDER BY 1
 
 -- name: grades
-SELECT grade, count(*) AS residents FROM standings GROUP BY 1
+SELECT grade, count(*) AS residents FROM standings WHERE home GROUP BY 1
 
 -- name: grades_by_district
 SELECT coalesce(r.district, '') AS district, s.grade, count(*) AS residents
-FROM standings s JOIN residents r ON r.resident = s.resident
+FROM (SELECT * FROM standings WHERE home) s JOIN residents r ON r.resident = s.resident
 GROUP BY 1, 2 ORDER BY 1, 2
 
 -- name: list_sizes
 -- Per list: residents it holds now (a hit past its grace period) and residents only pending on it.
 SELECT list, count(*) FILTER (WHERE in_force) AS in_force, count(*) FILTER (WHERE NOT in_force) AS pending
 FROM (SELECT resident, list, bool_or(takes_effect <= $now) AS in_force
-      FROM standing_hits GROUP BY resident, list)
+      FROM standing_hits WHERE home GROUP BY resident, list)
 GROUP BY list ORDER BY list
 
 -- name: decisions_per_day

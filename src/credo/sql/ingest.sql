@@ -108,7 +108,12 @@ WHERE r.name = p.name AND r.district = p.district AND r.status = p.status
   AND r.status_date IS NOT DISTINCT FROM p.status_date
 
 -- name: population_upsert
--- The registry is current state: a changed resident's row is replaced.
+-- The registry is current state: a changed resident's row is replaced. A new district (a move, or the first
+-- one) is also kept in `districts` with its batch, so membership of a jurisdiction is read at T and K
+-- (credo.jurisdictions).
+INSERT INTO districts
+SELECT p.resident, p.district, $batch FROM population_in p SEMI JOIN population_ok o ON o.pos = p.pos
+WHERE NOT EXISTS (SELECT 1 FROM residents r WHERE r.resident = p.resident AND r.district = p.district);
 DELETE FROM residents WHERE resident IN (SELECT p.resident FROM population_in p SEMI JOIN population_ok o ON o.pos = p.pos);
 INSERT INTO residents
 SELECT p.resident, p.name, p.district, p.status, p.status_date, $now, $batch

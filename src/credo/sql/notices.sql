@@ -6,29 +6,29 @@
 
 -- name: snapshot_scoped
 CREATE OR REPLACE TEMP TABLE notices_before AS
-SELECT resident, grade FROM standings WHERE resident IN (SELECT resident FROM notice_scope);
+SELECT resident, grade FROM standings WHERE home AND resident IN (SELECT resident FROM notice_scope);
 CREATE OR REPLACE TEMP TABLE hits_before AS
 SELECT h.resident, h.list, bool_or(h.takes_effect <= s.as_of) AS in_force
-FROM standing_hits h JOIN standings s ON s.resident = h.resident
+FROM (SELECT * FROM standing_hits WHERE home) h JOIN (SELECT * FROM standings WHERE home) s ON s.resident = h.resident
 WHERE h.resident IN (SELECT resident FROM notice_scope) GROUP BY h.resident, h.list
 
 -- name: snapshot_all
-CREATE OR REPLACE TEMP TABLE notices_before AS SELECT resident, grade FROM standings;
+CREATE OR REPLACE TEMP TABLE notices_before AS SELECT resident, grade FROM standings WHERE home;
 CREATE OR REPLACE TEMP TABLE hits_before AS
 SELECT h.resident, h.list, bool_or(h.takes_effect <= s.as_of) AS in_force
-FROM standing_hits h JOIN standings s ON s.resident = h.resident GROUP BY h.resident, h.list
+FROM (SELECT * FROM standing_hits WHERE home) h JOIN (SELECT * FROM standings WHERE home) s ON s.resident = h.resident GROUP BY h.resident, h.list
 
 -- name: emit
 INSERT INTO notices
 SELECT s.resident, $now, 'grade.changed', json_object('from', b.grade, 'to', s.grade)
-FROM standings s JOIN notices_before b ON b.resident = s.resident
+FROM (SELECT * FROM standings WHERE home) s JOIN notices_before b ON b.resident = s.resident
 WHERE b.grade IS DISTINCT FROM s.grade;
 INSERT INTO notices
 SELECT a.resident, $now,
        CASE WHEN a.in_force THEN 'list.in_force' ELSE 'list.pending' END,
        json_object('list', a.list, 'takes_effect', strftime(a.takes_effect, '%Y-%m-%dT%H:%M:%S'))
 FROM (SELECT resident, list, bool_or(takes_effect <= $now) AS in_force, min(takes_effect) AS takes_effect
-      FROM standing_hits WHERE resident IN (SELECT resident FROM notices_before) GROUP BY resident, list) a
+      FROM standing_hits WHERE home AND resident IN (SELECT resident FROM notices_before) GROUP BY resident, list) a
 LEFT JOIN hits_before b ON b.resident = a.resident AND b.list = a.list
 WHERE b.resident IS NULL OR (a.in_force AND NOT b.in_force);
 INSERT INTO notices

@@ -5,16 +5,16 @@
 -- now is the time of the rescoring. A (resident, action) with no row holds a plain allow.
 
 -- name: scope_all
--- The standings and list hits a rescoring covers: everyone's, or (scope_scoped) those of feed_scope,
--- as views, so that a scoped one reads only its residents' rows.
-CREATE OR REPLACE TEMP VIEW feed_standings AS SELECT * FROM standings;
-CREATE OR REPLACE TEMP VIEW feed_hits AS SELECT * FROM standing_hits
+-- The standings and list hits a rescoring covers: everyone's, or (scope_scoped) those of feed_scope;
+-- views, so that a scoped one reads only its residents' rows.
+CREATE OR REPLACE TEMP VIEW feed_standings AS SELECT * FROM standings WHERE home;
+CREATE OR REPLACE TEMP VIEW feed_hits AS SELECT * FROM standing_hits WHERE home
 
 -- name: scope_scoped
 CREATE OR REPLACE TEMP VIEW feed_standings AS
-SELECT * FROM standings WHERE resident IN (SELECT resident FROM feed_scope);
+SELECT * FROM standings WHERE home AND resident IN (SELECT resident FROM feed_scope);
 CREATE OR REPLACE TEMP VIEW feed_hits AS
-SELECT * FROM standing_hits WHERE resident IN (SELECT resident FROM feed_scope)
+SELECT * FROM standing_hits WHERE home AND resident IN (SELECT resident FROM feed_scope)
 
 -- name: before
 -- For each (resident, action) some measure applied to before: the decision as last told (at the stored
@@ -126,14 +126,14 @@ SELECT coalesce(max(seq), 0) FROM feed
 -- Every (resident, action) on the actions given whose decision now is not a plain allow: the decisions
 -- the stored standings (made current first) imply at now.
 WITH lists AS (
-  SELECT DISTINCT h.resident, h.list FROM standing_hits h
+  SELECT DISTINCT h.resident, h.list FROM (SELECT * FROM standing_hits WHERE home) h
   WHERE h.takes_effect <= $now AND h.list IN (SELECT list FROM feed_measures_after)
 ), applying AS (
   SELECT l.resident, m.action, m.effect, 'list:' || m.list AS code
   FROM lists l JOIN feed_measures_after m ON m.list = l.list
   UNION ALL
   SELECT s.resident, m.action, m.effect, 'grade:' || s.grade
-  FROM standings s JOIN feed_measures_after m ON m.grade = s.grade
+  FROM (SELECT * FROM standings WHERE home) s JOIN feed_measures_after m ON m.grade = s.grade
 )
 SELECT resident, action,
        CASE WHEN bool_or(effect = 'deny') THEN 'deny' ELSE 'allow' END AS decision,

@@ -11,7 +11,8 @@ SELECT agency, record_id, type, resident, occurred_at, resolves, batch FROM ledg
 SELECT agency, record_id, revoked_at FROM revocations
 
 -- name: objection_events
-SELECT objection, step, agency, record_id, happened_at FROM objection_events
+-- `resident`: a scoped run (one per jurisdiction with regions, credo.jurisdictions) reads its residents' objections.
+SELECT objection, step, resident, agency, record_id, happened_at FROM objection_events
 
 -- name: batches
 -- Read only for a standing at a known-at time K (credo.known), as is `known`.
