@@ -15,8 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from typer.testing import CliRunner
 
 from credo import ids, matching
+from credo.cli import app
 from credo.matchspark import predict_on_spark
 from credo.service import Credo
 from credo.synth import synth_city
@@ -35,8 +37,9 @@ def city(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     credo.ingest_files("population", [tmp_path / "city" / summary["population"]["file"]])
     with (tmp_path / "city" / info["file"]).open(encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if not r["subject"]]
-    yield credo, name.removesuffix("-identity"), tmp_path / "city" / info["file"], rows
-    credo.close()
+    opened = [credo, name.removesuffix("-identity"), tmp_path / "city" / info["file"], rows]
+    yield opened
+    opened[0].close()
 
 
 def _blurred(name: str) -> str:
@@ -77,10 +80,17 @@ def test_spark_ranks_the_candidates_duckdb_ranks(city: Any, spark: Any, monkeypa
     assert {"same name", "pinyin one edit apart", "pinyin alike (Jaro-Winkler >= 0.88)"} <= set(seen), seen
     on_duckdb = on_duckdb.filter(pc.less(on_duckdb.column("pos"), len(rows)))
 
-    # the operator's setting: a batch held on Spark queues the same candidates
-    monkeypatch.setenv("CREDO_MATCH_ENGINE", "spark")
-    [result] = credo.ingest_files(agency, [path])
-    assert result.held == len(rows)
+    # the operator's choice: `credo ingest --match-engine spark` queues the same candidates
+    db = credo.path
+    credo.close()
+    monkeypatch.setenv("CREDO_DB", str(db))
+    monkeypatch.setenv("CREDO_MATCH_ENGINE", "duckdb")  # the option sets it: put back after the test
+    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+    got = CliRunner().invoke(app, ["ingest", "--agency", agency, "--match-engine", "spark", "--json", str(path)])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)[0]["held_for_review"] == len(rows)
+    assert len(spark.sparkContext.statusTracker().getJobIdsForGroup()) > jobs  # Splink ran on Spark
+    credo = city[0] = Credo.open(db)
     queued = {item["record"].split(":", 1)[1]: [(c["resident_id"], c["probability"]) for c in item["candidates"]]
               for item in credo.review_items()}
     expected: dict[str, list[tuple[str, float]]] = {r["record_id"]: [] for r in rows}

@@ -1,4 +1,4 @@
-"""Described subjects matched against the population registry with Splink (spec §10), on DuckDB.
+"""Described subjects matched against the population registry with Splink (spec §10), on DuckDB or Spark.
 
 A row that names no ID but a name, a birth date and a district is compared with the residents of the
 registry who could be that person, and each candidate gets a match probability and the comparison
@@ -12,8 +12,9 @@ usual mistakes of hand-kept records, and blocking on the exact date alone would 
 initial keeps the transposed blocks small (a digit key alone admits dozens of real dates, so ~77
 candidates a row on a registry of a million, against ~15 with it). The registry rows inside the district
 and digit blocks are read from the store by one join (``review.blocked_registry``) and handed, with the
-described rows, to Splink on a DuckDB connection of its own, so Splink's working tables never enter the
-store.
+described rows, to Splink: on a DuckDB connection of its own, so Splink's working tables never enter the
+store, or (``CREDO_MATCH_ENGINE=spark``) on the Spark session (``credo.matchspark``). Only that step
+(``Predict``) differs between the engines; the frames, the blocks and the ranking are this module's.
 
 Comparisons (the levels, best first): the name (the same Hanzi; the same pinyin, a homophone written
 with other characters; pinyin one edit apart; pinyin Jaro-Winkler at least 0.88; anything else), the
