@@ -67,7 +67,9 @@ def test_spark_ranks_the_candidates_duckdb_ranks(city: Any, spark: Any, monkeypa
     model = matching.estimate(credo.con)
     described = _described(rows)
     on_duckdb = matching.candidates(credo.con, model, described)
+    views = {t.name for t in spark.catalog.listTables() if t.isTemporary}
     on_spark = matching.candidates(credo.con, model, described, predict_on_spark(spark))
+    assert {t.name for t in spark.catalog.listTables() if t.isTemporary} == views  # nothing left behind
 
     key = ["pos", "rank", "resident"]
     assert on_spark.select(key).to_pylist() == on_duckdb.select(key).to_pylist()
