@@ -58,6 +58,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     cluster's ``spark-defaults.conf``. Splink's similarity jar is always added to ``spark.jars``.
     """
     import os
+    import sys
 
     from pyspark.sql import SparkSession
 
@@ -67,6 +68,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
     options["spark.jars"] = ",".join(j for j in (options.get("spark.jars"), similarity_jar()) if j)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDFs run where credo is installed
     for key, value in options.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
