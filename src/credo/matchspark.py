@@ -44,7 +44,7 @@ def predict_on_spark(spark: SparkSession) -> Predict:
         names = (f"described_{run}", f"registry_{run}")  # the described rows stay Splink's left side
         before = _views(spark)
         db = SparkAPI(spark_session=spark, break_lineage_method="persist")  # type: ignore[no-untyped-call]
-        spark.udf.register("jaro_winkler", udf(jaro_winkler, DoubleType()))
+        spark.udf.register("jaro_winkler", udf(jaro_winkler, DoubleType(), useArrow=False))
         try:
             linker = Linker([db.register(left, table_name=names[0]), db.register(right, table_name=names[1])],
                             in_dialect(model, "spark"), log_level=logging.ERROR)
