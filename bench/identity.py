@@ -13,7 +13,11 @@ is its own:
 * ``estimate``: the model's ``u`` from random registry pairs (``credo.matching.estimate``), paid once
   per registry change, not per batch;
 * ``match``: ``credo.matching.candidates`` for every row: the blocked registry read from the store,
-  pinyin, Splink's comparisons and scores on DuckDB, the ranked candidates with their levels.
+  pinyin, Splink's comparisons and scores on DuckDB, the ranked candidates with their levels;
+* ``match_spark`` (with ``--spark``): the same with Splink's step on a local Spark session
+  (``CREDO_MATCH_ENGINE=spark``, ``credo.matchspark``); the session's start is timed apart
+  (``session_s``), and the peak RSS is the Python driver's only (the JVM is a process of its own,
+  ``jvm_peak_mb`` from its own accounting). Each run checks the candidates equal DuckDB's.
 """
 
 from __future__ import annotations
@@ -78,21 +82,51 @@ def phase(name: str, db: Path, folder: Path, rows: int) -> dict[str, Any]:
 
         model = matching.estimate(con)
         out["estimate_s"] = round(time.perf_counter() - start, 2)
-        if name == "match":
+        if name in ("match", "match_spark"):
+            predict = matching.predict_on_duckdb
+            if name == "match_spark":
+                from credo.engines.spark import session
+                from credo.matchspark import predict_on_spark
+
+                begun = time.perf_counter()
+                spark = session("local[2]")
+                out["session_s"] = round(time.perf_counter() - begun, 2)
+                predict = predict_on_spark(spark)
             start = time.perf_counter()
             table = pa.table({"pos": pa.array(range(described.num_rows), pa.int64()),
                               "name": described.column("subject_name"),
                               "birth_date": pc.cast(pc.strptime(described.column("subject_birth_date"),
                                                                 format="%Y-%m-%d", unit="s"), pa.date32()),
                               "district": described.column("subject_district")})
-            found = matching.candidates(con, model, table)
+            found = matching.candidates(con, model, table, predict)
             out["candidates"] = found.num_rows
+            out["digest"] = _digest(found)
+            if name == "match_spark":
+                out["jvm_peak_mb"] = _jvm_peak_mb(spark)
             out["rows_with_a_candidate"] = len(pc.unique(found.column("pos")))
     out["seconds"] = round(time.perf_counter() - start, 2)
     out["rows_per_s"] = round(out["rows"] / max(out["seconds"], 1e-9))
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     con.close()
     return out
+
+
+def _digest(found: pa.Table) -> str:
+    """The ranked candidates (row, rank, resident, probability to 6 places) as a hash: engines compared."""
+    import hashlib
+
+    rounded = pc.round(found.column("probability"), 6).to_pylist()
+    keys = zip(found.column("pos").to_pylist(), found.column("rank").to_pylist(),
+               found.column("resident").to_pylist(), rounded, strict=True)
+    return hashlib.sha256(repr(list(keys)).encode()).hexdigest()[:16]
+
+
+def _jvm_peak_mb(spark: Any) -> int:
+    """The driver JVM's peak resident memory, from its /proc status (local mode: driver and executors)."""
+    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    [line] = [x for x in status.splitlines() if x.startswith("VmHWM:")]
+    return round(int(line.split()[1]) / 1024)
 
 
 def build(folder: Path, residents: int, rows: int) -> Path:
@@ -118,6 +152,7 @@ def main() -> int:
     parser.add_argument("--residents", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--spark", action="store_true", help="also match on a local Spark session")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,7 +166,7 @@ def main() -> int:
         print(f"city of {args.residents:,} residents built and registered in {time.perf_counter() - t:.0f} s",
               flush=True)
         results = {}
-        for name in ("floor", "estimate", "match"):
+        for name in ("floor", "estimate", "match", *(("match_spark",) if args.spark else ())):
             proc = subprocess.run([sys.executable, "-m", "bench.identity", "--phase", name, "--db", str(db),
                                    "--rows", str(args.rows)], capture_output=True, text=True, check=True)
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -140,6 +175,11 @@ def main() -> int:
         print(f"match: {m['rows_per_s']:,} rows/s, peak {m['peak_rss_mb']:,} MB; floor (blocking join alone): "
               f"{f['rows_per_s']:,} rows/s, peak {f['peak_rss_mb']:,} MB; match / floor time "
               f"{m['seconds'] / max(f['seconds'], 1e-9):.1f}x", flush=True)
+        if args.spark:
+            s = results["match_spark"]
+            print(f"match on Spark: {s['rows_per_s']:,} rows/s (session start {s['session_s']} s apart), driver peak "
+                  f"{s['peak_rss_mb']:,} MB, JVM peak {s['jvm_peak_mb']:,} MB; candidates "
+                  f"{'the same as' if s['digest'] == m['digest'] else 'DIFFERENT from'} DuckDB's", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Described subjects matched against the population registry with Splink (spec §10), on DuckDB.
+"""Described subjects matched against the population registry with Splink (spec §10), on DuckDB or Spark.
 
 A row that names no ID but a name, a birth date and a district is compared with the residents of the
 registry who could be that person, and each candidate gets a match probability and the comparison
@@ -12,8 +12,9 @@ usual mistakes of hand-kept records, and blocking on the exact date alone would 
 initial keeps the transposed blocks small (a digit key alone admits dozens of real dates, so ~77
 candidates a row on a registry of a million, against ~15 with it). The registry rows inside the district
 and digit blocks are read from the store by one join (``review.blocked_registry``) and handed, with the
-described rows, to Splink on a DuckDB connection of its own, so Splink's working tables never enter the
-store.
+described rows, to Splink: on a DuckDB connection of its own, so Splink's working tables never enter the
+store, or (``CREDO_MATCH_ENGINE=spark``) on the Spark session (``credo.matchspark``). Only that step
+(``Predict``) differs between the engines; the frames, the blocks and the ranking are this module's.
 
 Comparisons (the levels, best first): the name (the same Hanzi; the same pinyin, a homophone written
 with other characters; pinyin one edit apart; pinyin Jaro-Winkler at least 0.88; anything else), the
@@ -32,9 +33,11 @@ estimated again whenever the registry has taken a batch since (docs/identity.md)
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -169,6 +172,23 @@ class Model:
         return cls(doc["splink"], int(doc["credo"]["residents"]), int(doc["credo"]["registry_batch"]))
 
 
+def in_dialect(model: Model, dialect: str) -> dict[str, Any]:
+    """The model's parameters (every level's ``m`` and ``u``, the prior) on the comparisons and blocking
+    rules as Splink writes them for another SQL ``dialect`` (``spark``): the stored model's conditions are
+    DuckDB's SQL (``jaro_winkler_similarity``), which another engine does not read. The levels are matched
+    by their labels, so a model written for other comparisons is refused rather than misread."""
+    out: dict[str, Any] = _settings(float(model.settings["probability_two_random_records_match"])) \
+        .create_settings_dict(dialect)
+    out["link_type"] = model.settings["link_type"]
+    for made, stored in zip(out["comparisons"], model.settings["comparisons"], strict=True):
+        for level, given in zip(made["comparison_levels"], stored["comparison_levels"], strict=True):
+            if level["label_for_charts"] != given["label_for_charts"]:
+                raise ValueError(f"the identity model's level {given['label_for_charts']!r} is not "
+                                 f"{level['label_for_charts']!r}: estimate it again")
+            level.update({k: given[k] for k in ("m_probability", "u_probability") if k in given})
+    return out
+
+
 def registry_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """(residents, the registry's last batch): a model estimated at another state is estimated again."""
     residents, batch = con.execute(q("review.registry_state")).fetchall()[0]
@@ -192,12 +212,38 @@ def estimate(con: duckdb.DuckDBPyConnection) -> Model:
     return Model(settings, residents, batch)
 
 
-def candidates(con: duckdb.DuckDBPyConnection, model: Model, described: pa.Table) -> pa.Table:
-    """For each described row (``pos, name, birth_date, district``): up to ``TOP`` registry residents in
-    its blocks, best first, as ``pos, rank, resident, probability, weight, comparisons`` (JSON: per
-    comparison its level and weight)."""
+PREDICTED = ("unique_id_l", "unique_id_r", "match_probability", "match_weight",
+             "gamma_name", "mw_name", "name_l", "name_r", "gamma_birth_date", "mw_birth_date", "birth_date_l",
+             "birth_date_r", "gamma_district", "mw_district", "district_l", "district_r")
+"""The columns of Splink's predictions that the ranking reads (``review.ranked``), on any engine."""
+
+Predict = Callable[[pa.Table, pa.Table, Model], pa.Table]
+"""Splink's predictions (``PREDICTED``, those at least ``MIN_PROBABILITY`` probable) for the described rows
+(left) against their blocks of the registry (right) under a model: the one step that runs on
+an engine of the operator's choice (``CREDO_MATCH_ENGINE``). The blocks, the frames and the ranking
+around it are the same whatever the engine, so the candidates are too."""
+
+
+def predict_on_duckdb(left: pa.Table, right: pa.Table, model: Model) -> pa.Table:
+    """``Predict`` with Splink on a DuckDB connection of its own (so its working tables never enter the
+    store)."""
     from splink import DuckDBAPI, Linker
 
+    db = DuckDBAPI(duckdb.connect())
+    try:
+        linker = Linker([db.register(left, table_name="described"), db.register(right, table_name="registry")],
+                        copy.deepcopy(model.settings), log_level=logging.ERROR)
+        predicted = linker.inference.predict(threshold_match_probability=MIN_PROBABILITY).as_duckdbpyrelation()
+        return predicted.select(*PREDICTED).to_arrow_table()
+    finally:
+        db.duckdb_con.close()
+
+
+def candidates(con: duckdb.DuckDBPyConnection, model: Model, described: pa.Table,
+               predict: Predict = predict_on_duckdb) -> pa.Table:
+    """For each described row (``pos, name, birth_date, district``): up to ``TOP`` registry residents in
+    its blocks, best first, as ``pos, rank, resident, probability, weight, comparisons`` (JSON: per
+    comparison its level and weight). ``predict`` runs Splink (on DuckDB, or ``credo.matchspark``)."""
     empty = pa.table({"pos": pa.array([], pa.int64()), "rank": pa.array([], pa.int32()),
                       "resident": pa.array([], pa.int64()), "probability": pa.array([], pa.float64()),
                       "weight": pa.array([], pa.float64()), "comparisons": pa.array([], pa.string())})
@@ -212,19 +258,15 @@ def candidates(con: duckdb.DuckDBPyConnection, model: Model, described: pa.Table
         con.unregister("described_in")
     if not found.num_rows:
         return empty
-    right = _frame(found)
-    db = DuckDBAPI(duckdb.connect())
+    predicted = predict(left, _frame(found), model)
+    ranking = duckdb.connect()
     try:
-        linker = Linker([db.register(left, table_name="described"), db.register(right, table_name="registry")],
-                        model.settings, log_level=logging.ERROR)
-        predicted = linker.inference.predict().as_duckdbpyrelation()
-        db.duckdb_con.register("shown", pa.table({"top": [TOP], "least": [MIN_PROBABILITY]}))
-        db.duckdb_con.register("levels", _levels())
-        result = predicted.query("predicted", q("review.ranked"))
-        assert result is not None
-        ranked = result.to_arrow_table()
+        ranking.register("predicted", predicted)
+        ranking.register("shown", pa.table({"top": [TOP], "least": [MIN_PROBABILITY]}))
+        ranking.register("levels", _levels())
+        ranked = _arrow(ranking, q("review.ranked"))
     finally:
-        db.duckdb_con.close()
+        ranking.close()
     return ranked.set_column(1, "rank", pc.cast(ranked.column("rank"), pa.int32()))
 
 

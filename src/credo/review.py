@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from credo import ids, matching
+from credo import ids, matching, settings
 from credo.deadlines import Deadline
 from credo.errors import Conflict, NotFound
 from credo.policy import Policy
@@ -43,6 +43,17 @@ def model(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[matching.Model
     con.execute(q("review.model_store"), {"now": now, "residents": made.residents, "batch": made.registry_batch,
                                           "model": made.to_json()})
     return made, True
+
+
+def predictor() -> matching.Predict:
+    """Splink's step on the engine the operator chose (``CREDO_MATCH_ENGINE``): DuckDB, or Spark on the
+    process's scoring session (``credo.matchspark``) for a large backlog."""
+    if settings.current().match_engine == "spark":
+        from credo.engines.spark import session
+        from credo.matchspark import predict_on_spark
+
+        return predict_on_spark(session())
+    return matching.predict_on_duckdb
 
 
 def write_model(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -71,7 +82,7 @@ def hold(con: duckdb.DuckDBPyConnection, held: pa.Table, *, agency: str, batch: 
         described = pa.table({"pos": items.column("item").cast(pa.int64()), "name": held.column("subject_name"),
                               "birth_date": held.column("subject_birth_date"),
                               "district": held.column("subject_district")})
-        con.register("candidates_in", matching.candidates(con, found, described))
+        con.register("candidates_in", matching.candidates(con, found, described, predictor()))
         con.execute(q("review.candidates_append"))
     finally:
         con.unregister("held_in")

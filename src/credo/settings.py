@@ -40,8 +40,12 @@ DEFAULTS: dict[str, str] = {
     "CREDO_BACKUP_DIR": "",
     "CREDO_AUDIT_KEY": "",
     "CREDO_IDENTITY_MODEL": "",
+    "CREDO_MATCH_ENGINE": "duckdb",
 }
 """Setting name -> default, documented one by one in docs/operations.md."""
+
+MATCH_ENGINES = ("duckdb", "spark")
+"""The engines identity matching runs on (``CREDO_MATCH_ENGINE``)."""
 
 T = TypeVar("T")
 
@@ -79,6 +83,9 @@ class Settings:
     identity_model: Path | None
     """Where the identity matching's parameters are written for the operator (docs/identity.md);
     None: ``<db>.identity-model.json`` beside the database."""
+    match_engine: str
+    """Where Splink compares described rows with their blocks: ``duckdb`` (the default) or ``spark``
+    (a large backlog, on the scoring session; docs/identity.md)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -118,6 +125,7 @@ class Settings:
             backup_dir=Path(raw("CREDO_BACKUP_DIR")) if raw("CREDO_BACKUP_DIR") else None,
             audit_key=Path(raw("CREDO_AUDIT_KEY")) if raw("CREDO_AUDIT_KEY") else None,
             identity_model=Path(raw("CREDO_IDENTITY_MODEL")) if raw("CREDO_IDENTITY_MODEL") else None,
+            match_engine=parsed("CREDO_MATCH_ENGINE", str, "duckdb or spark", lambda e: e in MATCH_ENGINES),
         )
 
 

@@ -5,6 +5,7 @@ a withdrawal made wrong)."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,17 +13,25 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from credo import settings
 from credo.cli import output
 from credo.cli.common import JsonOpt, emit, err, out, service
 from credo.errors import UnreadableFeed
 from credo.ids import parse_resident_id
 
 
-def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_json: JsonOpt = False) -> None:
+def ingest_cmd(agency: Annotated[str, typer.Option()], files: list[Path], as_json: JsonOpt = False,
+               match_engine: Annotated[str | None, typer.Option(
+                   envvar="CREDO_MATCH_ENGINE",
+                   help="where described rows are matched: duckdb, or spark for a large backlog "
+                        "(CREDO_SPARK_MASTER)")] = None) -> None:
     """Load feeds: exit 0 all accepted or duplicate, 1 some rejected, 2 a file unreadable.
 
     Each file is one batch (one transaction); an unreadable file is reported and the others still load.
     """
+    if match_engine is not None:  # as --db does: the setting is the one place the choice is read
+        os.environ["CREDO_MATCH_ENGINE"] = match_engine
+        settings.current()
     credo = service()
     results: list[Any] = []
     unreadable: list[UnreadableFeed] = []

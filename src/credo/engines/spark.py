@@ -55,22 +55,35 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None) ->
 
     ``master`` defaults to ``CREDO_SPARK_MASTER`` (``local[2]``); a cluster URL (``spark://``,
     ``yarn``, ``k8s://``) is used as given, and its own settings come from ``conf`` or the
-    cluster's ``spark-defaults.conf``.
+    cluster's ``spark-defaults.conf``. Splink's similarity jar is always added to ``spark.jars``.
     """
     import os
+    import sys
 
     from pyspark.sql import SparkSession
 
     master = master or settings.current().spark_master
     builder = SparkSession.builder.master(master).appName("credo-score")
     options = {**CONF, **(dict(LOCAL_CONF) if master.startswith("local") else {}), **(conf or {})}
+    options["spark.jars"] = ",".join(j for j in (options.get("spark.jars"), similarity_jar()) if j)
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDFs run where credo is installed
     for key, value in options.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def similarity_jar() -> str:
+    """Splink's string-similarity functions for Spark SQL (``jaro_winkler``, ``damerau_levenshtein``),
+    a jar shipped inside the splink package for the Spark major version installed: on the session's
+    class path from its start, so that identity matching on Spark compares names as it does on DuckDB
+    (``credo.matchspark``). Scoring never calls them."""
+    from splink.backends.spark import similarity_jar_location
+
+    return str(similarity_jar_location())
 
 
 class SparkScoring(Engine):
