@@ -104,6 +104,8 @@ class ServiceBase:
         """The policy of each jurisdiction in force (``credo.jurisdictions``), oldest applied first."""
         if self._in_force is None:
             self._in_force = policies.in_force(self.con)
+            if self._policy is None and self._in_force:  # the latest applied, as ``policies.current`` reads it
+                self._policy = max(self._in_force, key=lambda p: p.version)
         return self._in_force
 
     @property
