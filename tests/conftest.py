@@ -43,6 +43,9 @@ import pytest
 from credo import ids
 from tests.cityfactory import POLICY  # the tiny policy shared by library and server tests
 
+pytest_plugins = ("tests.fixtures.ingest_city",)
+"""The ``template`` and ``town`` fixtures: a test starting from a copy of a city built once per module."""
+
 NOW = "2024-09-01T10:00:00+08:00"
 PEOPLE: dict[str, tuple[str, str]] = {
     "A": ("11011219870612101", "110112"), "B": ("11011519930318202", "110115"),

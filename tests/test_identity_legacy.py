@@ -4,7 +4,6 @@ every edge that takes an ID."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,16 @@ import pytest
 from credo import ids
 from credo.ids import parse_resident_id
 from credo.service import Credo
-from tests.fixtures.ingest_city import LI, NOW, RECORD_HEADER, WANG, city, copy_of, ledger_rows, write_csv
+from tests.fixtures.ingest_city import (
+    LI,
+    RECORD_HEADER,
+    WANG,
+    ledger_rows,
+    write_csv,
+)
 
 LI_LEGACY = LI[:6] + LI[8:17]
 WANG_LEGACY = WANG[:6] + WANG[8:17]
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CREDO_NOW", NOW)
-        folder = tmp_path_factory.mktemp("city")
-        city(folder).close()
-        yield folder / "city.duckdb"
-
-
-@pytest.fixture()
-def town(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Credo]:
-    monkeypatch.setenv("CREDO_NOW", NOW)
-    credo = copy_of(template, tmp_path)
-    yield credo
-    credo.close()
 
 
 def test_a_legacy_subject_is_the_resident_it_names(town: Credo, tmp_path: Path) -> None:

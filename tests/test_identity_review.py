@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +23,16 @@ from credo.errors import Conflict, Forbidden, NotFound
 from credo.ids import parse_resident_id
 from credo.principals import Principal
 from credo.service import Credo
-from tests.fixtures.ingest_city import LI, NOW, RECORD_HEADER, WANG, ZHAO, city, copy_of, ledger_rows, write_csv
+from tests.fixtures.ingest_city import (
+    LI,
+    NOW,
+    RECORD_HEADER,
+    WANG,
+    ZHAO,
+    copy_of,
+    ledger_rows,
+    write_csv,
+)
 
 HEADER = (*RECORD_HEADER, "subject_name", "subject_birth_date", "subject_district")
 PEOPLE = {LI: ("Li Wei", "1987-06-12", "110112"), WANG: ("Wang Fang", "1993-03-18", "110115"),
@@ -37,23 +45,6 @@ def drow(record_id: str, person: str = LI, *, subject: str = "", type_: str = "t
          when: str = "2024-08-01", name: str | None = None, born: str | None = None) -> tuple[str, ...]:
     n, b, d = PEOPLE[person]
     return (record_id, type_, subject, when, "", "", name or n, born or b, d)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CREDO_NOW", NOW)
-        folder = tmp_path_factory.mktemp("city")
-        city(folder).close()
-        yield folder / "city.duckdb"
-
-
-@pytest.fixture()
-def town(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Credo]:
-    monkeypatch.setenv("CREDO_NOW", NOW)
-    credo = copy_of(template, tmp_path)
-    yield credo
-    credo.close()
 
 
 def held(town: Credo, tmp_path: Path, *rows: tuple[str, ...], name: str = "d.csv") -> Counter[str]:

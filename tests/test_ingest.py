@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from credo.text import UNSAFE_TEXT
 from tests.fixtures.ingest_city import (
     LI,
     LI_PHONE,
-    NOW,
     POPULATION_HEADER,
     RECORD_HEADER,
     RECYCLED,
@@ -33,8 +31,6 @@ from tests.fixtures.ingest_city import (
     TELECOM_HEADER,
     WANG,
     ZHAO,
-    city,
-    copy_of,
     ledger_rows,
     write_csv,
 )
@@ -196,23 +192,6 @@ CASES: list[tuple[str, str, list[tuple[str, ...]], str, str, str]] = [
 ]
 HEADERS = {"population": POPULATION_HEADER, "telecom": TELECOM_HEADER}
 LINE = {"resolves a later row": 2}  # where the row under test is not the last one
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CREDO_NOW", NOW)
-        folder = tmp_path_factory.mktemp("city")
-        city(folder).close()
-        yield folder / "city.duckdb"
-
-
-@pytest.fixture()
-def town(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Credo]:
-    monkeypatch.setenv("CREDO_NOW", NOW)
-    credo = copy_of(template, tmp_path)
-    yield credo
-    credo.close()
 
 
 def test_every_reason_has_a_case() -> None:
