@@ -224,15 +224,19 @@ def start_server(db: Path, workers: int) -> Server:
     env = dict(os.environ, CREDO_DB=str(db), CREDO_NOW=NOW, CREDO_RATE_LIMIT="0")
     proc = subprocess.Popen([sys.executable, "-m", "bench.api", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env, cwd=Path(__file__).parent.parent)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    return wait_ready(proc, f"http://127.0.0.1:{port}", workers)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, workers: int = 1, seconds: float = 120) -> Server:
+    """The server once every one of its ``workers`` has answered ``/readyz`` (each has loaded its index)."""
+    deadline = time.monotonic() + seconds
     ready: set[int] = set()
     while time.monotonic() < deadline:
         try:
             r = httpx.get(f"{url}/readyz", timeout=2)  # a new connection each time: any worker may answer
             if r.status_code == 200:
                 ready.add(r.json()["pid"])
-                if len(ready) == workers:  # every worker has loaded its index
+                if len(ready) == workers:
                     return Server(proc, url)
         except httpx.HTTPError:
             pass

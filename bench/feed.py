@@ -91,19 +91,7 @@ def serve(db: Path) -> api.Server:
     env = dict(os.environ, CREDO_DB=str(db), CREDO_NOW=CLOCK, CREDO_RATE_LIMIT="0")
     proc = subprocess.Popen([sys.executable, "-c", "from credo.cli import main; main()", "serve", "--port",
                              str(port)], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return api.Server(proc, url)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("the server exited")
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the server did not become ready")
+    return api.wait_ready(proc, f"http://127.0.0.1:{port}", seconds=300)
 
 
 def read_side(db: Path, token: str) -> dict[str, Any]:
